@@ -1,0 +1,348 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Engine launches and runs jobs against a [JobRepository]. The zero value is
+// not usable: Repository is required. The launcher package wraps an Engine
+// with a job registry, an operator API and a command line; use the Engine
+// directly when you want none of that.
+type Engine struct {
+	// Repository stores the executions. Required.
+	Repository JobRepository
+	// Lease is how old a running execution's heartbeat may be before a new
+	// launch of its instance presumes it dead. Default DefaultLease (30s).
+	Lease time.Duration
+	// HeartbeatInterval is how often a running execution records that it is
+	// alive. Default Lease/3.
+	HeartbeatInterval time.Duration
+	// Logger receives the engine's structured logs. Default: discard.
+	Logger *slog.Logger
+}
+
+func (e *Engine) lease() time.Duration {
+	if e.Lease > 0 {
+		return e.Lease
+	}
+	return DefaultLease
+}
+
+func (e *Engine) heartbeatInterval() time.Duration {
+	if e.HeartbeatInterval > 0 {
+		return e.HeartbeatInterval
+	}
+	return e.lease() / 3
+}
+
+func (e *Engine) logger() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Launch creates a new execution of job with params, in STARTING, applying
+// the launch rules of [JobRepository.CreateJobExecution]: a new instance, a
+// restart of a failed or stopped one, or a refusal (*LaunchError). It does
+// not run it; call Run.
+func (e *Engine) Launch(ctx context.Context, job *Job, params JobParameters) (*JobExecution, error) {
+	if e.Repository == nil {
+		return nil, configError("engine: no repository")
+	}
+	if params == nil {
+		params = JobParameters{}
+	}
+	return e.Repository.CreateJobExecution(ctx, LaunchRequest{JobName: job.Name(), Parameters: params, Lease: e.lease()})
+}
+
+// Run runs exec, an execution of job created by Launch, to its end and
+// returns it as finally saved. Completed steps of earlier executions of the
+// instance are skipped; a step that failed or stopped resumes from its last
+// committed context.
+//
+// The returned error is nil when the execution COMPLETED or STOPPED, the
+// step's error when it FAILED, and an error wrapping ErrFenced when another
+// process took the instance over. Cancelling ctx interrupts the running chunk
+// (it rolls back) and ends the execution STOPPED. To stop gracefully at the
+// next chunk boundary, ask the repository to stop it (launcher.Operator.Stop).
+func (e *Engine) Run(ctx context.Context, job *Job, exec *JobExecution) (*JobExecution, error) {
+	r := &jobRun{engine: e, job: job, exec: exec.Clone(), log: e.logger().With("job", job.Name(), "execution", exec.ID)}
+	return r.run(ctx)
+}
+
+type jobRun struct {
+	engine *Engine
+	job    *Job
+	exec   *JobExecution
+	log    *slog.Logger
+
+	stop      atomic.Bool
+	fenced    atomic.Bool
+	cancelRun context.CancelCauseFunc
+}
+
+func (r *jobRun) stopRequested() bool { return r.stop.Load() }
+
+func (r *jobRun) noteStatus(s BatchStatus) {
+	switch {
+	case s == StatusStopping:
+		r.stop.Store(true)
+	case !s.Running():
+		r.fenced.Store(true)
+		if r.cancelRun != nil {
+			r.cancelRun(fmt.Errorf("%w: execution %d is now %s", ErrFenced, r.exec.ID, s))
+		}
+	}
+}
+
+func (r *jobRun) repo() JobRepository { return r.engine.Repository }
+
+func (r *jobRun) run(parent context.Context) (*JobExecution, error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	r.cancelRun = cancel
+	// Bookkeeping must survive the interruption of the work.
+	book := context.WithoutCancel(parent)
+
+	if err := r.saveJob(book, func(e *JobExecution) {
+		e.Status = StatusStarted
+		if r.stopRequested() {
+			e.Status = StatusStopping
+		}
+		e.StartTime = time.Now().UTC()
+		e.ExitStatus = ExitExecuting
+	}); err != nil {
+		return r.exec, err
+	}
+	r.log.Info("job started", "instance", r.exec.InstanceID, "parameters", r.exec.Parameters.Format())
+
+	var wg sync.WaitGroup
+	hbCtx, stopHB := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.heartbeat(hbCtx)
+	}()
+	status, exit, runErr := r.steps(ctx, book)
+	stopHB()
+	wg.Wait()
+
+	if r.fenced.Load() {
+		err := fmt.Errorf("job %s execution %d: %w", r.job.Name(), r.exec.ID, ErrFenced)
+		r.log.Error("job fenced off", "error", err)
+		return r.exec, err
+	}
+	r.exec.Status, r.exec.ExitStatus = status, exit
+	for _, l := range r.job.listeners {
+		if al, ok := l.(AfterJobListener); ok {
+			if err := al.AfterJob(book, r.exec); err != nil && runErr == nil {
+				runErr = fmt.Errorf("job %s: after-job listener: %w", r.job.Name(), err)
+				r.exec.Status, r.exec.ExitStatus = StatusFailed, ExitFailed.WithDescription(runErr.Error())
+			}
+		}
+	}
+	status, exit = r.exec.Status, r.exec.ExitStatus
+	if err := r.saveJob(book, func(e *JobExecution) {
+		e.Status, e.ExitStatus = status, exit
+		e.EndTime = time.Now().UTC()
+	}); err != nil {
+		return r.exec, err
+	}
+	r.log.Info("job finished", "status", status, "exit", exit.Code, "duration", r.exec.EndTime.Sub(r.exec.StartTime).Round(time.Millisecond))
+	if status == StatusFailed {
+		if runErr == nil {
+			runErr = errors.New(exit.Description)
+		}
+		return r.exec, runErr
+	}
+	return r.exec, nil
+}
+
+// steps runs the job's steps and returns the job's outcome.
+func (r *jobRun) steps(ctx, book context.Context) (BatchStatus, ExitStatus, error) {
+	for _, l := range r.job.listeners {
+		if bl, ok := l.(BeforeJobListener); ok {
+			if err := bl.BeforeJob(ctx, r.exec); err != nil {
+				err = fmt.Errorf("job %s: before-job listener: %w", r.job.Name(), err)
+				return StatusFailed, ExitFailed.WithDescription(err.Error()), err
+			}
+		}
+	}
+	ran := 0
+	for _, step := range r.job.steps {
+		if r.stopRequested() {
+			return StatusStopped, ExitStopped.WithDescription("stopped before step " + step.Name()), nil
+		}
+		se, skip, err := r.newStepExecution(book, step)
+		if err != nil {
+			return StatusFailed, ExitFailed.WithDescription(err.Error()), err
+		}
+		if skip {
+			r.log.Info("step already completed, skipped", "step", step.Name())
+			continue
+		}
+		ran++
+		status, stepErr := r.runStep(ctx, book, step, se)
+		if status != StatusCompleted {
+			exit := ExitStatus{Code: se.ExitStatus.Code, Description: se.ExitStatus.Description}
+			return status, exit, stepErr
+		}
+	}
+	if ran == 0 {
+		return StatusCompleted, ExitNoop.WithDescription("all steps already completed"), nil
+	}
+	return StatusCompleted, ExitCompleted, nil
+}
+
+func (r *jobRun) newStepExecution(ctx context.Context, step Step) (*StepExecution, bool, error) {
+	last, err := r.repo().LastStepExecution(ctx, r.exec.InstanceID, step.Name())
+	if errors.Is(err, ErrNotFound) {
+		last, err = nil, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("step %s: %w", step.Name(), err)
+	}
+	se := &StepExecution{
+		JobExecutionID: r.exec.ID,
+		StepName:       step.Name(),
+		Status:         StatusStarted,
+		ExitStatus:     ExitExecuting,
+		StartTime:      time.Now().UTC(),
+		Context:        ExecutionContext{},
+	}
+	if last != nil {
+		if last.Status == StatusCompleted {
+			if a, ok := step.(allowStartIfComplete); !ok || !a.AllowStartIfComplete() {
+				return nil, true, nil
+			}
+		} else {
+			se.Context = last.Context.Clone()
+		}
+	}
+	if err := r.repo().CreateStepExecution(ctx, se); err != nil {
+		return nil, false, fmt.Errorf("step %s: %w", step.Name(), err)
+	}
+	return se, false, nil
+}
+
+func (r *jobRun) runStep(ctx, book context.Context, step Step, se *StepExecution) (BatchStatus, error) {
+	log := r.log.With("step", step.Name(), "step_execution", se.ID)
+	restart := len(se.Context) > 0
+	log.Info("step started", "restart", restart)
+	var listeners []Listener
+	if sl, ok := step.(stepListeners); ok {
+		listeners = sl.Listeners()
+	}
+	sc := &StepContext{JobExecution: r.exec, StepExecution: se, Repository: r.repo(), Logger: log, run: r}
+
+	var err error
+	for _, l := range listeners {
+		if bl, ok := l.(BeforeStepListener); ok {
+			if err = bl.BeforeStep(ctx, se); err != nil {
+				err = &StepError{Step: step.Name(), Phase: "before-step listener", Err: err}
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = step.Execute(ctx, sc)
+	}
+	se = sc.StepExecution
+	switch {
+	case err == nil:
+		se.Status, se.ExitStatus = StatusCompleted, ExitCompleted
+	case errors.Is(err, ErrStopped):
+		se.Status, se.ExitStatus = StatusStopped, ExitStopped.WithDescription("stopped on request")
+		err = nil
+	case errors.Is(context.Cause(ctx), ErrFenced):
+		err = context.Cause(ctx)
+		se.Status, se.ExitStatus = StatusFailed, ExitFailed.WithDescription(err.Error())
+	case ctx.Err() != nil:
+		se.Status, se.ExitStatus = StatusStopped, ExitStopped.WithDescription("interrupted: "+context.Cause(ctx).Error())
+		err = nil
+	default:
+		var stepErr *StepError
+		if !errors.As(err, &stepErr) {
+			err = &StepError{Step: step.Name(), Err: err}
+		}
+		se.Status, se.ExitStatus = StatusFailed, ExitFailed.WithDescription(err.Error())
+	}
+	for _, l := range listeners {
+		if al, ok := l.(AfterStepListener); ok {
+			if lerr := al.AfterStep(book, se); lerr != nil && se.Status == StatusCompleted {
+				err = &StepError{Step: step.Name(), Phase: "after-step listener", Err: lerr}
+				se.Status, se.ExitStatus = StatusFailed, ExitFailed.WithDescription(err.Error())
+			}
+		}
+	}
+	se.EndTime = time.Now().UTC()
+	if uerr := r.repo().UpdateStepExecution(book, se); uerr != nil {
+		if errors.Is(uerr, ErrStaleVersion) {
+			r.fenced.Store(true)
+		}
+		uerr = fmt.Errorf("step %s: save: %w", step.Name(), uerr)
+		log.Error("step not saved", "error", uerr)
+		return StatusFailed, uerr
+	}
+	log.Info("step finished", "status", se.Status, "read", se.ReadCount, "written", se.WriteCount,
+		"filtered", se.FilterCount, "commits", se.CommitCount, "rollbacks", se.RollbackCount)
+	if err != nil {
+		log.Error("step failed", "error", err)
+	}
+	return se.Status, err
+}
+
+// saveJob applies mutate to the execution and saves it, retrying from a fresh
+// copy when the stored one changed meanwhile (a stop request). It fails with
+// ErrFenced when the stored execution is no longer running.
+func (r *jobRun) saveJob(ctx context.Context, mutate func(*JobExecution)) error {
+	for attempt := 0; ; attempt++ {
+		mutate(r.exec)
+		err := r.repo().UpdateJobExecution(ctx, r.exec)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrStaleVersion) || attempt >= 20 {
+			return fmt.Errorf("job %s execution %d: save: %w", r.job.Name(), r.exec.ID, err)
+		}
+		cur, gerr := r.repo().JobExecution(ctx, r.exec.ID)
+		if gerr != nil {
+			return fmt.Errorf("job %s execution %d: save: %w", r.job.Name(), r.exec.ID, gerr)
+		}
+		if !cur.Status.Running() {
+			r.fenced.Store(true)
+			return fmt.Errorf("job %s execution %d is %s: %w", r.job.Name(), r.exec.ID, cur.Status, ErrFenced)
+		}
+		if cur.Status == StatusStopping {
+			r.stop.Store(true)
+		}
+		r.exec.Version = cur.Version
+	}
+}
+
+func (r *jobRun) heartbeat(ctx context.Context) {
+	t := time.NewTicker(r.engine.heartbeatInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			status, err := r.repo().Heartbeat(ctx, r.exec.ID, now.UTC())
+			if err != nil {
+				if ctx.Err() == nil {
+					r.log.Warn("heartbeat failed", "error", err)
+				}
+				continue
+			}
+			r.noteStatus(status)
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+)
+
+// Job is a named sequence of steps. Build one with [NewJob].
+type Job struct {
+	name      string
+	steps     []Step
+	listeners []Listener
+}
+
+// JobConfig configures a [Job].
+type JobConfig struct {
+	// Steps run in order; a step that does not complete ends the execution
+	// with its status. Required, at least one; step names must be unique.
+	Steps []Step
+	// Listeners receive the job's events (BeforeJobListener,
+	// AfterJobListener). Default none.
+	Listeners []Listener
+}
+
+// NewJob returns a job. It fails with ErrInvalidConfig if the configuration
+// is incomplete or inconsistent.
+func NewJob(name string, cfg JobConfig) (*Job, error) {
+	if name == "" {
+		return nil, configError("job: empty name")
+	}
+	if len(cfg.Steps) == 0 {
+		return nil, configError("job %s: no steps", name)
+	}
+	seen := map[string]bool{}
+	for i, s := range cfg.Steps {
+		if s == nil {
+			return nil, configError("job %s: step %d is nil", name, i)
+		}
+		if s.Name() == "" {
+			return nil, configError("job %s: step %d has no name", name, i)
+		}
+		if seen[s.Name()] {
+			return nil, configError("job %s: two steps named %q", name, s.Name())
+		}
+		seen[s.Name()] = true
+	}
+	if err := validateListeners("job "+name, cfg.Listeners); err != nil {
+		return nil, err
+	}
+	return &Job{name: name, steps: append([]Step(nil), cfg.Steps...), listeners: cfg.Listeners}, nil
+}
+
+// Name returns the job's name.
+func (j *Job) Name() string { return j.name }
+
+// Steps returns the job's steps in order.
+func (j *Job) Steps() []Step { return append([]Step(nil), j.steps...) }
+
+// Step is one step of a job. The chunk step ([NewChunkStep]) and the tasklet
+// step ([NewTaskletStep]) implement it; so can user types.
+type Step interface {
+	// Name returns the step's name, unique within its job.
+	Name() string
+	// Execute does the step's work. It returns nil when the step completed,
+	// an error wrapping ErrStopped when it stopped on request, and any other
+	// error when it failed. Counts and context go in sc.StepExecution.
+	Execute(ctx context.Context, sc *StepContext) error
+}
+
+// StepContext is what a running step is given by the engine: its executions,
+// the repository, and the means to commit and to see stop requests.
+type StepContext struct {
+	JobExecution  *JobExecution
+	StepExecution *StepExecution
+	Repository    JobRepository
+	Logger        *slog.Logger
+
+	run *jobRun
+}
+
+// StopRequested reports whether an operator asked the job execution to stop.
+// Steps check it at every chunk boundary and return ErrStopped.
+func (sc *StepContext) StopRequested() bool {
+	return sc.run != nil && sc.run.stopRequested()
+}
+
+// Commit runs fn in one chunk transaction. fn gets a working copy of the step
+// execution to update (counts, context) and a context carrying the chunk's
+// transaction; the copy is saved in the same transaction, and becomes
+// sc.StepExecution only if everything committed. On failure the rollback
+// count is incremented and the error returned.
+func (sc *StepContext) Commit(ctx context.Context, fn func(ctx context.Context, w *StepExecution) error) error {
+	w := sc.StepExecution.Clone()
+	status, err := sc.Repository.CommitChunk(ctx, w, func(ctx context.Context) error { return fn(ctx, w) })
+	if err != nil {
+		sc.StepExecution.RollbackCount++
+		return err
+	}
+	*sc.StepExecution = *w
+	if sc.run != nil {
+		sc.run.noteStatus(status)
+	}
+	return nil
+}
+
+type allowStartIfComplete interface{ AllowStartIfComplete() bool }
+
+type stepListeners interface{ Listeners() []Listener }
+
+func configError(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+}

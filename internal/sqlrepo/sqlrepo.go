@@ -1,0 +1,548 @@
+// Package sqlrepo is the JobRepository shared by the SQL stores. The
+// differences between PostgreSQL and SQLite — row locks, transaction options,
+// migrations — come in a Dialect; the queries are written once with '?'
+// placeholders and rebound for the driver.
+package sqlrepo
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/chunkwise/chunkwise/batch"
+)
+
+// Dialect is what differs between SQL databases.
+type Dialect struct {
+	// Name names the database in errors: "postgres", "sqlite".
+	Name string
+	// ForUpdate and ForShare are appended to a SELECT to lock the rows it
+	// reads ("" where the transaction itself locks the database).
+	ForUpdate, ForShare string
+	// TxOptions are used for every read-write transaction.
+	TxOptions *sql.TxOptions
+	// IsUniqueViolation reports whether err is a unique-constraint
+	// violation.
+	IsUniqueViolation func(err error) bool
+}
+
+var prefixPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,40}$`)
+
+// ValidatePrefix checks a table prefix: letters, digits and '_', starting with
+// a letter or '_', so that it can be spliced into SQL safely.
+func ValidatePrefix(p string) error {
+	if !prefixPattern.MatchString(p) {
+		return fmt.Errorf("invalid table prefix %q: want letters, digits and '_', starting with a letter or '_'", p)
+	}
+	return nil
+}
+
+// Repository is a batch.JobRepository on a SQL database.
+type Repository struct {
+	db *sqlx.DB
+	d  Dialect
+	q  queries
+}
+
+type queries struct {
+	insertInstance, selectInstanceLock, selectInstance, lastExecution, markExecutionCrashed,
+	markStepsCrashed, insertExecution, selectExecution, updateExecution, heartbeat,
+	listExecutions, jobNames, insertStep, updateStep, selectSteps, lastStep, countSteps,
+	fenceExecution string
+}
+
+// New returns a repository on db. Tables are named with prefix, which must
+// pass ValidatePrefix. The schema must have been migrated.
+func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return nil, err
+	}
+	r := &Repository{db: db, d: d}
+	q := func(s string) string {
+		s = strings.ReplaceAll(s, "{{p}}", prefix)
+		s = strings.ReplaceAll(s, "{{forUpdate}}", d.ForUpdate)
+		s = strings.ReplaceAll(s, "{{forShare}}", d.ForShare)
+		return db.Rebind(s)
+	}
+	const execCols = `e.id, e.job_instance_id, i.job_name, e.version, e.status, e.exit_code, e.exit_description,
+		e.create_time, e.start_time, e.end_time, e.last_updated, e.heartbeat, e.parameters, e.context`
+	const stepCols = `s.id, s.job_execution_id, s.step_name, s.version, s.status, s.exit_code, s.exit_description,
+		s.start_time, s.end_time, s.last_updated, s.read_count, s.write_count, s.filter_count, s.commit_count,
+		s.rollback_count, s.read_skip_count, s.process_skip_count, s.write_skip_count, s.context`
+	const running = `('STARTING','STARTED','STOPPING')`
+	r.q = queries{
+		insertInstance: q(`INSERT INTO {{p}}job_instance (job_name, job_key, create_time) VALUES (?, ?, ?)
+			ON CONFLICT (job_name, job_key) DO NOTHING`),
+		selectInstanceLock: q(`SELECT id FROM {{p}}job_instance WHERE job_name = ? AND job_key = ?{{forUpdate}}`),
+		selectInstance:     q(`SELECT id, job_name, job_key, create_time FROM {{p}}job_instance WHERE id = ?`),
+		lastExecution: q(`SELECT id, status, heartbeat FROM {{p}}job_execution WHERE job_instance_id = ?
+			ORDER BY id DESC LIMIT 1`),
+		markExecutionCrashed: q(`UPDATE {{p}}job_execution SET status = 'FAILED', exit_code = 'FAILED',
+			exit_description = ?, end_time = ?, last_updated = ?, version = version + 1
+			WHERE id = ? AND status IN ` + running),
+		markStepsCrashed: q(`UPDATE {{p}}step_execution SET status = 'FAILED', exit_code = 'FAILED',
+			exit_description = ?, end_time = ?, last_updated = ?, version = version + 1
+			WHERE job_execution_id = ? AND status IN ` + running),
+		insertExecution: q(`INSERT INTO {{p}}job_execution (job_instance_id, version, status, exit_code,
+			exit_description, create_time, last_updated, heartbeat, parameters, context)
+			VALUES (?, 0, 'STARTING', 'UNKNOWN', '', ?, ?, ?, ?, '{}') RETURNING id`),
+		selectExecution: q(`SELECT ` + execCols + ` FROM {{p}}job_execution e
+			JOIN {{p}}job_instance i ON i.id = e.job_instance_id WHERE e.id = ?`),
+		updateExecution: q(`UPDATE {{p}}job_execution SET status = ?, exit_code = ?, exit_description = ?,
+			start_time = ?, end_time = ?, last_updated = ?, context = ?, version = version + 1
+			WHERE id = ? AND version = ?`),
+		heartbeat: q(`UPDATE {{p}}job_execution SET heartbeat = CASE WHEN status IN ` + running + ` THEN ? ELSE heartbeat END
+			WHERE id = ? RETURNING status`),
+		listExecutions: q(`SELECT ` + execCols + ` FROM {{p}}job_execution e
+			JOIN {{p}}job_instance i ON i.id = e.job_instance_id
+			WHERE (? = '' OR i.job_name = ?) AND (? = 0 OR e.job_instance_id = ?)
+			AND (? = 0 OR e.status IN ` + running + `)
+			ORDER BY e.id DESC LIMIT ?`),
+		jobNames: q(`SELECT DISTINCT job_name FROM {{p}}job_instance ORDER BY job_name`),
+		insertStep: q(`INSERT INTO {{p}}step_execution (job_execution_id, step_name, version, status, exit_code,
+			exit_description, start_time, end_time, last_updated, read_count, write_count, filter_count,
+			commit_count, rollback_count, read_skip_count, process_skip_count, write_skip_count, context)
+			VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		updateStep: q(`UPDATE {{p}}step_execution SET status = ?, exit_code = ?, exit_description = ?,
+			start_time = ?, end_time = ?, last_updated = ?, read_count = ?, write_count = ?, filter_count = ?,
+			commit_count = ?, rollback_count = ?, read_skip_count = ?, process_skip_count = ?,
+			write_skip_count = ?, context = ?, version = version + 1
+			WHERE id = ? AND version = ?`),
+		selectSteps: q(`SELECT ` + stepCols + ` FROM {{p}}step_execution s WHERE s.job_execution_id = ? ORDER BY s.id`),
+		lastStep: q(`SELECT ` + stepCols + ` FROM {{p}}step_execution s
+			JOIN {{p}}job_execution e ON e.id = s.job_execution_id
+			WHERE e.job_instance_id = ? AND s.step_name = ? ORDER BY s.id DESC LIMIT 1`),
+		countSteps: q(`SELECT COUNT(*) FROM {{p}}step_execution s
+			JOIN {{p}}job_execution e ON e.id = s.job_execution_id
+			WHERE e.job_instance_id = ? AND s.step_name = ?`),
+		fenceExecution: q(`SELECT status FROM {{p}}job_execution WHERE id = ?{{forShare}}`),
+	}
+	return r, nil
+}
+
+var _ batch.JobRepository = (*Repository)(nil)
+
+// DB returns the database the repository runs on. A writer built on the same
+// *sqlx.DB joins the chunk transaction.
+func (r *Repository) DB() *sqlx.DB { return r.db }
+
+func (r *Repository) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, batch.ErrStaleVersion) || errors.Is(err, batch.ErrNotFound) || errors.Is(err, batch.ErrFenced) {
+		return err
+	}
+	return fmt.Errorf("repository %s: %s: %w", r.d.Name, op, err)
+}
+
+func (r *Repository) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := r.db.BeginTxx(ctx, r.d.TxOptions)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// CreateJobExecution implements batch.JobRepository.
+func (r *Repository) CreateJobExecution(ctx context.Context, req batch.LaunchRequest) (*batch.JobExecution, error) {
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	now = now.UTC()
+	lease := req.Lease
+	if lease <= 0 {
+		lease = batch.DefaultLease
+	}
+	params, err := json.Marshal(req.Parameters)
+	if err != nil {
+		return nil, r.wrap("encode parameters", err)
+	}
+	key := req.Parameters.Key()
+	var id int64
+	err = r.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, r.q.insertInstance, req.JobName, key, now); err != nil {
+			return err
+		}
+		var instanceID int64
+		if err := tx.GetContext(ctx, &instanceID, r.q.selectInstanceLock, req.JobName, key); err != nil {
+			return err
+		}
+		var last struct {
+			ID        int64     `db:"id"`
+			Status    string    `db:"status"`
+			Heartbeat time.Time `db:"heartbeat"`
+		}
+		err := tx.GetContext(ctx, &last, r.q.lastExecution, instanceID)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err == nil {
+			refuse := func(e error) error {
+				return &batch.LaunchError{JobName: req.JobName, InstanceID: instanceID, ExecutionID: last.ID, Err: e}
+			}
+			status := batch.BatchStatus(last.Status)
+			switch {
+			case status.Running() && now.Sub(last.Heartbeat) <= lease:
+				return refuse(batch.ErrJobRunning)
+			case status.Running():
+				desc := batch.CrashedDescription + " since " + last.Heartbeat.UTC().Format(time.RFC3339) + " (lease " + lease.String() + ")"
+				if _, err := tx.ExecContext(ctx, r.q.markExecutionCrashed, desc, now, now, last.ID); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, r.q.markStepsCrashed, desc, now, now, last.ID); err != nil {
+					return err
+				}
+			case status == batch.StatusCompleted:
+				return refuse(batch.ErrJobComplete)
+			case status == batch.StatusAbandoned:
+				return refuse(batch.ErrJobAbandoned)
+			}
+		}
+		if err := tx.GetContext(ctx, &id, r.q.insertExecution, instanceID, now, now, now, string(params)); err != nil {
+			if r.d.IsUniqueViolation != nil && r.d.IsUniqueViolation(err) {
+				return &batch.LaunchError{JobName: req.JobName, InstanceID: instanceID, Err: batch.ErrJobRunning}
+			}
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		var le *batch.LaunchError
+		if errors.As(err, &le) {
+			return nil, err
+		}
+		if r.d.IsUniqueViolation != nil && r.d.IsUniqueViolation(err) {
+			return nil, &batch.LaunchError{JobName: req.JobName, Err: batch.ErrJobRunning}
+		}
+		return nil, r.wrap("create job execution", err)
+	}
+	return r.JobExecution(ctx, id)
+}
+
+type execRow struct {
+	ID              int64        `db:"id"`
+	InstanceID      int64        `db:"job_instance_id"`
+	JobName         string       `db:"job_name"`
+	Version         int64        `db:"version"`
+	Status          string       `db:"status"`
+	ExitCode        string       `db:"exit_code"`
+	ExitDescription string       `db:"exit_description"`
+	CreateTime      time.Time    `db:"create_time"`
+	StartTime       sql.NullTime `db:"start_time"`
+	EndTime         sql.NullTime `db:"end_time"`
+	LastUpdated     time.Time    `db:"last_updated"`
+	Heartbeat       time.Time    `db:"heartbeat"`
+	Parameters      string       `db:"parameters"`
+	Context         string       `db:"context"`
+}
+
+func (row *execRow) execution() (*batch.JobExecution, error) {
+	e := &batch.JobExecution{
+		ID: row.ID, InstanceID: row.InstanceID, JobName: row.JobName, Version: row.Version,
+		Status:     batch.BatchStatus(row.Status),
+		ExitStatus: batch.ExitStatus{Code: row.ExitCode, Description: row.ExitDescription},
+		CreatedAt:  row.CreateTime.UTC(), StartTime: nullTime(row.StartTime), EndTime: nullTime(row.EndTime),
+		UpdatedAt: row.LastUpdated.UTC(), Heartbeat: row.Heartbeat.UTC(),
+	}
+	if err := json.Unmarshal([]byte(row.Parameters), &e.Parameters); err != nil {
+		return nil, fmt.Errorf("execution %d: parameters: %w", row.ID, err)
+	}
+	var err error
+	if e.Context, err = batch.UnmarshalContext([]byte(row.Context)); err != nil {
+		return nil, fmt.Errorf("execution %d: %w", row.ID, err)
+	}
+	return e, nil
+}
+
+func nullTime(t sql.NullTime) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+func toNull(t time.Time) sql.NullTime {
+	if t.IsZero() {
+		return sql.NullTime{}
+	}
+	return sql.NullTime{Time: t.UTC(), Valid: true}
+}
+
+// JobExecution implements batch.JobRepository.
+func (r *Repository) JobExecution(ctx context.Context, id int64) (*batch.JobExecution, error) {
+	var row execRow
+	if err := r.db.GetContext(ctx, &row, r.q.selectExecution, id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("job execution %d: %w", id, batch.ErrNotFound)
+		}
+		return nil, r.wrap("get job execution", err)
+	}
+	e, err := row.execution()
+	return e, r.wrap("get job execution", err)
+}
+
+// UpdateJobExecution implements batch.JobRepository.
+func (r *Repository) UpdateJobExecution(ctx context.Context, e *batch.JobExecution) error {
+	ec, err := batch.MarshalContext(e.Context)
+	if err != nil {
+		return r.wrap("update job execution", err)
+	}
+	now := time.Now().UTC()
+	res, err := r.db.ExecContext(ctx, r.q.updateExecution, string(e.Status), e.ExitStatus.Code, e.ExitStatus.Description,
+		toNull(e.StartTime), toNull(e.EndTime), now, string(ec), e.ID, e.Version)
+	if err != nil {
+		return r.wrap("update job execution", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return r.wrap("update job execution", err)
+	} else if n == 0 {
+		if _, err := r.JobExecution(ctx, e.ID); err != nil {
+			return err
+		}
+		return fmt.Errorf("job execution %d version %d: %w", e.ID, e.Version, batch.ErrStaleVersion)
+	}
+	e.Version++
+	e.UpdatedAt = now
+	return nil
+}
+
+// Heartbeat implements batch.JobRepository.
+func (r *Repository) Heartbeat(ctx context.Context, id int64, now time.Time) (batch.BatchStatus, error) {
+	var status string
+	if err := r.db.GetContext(ctx, &status, r.q.heartbeat, now.UTC(), id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("job execution %d: %w", id, batch.ErrNotFound)
+		}
+		return "", r.wrap("heartbeat", err)
+	}
+	return batch.BatchStatus(status), nil
+}
+
+// JobExecutions implements batch.JobRepository.
+func (r *Repository) JobExecutions(ctx context.Context, q batch.ExecutionQuery) ([]*batch.JobExecution, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	running := 0
+	if q.Running {
+		running = 1
+	}
+	var rows []execRow
+	if err := r.db.SelectContext(ctx, &rows, r.q.listExecutions, q.JobName, q.JobName, q.InstanceID, q.InstanceID,
+		running, limit); err != nil {
+		return nil, r.wrap("list job executions", err)
+	}
+	out := make([]*batch.JobExecution, 0, len(rows))
+	for i := range rows {
+		e, err := rows[i].execution()
+		if err != nil {
+			return nil, r.wrap("list job executions", err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// JobInstance implements batch.JobRepository.
+func (r *Repository) JobInstance(ctx context.Context, id int64) (*batch.JobInstance, error) {
+	var row struct {
+		ID         int64     `db:"id"`
+		JobName    string    `db:"job_name"`
+		JobKey     string    `db:"job_key"`
+		CreateTime time.Time `db:"create_time"`
+	}
+	if err := r.db.GetContext(ctx, &row, r.q.selectInstance, id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("job instance %d: %w", id, batch.ErrNotFound)
+		}
+		return nil, r.wrap("get job instance", err)
+	}
+	return &batch.JobInstance{ID: row.ID, JobName: row.JobName, JobKey: row.JobKey, CreatedAt: row.CreateTime.UTC()}, nil
+}
+
+// JobNames implements batch.JobRepository.
+func (r *Repository) JobNames(ctx context.Context) ([]string, error) {
+	names := []string{}
+	if err := r.db.SelectContext(ctx, &names, r.q.jobNames); err != nil {
+		return nil, r.wrap("list job names", err)
+	}
+	return names, nil
+}
+
+type stepRow struct {
+	ID               int64        `db:"id"`
+	JobExecutionID   int64        `db:"job_execution_id"`
+	StepName         string       `db:"step_name"`
+	Version          int64        `db:"version"`
+	Status           string       `db:"status"`
+	ExitCode         string       `db:"exit_code"`
+	ExitDescription  string       `db:"exit_description"`
+	StartTime        sql.NullTime `db:"start_time"`
+	EndTime          sql.NullTime `db:"end_time"`
+	LastUpdated      time.Time    `db:"last_updated"`
+	ReadCount        int64        `db:"read_count"`
+	WriteCount       int64        `db:"write_count"`
+	FilterCount      int64        `db:"filter_count"`
+	CommitCount      int64        `db:"commit_count"`
+	RollbackCount    int64        `db:"rollback_count"`
+	ReadSkipCount    int64        `db:"read_skip_count"`
+	ProcessSkipCount int64        `db:"process_skip_count"`
+	WriteSkipCount   int64        `db:"write_skip_count"`
+	Context          string       `db:"context"`
+}
+
+func (row *stepRow) step() (*batch.StepExecution, error) {
+	s := &batch.StepExecution{
+		ID: row.ID, JobExecutionID: row.JobExecutionID, StepName: row.StepName, Version: row.Version,
+		Status:     batch.BatchStatus(row.Status),
+		ExitStatus: batch.ExitStatus{Code: row.ExitCode, Description: row.ExitDescription},
+		StartTime:  nullTime(row.StartTime), EndTime: nullTime(row.EndTime), UpdatedAt: row.LastUpdated.UTC(),
+		ReadCount: row.ReadCount, WriteCount: row.WriteCount, FilterCount: row.FilterCount,
+		CommitCount: row.CommitCount, RollbackCount: row.RollbackCount, ReadSkipCount: row.ReadSkipCount,
+		ProcessSkipCount: row.ProcessSkipCount, WriteSkipCount: row.WriteSkipCount,
+	}
+	var err error
+	if s.Context, err = batch.UnmarshalContext([]byte(row.Context)); err != nil {
+		return nil, fmt.Errorf("step execution %d: %w", row.ID, err)
+	}
+	return s, nil
+}
+
+// CreateStepExecution implements batch.JobRepository.
+func (r *Repository) CreateStepExecution(ctx context.Context, s *batch.StepExecution) error {
+	ec, err := batch.MarshalContext(s.Context)
+	if err != nil {
+		return r.wrap("create step execution", err)
+	}
+	now := time.Now().UTC()
+	var id int64
+	err = r.db.GetContext(ctx, &id, r.q.insertStep, s.JobExecutionID, s.StepName, string(s.Status),
+		s.ExitStatus.Code, s.ExitStatus.Description, toNull(s.StartTime), toNull(s.EndTime), now,
+		s.ReadCount, s.WriteCount, s.FilterCount, s.CommitCount, s.RollbackCount, s.ReadSkipCount,
+		s.ProcessSkipCount, s.WriteSkipCount, string(ec))
+	if err != nil {
+		return r.wrap("create step execution", err)
+	}
+	s.ID, s.Version, s.UpdatedAt = id, 0, now
+	if s.Context == nil {
+		s.Context = batch.ExecutionContext{}
+	}
+	return nil
+}
+
+func (r *Repository) updateStep(ctx context.Context, ex sqlx.ExecerContext, s *batch.StepExecution) error {
+	ec, err := batch.MarshalContext(s.Context)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	res, err := ex.ExecContext(ctx, r.q.updateStep, string(s.Status), s.ExitStatus.Code, s.ExitStatus.Description,
+		toNull(s.StartTime), toNull(s.EndTime), now, s.ReadCount, s.WriteCount, s.FilterCount, s.CommitCount,
+		s.RollbackCount, s.ReadSkipCount, s.ProcessSkipCount, s.WriteSkipCount, string(ec), s.ID, s.Version)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("step execution %d version %d: %w", s.ID, s.Version, batch.ErrStaleVersion)
+	}
+	s.UpdatedAt = now
+	return nil
+}
+
+// UpdateStepExecution implements batch.JobRepository.
+func (r *Repository) UpdateStepExecution(ctx context.Context, s *batch.StepExecution) error {
+	if err := r.updateStep(ctx, r.db, s); err != nil {
+		return r.wrap("update step execution", err)
+	}
+	s.Version++
+	return nil
+}
+
+// StepExecutions implements batch.JobRepository.
+func (r *Repository) StepExecutions(ctx context.Context, jobExecutionID int64) ([]*batch.StepExecution, error) {
+	var rows []stepRow
+	if err := r.db.SelectContext(ctx, &rows, r.q.selectSteps, jobExecutionID); err != nil {
+		return nil, r.wrap("list step executions", err)
+	}
+	out := make([]*batch.StepExecution, 0, len(rows))
+	for i := range rows {
+		s, err := rows[i].step()
+		if err != nil {
+			return nil, r.wrap("list step executions", err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// LastStepExecution implements batch.JobRepository.
+func (r *Repository) LastStepExecution(ctx context.Context, instanceID int64, stepName string) (*batch.StepExecution, error) {
+	var row stepRow
+	if err := r.db.GetContext(ctx, &row, r.q.lastStep, instanceID, stepName); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("step %q of instance %d: %w", stepName, instanceID, batch.ErrNotFound)
+		}
+		return nil, r.wrap("last step execution", err)
+	}
+	s, err := row.step()
+	return s, r.wrap("last step execution", err)
+}
+
+// StepExecutionCount implements batch.JobRepository.
+func (r *Repository) StepExecutionCount(ctx context.Context, instanceID int64, stepName string) (int, error) {
+	var n int
+	if err := r.db.GetContext(ctx, &n, r.q.countSteps, instanceID, stepName); err != nil {
+		return 0, r.wrap("count step executions", err)
+	}
+	return n, nil
+}
+
+// CommitChunk implements batch.JobRepository. write gets a context carrying a
+// batch.ChunkTx on the repository's database.
+func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, write func(ctx context.Context) error) (batch.BatchStatus, error) {
+	ct := batch.NewChunkTx(r.db, r.d.TxOptions)
+	defer func() { _ = ct.Rollback() }()
+	if err := write(batch.WithChunkTx(ctx, ct)); err != nil {
+		return "", err
+	}
+	tx, err := ct.Tx(ctx)
+	if err != nil {
+		return "", r.wrap("commit chunk", err)
+	}
+	var status string
+	if err := tx.GetContext(ctx, &status, r.q.fenceExecution, s.JobExecutionID); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("job execution %d: %w", s.JobExecutionID, batch.ErrNotFound)
+		}
+		return "", r.wrap("commit chunk", err)
+	}
+	if st := batch.BatchStatus(status); !st.Running() {
+		return "", fmt.Errorf("job execution %d is %s: %w", s.JobExecutionID, st, batch.ErrFenced)
+	}
+	if err := r.updateStep(ctx, tx, s); err != nil {
+		return "", r.wrap("commit chunk", err)
+	}
+	if err := ct.Commit(); err != nil {
+		return "", r.wrap("commit chunk", err)
+	}
+	s.Version++
+	return batch.BatchStatus(status), nil
+}

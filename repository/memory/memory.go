@@ -1,0 +1,310 @@
+// Package memory is a JobRepository that keeps everything in memory: for tests
+// and throw-away runs. Nothing survives the process, so nothing can be
+// restarted after a crash; use repository/sqlite or repository/postgres for
+// that.
+package memory
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/chunkwise/chunkwise/batch"
+)
+
+// Repository is an in-memory batch.JobRepository. The zero value is not
+// usable; call New. It is safe for concurrent use.
+type Repository struct {
+	mu         sync.Mutex
+	instances  []*batch.JobInstance
+	executions []*batch.JobExecution
+	steps      []*batch.StepExecution
+	nextID     int64
+}
+
+var _ batch.JobRepository = (*Repository)(nil)
+
+// New returns an empty repository.
+func New() *Repository { return &Repository{} }
+
+func (r *Repository) id() int64 {
+	r.nextID++
+	return r.nextID
+}
+
+// CreateJobExecution implements batch.JobRepository.
+func (r *Repository) CreateJobExecution(_ context.Context, req batch.LaunchRequest) (*batch.JobExecution, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now().UTC()
+	}
+	lease := req.Lease
+	if lease <= 0 {
+		lease = batch.DefaultLease
+	}
+	key := req.Parameters.Key()
+	var inst *batch.JobInstance
+	for _, in := range r.instances {
+		if in.JobName == req.JobName && in.JobKey == key {
+			inst = in
+		}
+	}
+	if inst == nil {
+		inst = &batch.JobInstance{ID: r.id(), JobName: req.JobName, JobKey: key, CreatedAt: now}
+		r.instances = append(r.instances, inst)
+	}
+	for i := len(r.executions) - 1; i >= 0; i-- {
+		e := r.executions[i]
+		if e.InstanceID != inst.ID {
+			continue
+		}
+		refuse := func(err error) error {
+			return &batch.LaunchError{JobName: req.JobName, InstanceID: inst.ID, ExecutionID: e.ID, Err: err}
+		}
+		switch {
+		case e.Status.Running() && now.Sub(e.Heartbeat) <= lease:
+			return nil, refuse(batch.ErrJobRunning)
+		case e.Status.Running():
+			r.markCrashed(e, now, lease)
+		case e.Status == batch.StatusCompleted:
+			return nil, refuse(batch.ErrJobComplete)
+		case e.Status == batch.StatusAbandoned:
+			return nil, refuse(batch.ErrJobAbandoned)
+		}
+		break
+	}
+	e := &batch.JobExecution{
+		ID: r.id(), InstanceID: inst.ID, JobName: req.JobName, Parameters: req.Parameters,
+		Status: batch.StatusStarting, ExitStatus: batch.ExitUnknown,
+		CreatedAt: now, UpdatedAt: now, Heartbeat: now, Context: batch.ExecutionContext{},
+	}
+	e = e.Clone()
+	r.executions = append(r.executions, e)
+	return e.Clone(), nil
+}
+
+func (r *Repository) markCrashed(e *batch.JobExecution, now time.Time, lease time.Duration) {
+	desc := batch.CrashedDescription + " since " + e.Heartbeat.Format(time.RFC3339) + " (lease " + lease.String() + ")"
+	e.Status, e.ExitStatus = batch.StatusFailed, batch.ExitFailed.WithDescription(desc)
+	e.EndTime, e.UpdatedAt = now, now
+	e.Version++
+	for _, s := range r.steps {
+		if s.JobExecutionID == e.ID && s.Status.Running() {
+			s.Status, s.ExitStatus = batch.StatusFailed, batch.ExitFailed.WithDescription(desc)
+			s.EndTime, s.UpdatedAt = now, now
+			s.Version++
+		}
+	}
+}
+
+func (r *Repository) execution(id int64) *batch.JobExecution {
+	for _, e := range r.executions {
+		if e.ID == id {
+			return e
+		}
+	}
+	return nil
+}
+
+// JobExecution implements batch.JobRepository.
+func (r *Repository) JobExecution(_ context.Context, id int64) (*batch.JobExecution, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.execution(id)
+	if e == nil {
+		return nil, batch.ErrNotFound
+	}
+	return e.Clone(), nil
+}
+
+// UpdateJobExecution implements batch.JobRepository.
+func (r *Repository) UpdateJobExecution(_ context.Context, u *batch.JobExecution) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.execution(u.ID)
+	if e == nil {
+		return batch.ErrNotFound
+	}
+	if e.Version != u.Version {
+		return batch.ErrStaleVersion
+	}
+	u.Version++
+	u.UpdatedAt = time.Now().UTC()
+	keep := *e
+	*e = *u.Clone()
+	e.InstanceID, e.JobName, e.Parameters, e.CreatedAt, e.Heartbeat = keep.InstanceID, keep.JobName, keep.Parameters, keep.CreatedAt, keep.Heartbeat
+	return nil
+}
+
+// Heartbeat implements batch.JobRepository.
+func (r *Repository) Heartbeat(_ context.Context, id int64, now time.Time) (batch.BatchStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.execution(id)
+	if e == nil {
+		return "", batch.ErrNotFound
+	}
+	if e.Status.Running() {
+		e.Heartbeat = now
+	}
+	return e.Status, nil
+}
+
+// JobExecutions implements batch.JobRepository.
+func (r *Repository) JobExecutions(_ context.Context, q batch.ExecutionQuery) ([]*batch.JobExecution, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*batch.JobExecution
+	for i := len(r.executions) - 1; i >= 0; i-- {
+		e := r.executions[i]
+		if (q.JobName != "" && e.JobName != q.JobName) || (q.InstanceID != 0 && e.InstanceID != q.InstanceID) ||
+			(q.Running && !e.Status.Running()) {
+			continue
+		}
+		out = append(out, e.Clone())
+		if q.Limit > 0 && len(out) == q.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// JobInstance implements batch.JobRepository.
+func (r *Repository) JobInstance(_ context.Context, id int64) (*batch.JobInstance, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, in := range r.instances {
+		if in.ID == id {
+			c := *in
+			return &c, nil
+		}
+	}
+	return nil, batch.ErrNotFound
+}
+
+// JobNames implements batch.JobRepository.
+func (r *Repository) JobNames(context.Context) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var names []string
+	for _, in := range r.instances {
+		if !slices.Contains(names, in.JobName) {
+			names = append(names, in.JobName)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// CreateStepExecution implements batch.JobRepository.
+func (r *Repository) CreateStepExecution(_ context.Context, s *batch.StepExecution) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.execution(s.JobExecutionID) == nil {
+		return batch.ErrNotFound
+	}
+	s.ID = r.id()
+	s.Version = 0
+	s.UpdatedAt = time.Now().UTC()
+	if s.Context == nil {
+		s.Context = batch.ExecutionContext{}
+	}
+	r.steps = append(r.steps, s.Clone())
+	return nil
+}
+
+func (r *Repository) step(id int64) *batch.StepExecution {
+	for _, s := range r.steps {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+func (r *Repository) saveStep(u *batch.StepExecution) error {
+	s := r.step(u.ID)
+	if s == nil {
+		return batch.ErrNotFound
+	}
+	if s.Version != u.Version {
+		return batch.ErrStaleVersion
+	}
+	u.Version++
+	u.UpdatedAt = time.Now().UTC()
+	*s = *u.Clone()
+	return nil
+}
+
+// UpdateStepExecution implements batch.JobRepository.
+func (r *Repository) UpdateStepExecution(_ context.Context, u *batch.StepExecution) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.saveStep(u)
+}
+
+// StepExecutions implements batch.JobRepository.
+func (r *Repository) StepExecutions(_ context.Context, jobExecutionID int64) ([]*batch.StepExecution, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*batch.StepExecution
+	for _, s := range r.steps {
+		if s.JobExecutionID == jobExecutionID {
+			out = append(out, s.Clone())
+		}
+	}
+	return out, nil
+}
+
+// LastStepExecution implements batch.JobRepository.
+func (r *Repository) LastStepExecution(_ context.Context, instanceID int64, stepName string) (*batch.StepExecution, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.steps) - 1; i >= 0; i-- {
+		s := r.steps[i]
+		if e := r.execution(s.JobExecutionID); s.StepName == stepName && e != nil && e.InstanceID == instanceID {
+			return s.Clone(), nil
+		}
+	}
+	return nil, batch.ErrNotFound
+}
+
+// StepExecutionCount implements batch.JobRepository.
+func (r *Repository) StepExecutionCount(_ context.Context, instanceID int64, stepName string) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, s := range r.steps {
+		if e := r.execution(s.JobExecutionID); s.StepName == stepName && e != nil && e.InstanceID == instanceID {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// CommitChunk implements batch.JobRepository. There is no transaction to
+// join: write runs first and the checkpoint is saved after it, so a writer
+// that fails leaves the checkpoint as it was.
+func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, write func(ctx context.Context) error) (batch.BatchStatus, error) {
+	if err := write(ctx); err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.step(s.ID)
+	if st == nil {
+		return "", batch.ErrNotFound
+	}
+	e := r.execution(st.JobExecutionID)
+	if e == nil || !e.Status.Running() {
+		return "", batch.ErrFenced
+	}
+	if err := r.saveStep(s); err != nil {
+		return "", err
+	}
+	return e.Status, nil
+}

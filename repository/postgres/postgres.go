@@ -1,0 +1,114 @@
+// Package postgres is the PostgreSQL batch.JobRepository, for production.
+//
+// Build it on a *sqlx.DB of any database/sql PostgreSQL driver (lib/pq is
+// registered by this package as "postgres"; pgx's stdlib works as well):
+//
+//	db, err := sqlx.Open("postgres", dsn)
+//	repo, err := postgres.New(db, postgres.Config{})
+//	err = repo.Migrate(ctx)
+//
+// A writer built on the same *sqlx.DB joins each chunk's transaction (see
+// batch.JoinChunkTx), so that its rows and the step's checkpoint commit
+// together: a crash leaves both or neither.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // the "postgres" database/sql driver
+
+	"github.com/chunkwise/chunkwise/internal/sqlrepo"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Config configures the repository.
+type Config struct {
+	// TablePrefix starts the name of every table: letters, digits and '_'.
+	// Default "batch_". To put the tables in a schema, set the connection's
+	// search_path.
+	TablePrefix string
+}
+
+// Repository is the PostgreSQL job repository. Its methods implement
+// batch.JobRepository.
+type Repository struct {
+	*sqlrepo.Repository
+	prefix string
+	owned  bool
+}
+
+// Dialect is PostgreSQL's.
+var dialect = sqlrepo.Dialect{
+	Name:      "postgres",
+	ForUpdate: " FOR UPDATE",
+	ForShare:  " FOR SHARE",
+	TxOptions: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
+	IsUniqueViolation: func(err error) bool {
+		var s interface{ SQLState() string }
+		return errors.As(err, &s) && s.SQLState() == "23505"
+	},
+}
+
+// New returns a repository on db. Call Migrate once before use.
+func New(db *sqlx.DB, cfg Config) (*Repository, error) {
+	if cfg.TablePrefix == "" {
+		cfg.TablePrefix = "batch_"
+	}
+	r, err := sqlrepo.New(db, dialect, cfg.TablePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("repository postgres: %w", err)
+	}
+	return &Repository{Repository: r, prefix: cfg.TablePrefix}, nil
+}
+
+// Open connects to the database at dsn (a postgres:// URL or key=value
+// string) with lib/pq, checks the connection, and returns a repository that
+// Close closes.
+func Open(ctx context.Context, dsn string, cfg Config) (*Repository, error) {
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("repository postgres: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("repository postgres: connect: %w", err)
+	}
+	r, err := New(db, cfg)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	r.owned = true
+	return r, nil
+}
+
+// Migrate creates or upgrades the repository's tables. It is idempotent and
+// safe to run from several processes at once (an advisory lock serializes
+// them).
+func (r *Repository) Migrate(ctx context.Context) error {
+	ms, err := sqlrepo.LoadMigrations(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("repository postgres: %w", err)
+	}
+	h := fnv.New32a()
+	h.Write([]byte("chunkwise:" + r.prefix))
+	lock := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int32(h.Sum32()))
+	_, err = sqlrepo.Migrate(ctx, r.DB(), dialect, r.prefix, lock, ms)
+	return err
+}
+
+// Close closes the database if Open opened it.
+func (r *Repository) Close() error {
+	if r.owned {
+		return r.DB().Close()
+	}
+	return nil
+}

@@ -1,0 +1,552 @@
+// Package repotest is the conformance suite for batch.JobRepository
+// implementations. Every repository of this module passes it; a custom
+// implementation should too:
+//
+//	func TestConformance(t *testing.T) {
+//		repotest.Run(t, repotest.Harness{New: func(t *testing.T) batch.JobRepository { ... }})
+//	}
+package repotest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chunkwise/chunkwise/batch"
+)
+
+// Harness tells the suite how to get a repository.
+type Harness struct {
+	// New returns a new, empty, migrated repository for one test. Required.
+	New func(t *testing.T) batch.JobRepository
+	// DB returns the SQL database of a repository returned by New, for the
+	// tests of the shared chunk transaction; nil for a repository without
+	// one.
+	DB func(repo batch.JobRepository) *sqlx.DB
+	// Sequential runs the subtests one after the other (for stores that
+	// cannot take parallel tests).
+	Sequential bool
+}
+
+// Run runs the suite.
+func Run(t *testing.T, h Harness) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, h Harness)
+	}{
+		{"LaunchNewInstance", testLaunchNewInstance},
+		{"ParametersRoundTrip", testParametersRoundTrip},
+		{"NonIdentifyingParametersSameInstance", testNonIdentifying},
+		{"CompletedInstanceRefused", testCompletedRefused},
+		{"RunningInstanceRefused", testRunningRefused},
+		{"AbandonedInstanceRefused", testAbandonedRefused},
+		{"FailedAndStoppedRestart", testRestart},
+		{"LapsedHeartbeatMarkedCrashed", testCrashed},
+		{"ConcurrentLaunchesOneWins", testConcurrentLaunches},
+		{"OptimisticLocking", testOptimisticLocking},
+		{"Heartbeat", testHeartbeat},
+		{"StepExecutions", testStepExecutions},
+		{"CommitChunk", testCommitChunk},
+		{"CommitChunkSharedTransaction", testCommitChunkSharedTx},
+		{"LargeExecutionContext", testLargeContext},
+		{"Queries", testQueries},
+		{"NotFound", testNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !h.Sequential {
+				t.Parallel()
+			}
+			tc.fn(t, h)
+		})
+	}
+}
+
+func launch(t *testing.T, repo batch.JobRepository, job string, p batch.JobParameters) *batch.JobExecution {
+	t.Helper()
+	e, err := repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: job, Parameters: p})
+	require.NoError(t, err)
+	return e
+}
+
+func finish(t *testing.T, repo batch.JobRepository, e *batch.JobExecution, s batch.BatchStatus) {
+	t.Helper()
+	e.Status = s
+	e.EndTime = time.Now().UTC()
+	require.NoError(t, repo.UpdateJobExecution(context.Background(), e))
+}
+
+func params(input string) batch.JobParameters {
+	return batch.JobParameters{"input": batch.StringParam(input)}
+}
+
+func testLaunchNewInstance(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	e := launch(t, repo, "import", params("a.csv"))
+	require.NotZero(t, e.ID)
+	require.NotZero(t, e.InstanceID)
+	require.Equal(t, "import", e.JobName)
+	require.Equal(t, batch.StatusStarting, e.Status)
+	require.False(t, e.CreatedAt.IsZero())
+	require.False(t, e.Heartbeat.IsZero())
+	require.True(t, e.StartTime.IsZero())
+	inst, err := repo.JobInstance(ctx, e.InstanceID)
+	require.NoError(t, err)
+	require.Equal(t, "import", inst.JobName)
+	require.Equal(t, params("a.csv").Key(), inst.JobKey)
+
+	other := launch(t, repo, "import", params("b.csv"))
+	require.NotEqual(t, e.InstanceID, other.InstanceID, "other identifying parameters make another instance")
+	otherJob := launch(t, repo, "export", params("a.csv"))
+	require.NotEqual(t, e.InstanceID, otherJob.InstanceID, "another job name makes another instance")
+}
+
+func testParametersRoundTrip(t *testing.T, h Harness) {
+	repo := h.New(t)
+	day := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	p := batch.JobParameters{
+		"s": batch.StringParam("x y=z"),
+		"i": batch.IntParam(-42),
+		"f": batch.FloatParam(0.1),
+		"b": batch.BoolParam(true),
+		"t": batch.TimeParam(time.Date(2024, 5, 1, 2, 3, 4, 5000, time.UTC)),
+		"d": batch.DateParam(day),
+		"n": batch.IntParam(7).NonIdentifying(),
+	}
+	e := launch(t, repo, "job", p)
+	got, err := repo.JobExecution(context.Background(), e.ID)
+	require.NoError(t, err)
+	require.Equal(t, p, got.Parameters)
+}
+
+func testNonIdentifying(t *testing.T, h Harness) {
+	repo := h.New(t)
+	p := params("a.csv")
+	p["chunk"] = batch.IntParam(10).NonIdentifying()
+	e := launch(t, repo, "import", p)
+	finish(t, repo, e, batch.StatusFailed)
+	p["chunk"] = batch.IntParam(50).NonIdentifying()
+	e2 := launch(t, repo, "import", p)
+	require.Equal(t, e.InstanceID, e2.InstanceID)
+	require.Equal(t, int64(50), e2.Parameters["chunk"].Value)
+}
+
+func requireLaunchError(t *testing.T, err, want error, instanceID int64) {
+	t.Helper()
+	require.ErrorIs(t, err, want)
+	var le *batch.LaunchError
+	require.ErrorAs(t, err, &le)
+	require.Equal(t, instanceID, le.InstanceID)
+}
+
+func testCompletedRefused(t *testing.T, h Harness) {
+	repo := h.New(t)
+	e := launch(t, repo, "import", params("a.csv"))
+	finish(t, repo, e, batch.StatusCompleted)
+	_, err := repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: "import", Parameters: params("a.csv")})
+	requireLaunchError(t, err, batch.ErrJobComplete, e.InstanceID)
+	require.Contains(t, err.Error(), "already completed")
+}
+
+func testRunningRefused(t *testing.T, h Harness) {
+	repo := h.New(t)
+	e := launch(t, repo, "import", params("a.csv"))
+	_, err := repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: "import", Parameters: params("a.csv"), Lease: time.Hour})
+	requireLaunchError(t, err, batch.ErrJobRunning, e.InstanceID)
+	e.Status = batch.StatusStarted
+	require.NoError(t, repo.UpdateJobExecution(context.Background(), e))
+	_, err = repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: "import", Parameters: params("a.csv"), Lease: time.Hour})
+	requireLaunchError(t, err, batch.ErrJobRunning, e.InstanceID)
+}
+
+func testAbandonedRefused(t *testing.T, h Harness) {
+	repo := h.New(t)
+	e := launch(t, repo, "import", params("a.csv"))
+	finish(t, repo, e, batch.StatusAbandoned)
+	_, err := repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: "import", Parameters: params("a.csv")})
+	requireLaunchError(t, err, batch.ErrJobAbandoned, e.InstanceID)
+}
+
+func testRestart(t *testing.T, h Harness) {
+	repo := h.New(t)
+	e := launch(t, repo, "import", params("a.csv"))
+	finish(t, repo, e, batch.StatusFailed)
+	e2 := launch(t, repo, "import", params("a.csv"))
+	require.Equal(t, e.InstanceID, e2.InstanceID)
+	require.Greater(t, e2.ID, e.ID)
+	finish(t, repo, e2, batch.StatusStopped)
+	e3 := launch(t, repo, "import", params("a.csv"))
+	require.Equal(t, e.InstanceID, e3.InstanceID)
+	list, err := repo.JobExecutions(context.Background(), batch.ExecutionQuery{InstanceID: e.InstanceID})
+	require.NoError(t, err)
+	require.Len(t, list, 3)
+	require.Equal(t, []int64{e3.ID, e2.ID, e.ID}, []int64{list[0].ID, list[1].ID, list[2].ID})
+}
+
+func testCrashed(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	e := launch(t, repo, "import", params("a.csv"))
+	e.Status = batch.StatusStarted
+	require.NoError(t, repo.UpdateJobExecution(ctx, e))
+	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted, StartTime: time.Now().UTC()}
+	require.NoError(t, repo.CreateStepExecution(ctx, s))
+
+	// Within the lease: refused.
+	_, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "import", Parameters: params("a.csv"),
+		Lease: time.Minute, Now: time.Now().Add(30 * time.Second)})
+	require.ErrorIs(t, err, batch.ErrJobRunning)
+
+	// Past the lease: the old execution is marked FAILED and a new one made.
+	e2, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "import", Parameters: params("a.csv"),
+		Lease: time.Minute, Now: time.Now().Add(2 * time.Minute)})
+	require.NoError(t, err)
+	require.Equal(t, e.InstanceID, e2.InstanceID)
+	old, err := repo.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusFailed, old.Status)
+	require.True(t, strings.HasPrefix(old.ExitStatus.Description, batch.CrashedDescription), old.ExitStatus.Description)
+	steps, err := repo.StepExecutions(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusFailed, steps[0].Status)
+
+	// The old process is fenced off: its stale updates fail.
+	require.ErrorIs(t, repo.UpdateJobExecution(ctx, e), batch.ErrStaleVersion)
+	require.ErrorIs(t, repo.UpdateStepExecution(ctx, s), batch.ErrStaleVersion)
+	s.Version = steps[0].Version
+	_, err = repo.CommitChunk(ctx, s, func(context.Context) error { return nil })
+	require.ErrorIs(t, err, batch.ErrFenced)
+}
+
+func testConcurrentLaunches(t *testing.T, h Harness) {
+	repo := h.New(t)
+	const n = 20
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		ok      []*batch.JobExecution
+		running int
+		other   []error
+	)
+	start := make(chan struct{})
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			e, err := repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: "race", Parameters: params("x")})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok = append(ok, e)
+			case errors.Is(err, batch.ErrJobRunning):
+				running++
+			default:
+				other = append(other, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	require.Empty(t, other)
+	require.Len(t, ok, 1, "exactly one launch wins")
+	require.Equal(t, n-1, running)
+	list, err := repo.JobExecutions(context.Background(), batch.ExecutionQuery{JobName: "race"})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+}
+
+func testOptimisticLocking(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	e := launch(t, repo, "job", nil)
+	a, err := repo.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	b, err := repo.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	a.Status = batch.StatusStarted
+	require.NoError(t, repo.UpdateJobExecution(ctx, a))
+	require.Equal(t, e.Version+1, a.Version)
+	b.Status = batch.StatusStopping
+	require.ErrorIs(t, repo.UpdateJobExecution(ctx, b), batch.ErrStaleVersion)
+	got, err := repo.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusStarted, got.Status)
+	require.Equal(t, a.Version, got.Version)
+
+	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "s", Status: batch.StatusStarted}
+	require.NoError(t, repo.CreateStepExecution(ctx, s))
+	s2 := s.Clone()
+	s.ReadCount = 5
+	require.NoError(t, repo.UpdateStepExecution(ctx, s))
+	s2.ReadCount = 6
+	require.ErrorIs(t, repo.UpdateStepExecution(ctx, s2), batch.ErrStaleVersion)
+}
+
+func testHeartbeat(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	e := launch(t, repo, "job", nil)
+	at := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	status, err := repo.Heartbeat(ctx, e.ID, at)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusStarting, status)
+	got, err := repo.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	require.WithinDuration(t, at, got.Heartbeat, time.Millisecond)
+	require.Equal(t, e.Version, got.Version, "a heartbeat does not change the version")
+
+	finish(t, repo, got, batch.StatusFailed)
+	status, err = repo.Heartbeat(ctx, e.ID, at.Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusFailed, status)
+	again, err := repo.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	require.WithinDuration(t, at, again.Heartbeat, time.Millisecond, "no heartbeat on an ended execution")
+}
+
+func testStepExecutions(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	e := launch(t, repo, "job", params("a"))
+	_, err := repo.LastStepExecution(ctx, e.InstanceID, "load")
+	require.ErrorIs(t, err, batch.ErrNotFound)
+
+	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted,
+		StartTime: time.Now().UTC(), Context: batch.ExecutionContext{}}
+	require.NoError(t, repo.CreateStepExecution(ctx, s))
+	require.NotZero(t, s.ID)
+	s.ReadCount, s.WriteCount, s.FilterCount, s.CommitCount, s.RollbackCount = 10, 8, 2, 1, 3
+	s.ReadSkipCount, s.ProcessSkipCount, s.WriteSkipCount = 4, 5, 6
+	require.NoError(t, s.Context.Put("offset", 1234))
+	s.Status, s.ExitStatus = batch.StatusFailed, batch.ExitFailed.WithDescription("boom")
+	s.EndTime = time.Now().UTC()
+	require.NoError(t, repo.UpdateStepExecution(ctx, s))
+	s2 := &batch.StepExecution{JobExecutionID: e.ID, StepName: "other", Status: batch.StatusStarted}
+	require.NoError(t, repo.CreateStepExecution(ctx, s2))
+
+	list, err := repo.StepExecutions(ctx, e.ID)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	got := list[0]
+	require.Equal(t, "load", got.StepName)
+	require.Equal(t, []int64{10, 8, 2, 1, 3, 4, 5, 6},
+		[]int64{got.ReadCount, got.WriteCount, got.FilterCount, got.CommitCount, got.RollbackCount,
+			got.ReadSkipCount, got.ProcessSkipCount, got.WriteSkipCount})
+	require.Equal(t, batch.ExitFailed.WithDescription("boom"), got.ExitStatus)
+	off, ok := got.Context.Int64("offset")
+	require.True(t, ok)
+	require.Equal(t, int64(1234), off)
+	require.Equal(t, "other", list[1].StepName)
+
+	finish(t, repo, e, batch.StatusFailed)
+	e2 := launch(t, repo, "job", params("a"))
+	s3 := &batch.StepExecution{JobExecutionID: e2.ID, StepName: "load", Status: batch.StatusStarted}
+	require.NoError(t, repo.CreateStepExecution(ctx, s3))
+	last, err := repo.LastStepExecution(ctx, e.InstanceID, "load")
+	require.NoError(t, err)
+	require.Equal(t, s3.ID, last.ID)
+	n, err := repo.StepExecutionCount(ctx, e.InstanceID, "load")
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	n, err = repo.StepExecutionCount(ctx, e.InstanceID, "other")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}
+
+func testCommitChunk(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	e := launch(t, repo, "job", nil)
+	e.Status = batch.StatusStarted
+	require.NoError(t, repo.UpdateJobExecution(ctx, e))
+	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted, Context: batch.ExecutionContext{}}
+	require.NoError(t, repo.CreateStepExecution(ctx, s))
+
+	w := s.Clone()
+	status, err := repo.CommitChunk(ctx, w, func(context.Context) error {
+		w.ReadCount, w.WriteCount, w.CommitCount = 10, 10, 1
+		return w.Context.Put("line", 11)
+	})
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusStarted, status)
+	require.Equal(t, s.Version+1, w.Version)
+	last, err := repo.LastStepExecution(ctx, e.InstanceID, "load")
+	require.NoError(t, err)
+	require.Equal(t, int64(10), last.WriteCount)
+	line, _ := last.Context.Int64("line")
+	require.Equal(t, int64(11), line)
+
+	// A failing write saves nothing.
+	boom := errors.New("boom")
+	w2 := w.Clone()
+	_, err = repo.CommitChunk(ctx, w2, func(context.Context) error {
+		w2.ReadCount = 20
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	last, err = repo.LastStepExecution(ctx, e.InstanceID, "load")
+	require.NoError(t, err)
+	require.Equal(t, int64(10), last.ReadCount)
+	require.Equal(t, w.Version, last.Version)
+
+	// A stale copy is refused.
+	stale := s.Clone()
+	_, err = repo.CommitChunk(ctx, stale, func(context.Context) error { return nil })
+	require.ErrorIs(t, err, batch.ErrStaleVersion)
+
+	// A stop request is reported at the chunk boundary.
+	cur, err := repo.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	cur.Status = batch.StatusStopping
+	require.NoError(t, repo.UpdateJobExecution(ctx, cur))
+	status, err = repo.CommitChunk(ctx, w, func(context.Context) error { return nil })
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusStopping, status)
+
+	// An ended execution is fenced off.
+	cur.Status = batch.StatusFailed
+	require.NoError(t, repo.UpdateJobExecution(ctx, cur))
+	_, err = repo.CommitChunk(ctx, w, func(context.Context) error { return nil })
+	require.ErrorIs(t, err, batch.ErrFenced)
+}
+
+func testCommitChunkSharedTx(t *testing.T, h Harness) {
+	if h.DB == nil {
+		t.Skip("repository has no SQL database")
+	}
+	repo := h.New(t)
+	db := h.DB(repo)
+	ctx := context.Background()
+	_, err := db.Exec(`CREATE TABLE shared_tx_rows (id INTEGER PRIMARY KEY)`)
+	require.NoError(t, err)
+	count := func() int {
+		var n int
+		require.NoError(t, db.Get(&n, `SELECT COUNT(*) FROM shared_tx_rows`))
+		return n
+	}
+	e := launch(t, repo, "job", nil)
+	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted}
+	require.NoError(t, repo.CreateStepExecution(ctx, s))
+	insert := func(id int) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			tx, err := batch.JoinChunkTx(ctx, db)
+			if err != nil {
+				return err
+			}
+			if tx == nil {
+				return errors.New("no chunk transaction on the repository's database")
+			}
+			_, err = tx.ExecContext(ctx, db.Rebind(`INSERT INTO shared_tx_rows (id) VALUES (?)`), id)
+			return err
+		}
+	}
+	_, err = repo.CommitChunk(ctx, s, insert(1))
+	require.NoError(t, err)
+	require.Equal(t, 1, count())
+
+	// The checkpoint fails (stale version): the writer's row rolls back too.
+	stale := s.Clone()
+	stale.Version--
+	_, err = repo.CommitChunk(ctx, stale, insert(2))
+	require.ErrorIs(t, err, batch.ErrStaleVersion)
+	require.Equal(t, 1, count())
+
+	// The execution was taken over: the writer's row rolls back too.
+	finish(t, repo, e, batch.StatusFailed)
+	_, err = repo.CommitChunk(ctx, s, insert(3))
+	require.ErrorIs(t, err, batch.ErrFenced)
+	require.Equal(t, 1, count())
+
+	// Another database handle is not joined.
+	other, err := sqlx.Open(db.DriverName(), "unused")
+	require.NoError(t, err)
+	defer other.Close()
+	_, err = repo.CommitChunk(ctx, s, func(ctx context.Context) error {
+		tx, err := batch.JoinChunkTx(ctx, other)
+		require.NoError(t, err)
+		require.Nil(t, tx)
+		return nil
+	})
+	require.ErrorIs(t, err, batch.ErrFenced)
+}
+
+func testLargeContext(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	e := launch(t, repo, "job", nil)
+	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted, Context: batch.ExecutionContext{}}
+	require.NoError(t, repo.CreateStepExecution(ctx, s))
+	big := strings.Repeat("x", 1<<20)
+	require.NoError(t, s.Context.Put("big", big))
+	require.NoError(t, repo.UpdateStepExecution(ctx, s))
+	e.Context = batch.ExecutionContext{}
+	require.NoError(t, e.Context.Put("big", big))
+	require.NoError(t, repo.UpdateJobExecution(ctx, e))
+
+	last, err := repo.LastStepExecution(ctx, e.InstanceID, "load")
+	require.NoError(t, err)
+	got, _ := last.Context.String("big")
+	require.Equal(t, big, got)
+	je, err := repo.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	got, _ = je.Context.String("big")
+	require.Equal(t, big, got)
+}
+
+func testQueries(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	a := launch(t, repo, "alpha", params("1"))
+	finish(t, repo, a, batch.StatusCompleted)
+	b := launch(t, repo, "beta", params("1"))
+	c := launch(t, repo, "alpha", params("2"))
+	finish(t, repo, c, batch.StatusFailed)
+
+	names, err := repo.JobNames(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"alpha", "beta"}, names)
+
+	all, err := repo.JobExecutions(ctx, batch.ExecutionQuery{})
+	require.NoError(t, err)
+	require.Equal(t, []int64{c.ID, b.ID, a.ID}, ids(all))
+	alpha, err := repo.JobExecutions(ctx, batch.ExecutionQuery{JobName: "alpha"})
+	require.NoError(t, err)
+	require.Equal(t, []int64{c.ID, a.ID}, ids(alpha))
+	limited, err := repo.JobExecutions(ctx, batch.ExecutionQuery{Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, []int64{c.ID}, ids(limited))
+	running, err := repo.JobExecutions(ctx, batch.ExecutionQuery{Running: true})
+	require.NoError(t, err)
+	require.Equal(t, []int64{b.ID}, ids(running))
+}
+
+func ids(es []*batch.JobExecution) []int64 {
+	out := []int64{}
+	for _, e := range es {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+func testNotFound(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	_, err := repo.JobExecution(ctx, 999999)
+	require.ErrorIs(t, err, batch.ErrNotFound)
+	_, err = repo.JobInstance(ctx, 999999)
+	require.ErrorIs(t, err, batch.ErrNotFound)
+	err = repo.UpdateJobExecution(ctx, &batch.JobExecution{ID: 999999})
+	require.ErrorIs(t, err, batch.ErrNotFound)
+	list, err := repo.StepExecutions(ctx, 999999)
+	require.NoError(t, err)
+	require.Empty(t, list)
+}

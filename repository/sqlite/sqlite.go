@@ -1,0 +1,122 @@
+// Package sqlite is the embedded batch.JobRepository: a single SQLite file,
+// no server, no cgo (it uses modernc.org/sqlite). It is the default of the
+// command-line runner, so that a batch program runs with no setup.
+//
+//	repo, err := sqlite.Open(ctx, "batch.db", sqlite.Config{})
+//	err = repo.Migrate(ctx)
+//
+// The same file can hold the job's own tables: a writer built on repo.DB()
+// joins each chunk's transaction (see batch.JoinChunkTx).
+package sqlite
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	sqlitedrv "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/chunkwise/chunkwise/internal/sqlrepo"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Config configures the repository.
+type Config struct {
+	// TablePrefix starts the name of every table: letters, digits and '_'.
+	// Default "batch_".
+	TablePrefix string
+}
+
+// Repository is the SQLite job repository. Its methods implement
+// batch.JobRepository.
+type Repository struct {
+	*sqlrepo.Repository
+	prefix string
+	owned  bool
+}
+
+var dialect = sqlrepo.Dialect{
+	Name: "sqlite",
+	// Transactions begin IMMEDIATE (see DSN): the first statement already
+	// holds the database's write lock, so no row locks are needed.
+	IsUniqueViolation: func(err error) bool {
+		var e *sqlitedrv.Error
+		return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+	},
+}
+
+// DSN returns the modernc.org/sqlite data source name the repository uses for
+// the file at path: write-ahead logging, a busy timeout, foreign keys on, and
+// transactions that take the write lock when they begin.
+func DSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(60000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// New returns a repository on db, which must have been opened with the
+// "sqlite" driver of modernc.org/sqlite and the settings of DSN. Call Migrate
+// once before use.
+func New(db *sqlx.DB, cfg Config) (*Repository, error) {
+	if cfg.TablePrefix == "" {
+		cfg.TablePrefix = "batch_"
+	}
+	r, err := sqlrepo.New(db, dialect, cfg.TablePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("repository sqlite: %w", err)
+	}
+	return &Repository{Repository: r, prefix: cfg.TablePrefix}, nil
+}
+
+// Open opens (creating if needed) the database file at path and returns a
+// repository that Close closes.
+func Open(ctx context.Context, path string, cfg Config) (*Repository, error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("repository sqlite: invalid file name %q", path)
+	}
+	db, err := sqlx.Open("sqlite", DSN(path))
+	if err != nil {
+		return nil, fmt.Errorf("repository sqlite: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("repository sqlite: open %s: %w", path, err)
+	}
+	r, err := New(db, cfg)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	r.owned = true
+	return r, nil
+}
+
+// Migrate creates or upgrades the repository's tables. It is idempotent.
+func (r *Repository) Migrate(ctx context.Context) error {
+	ms, err := sqlrepo.LoadMigrations(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("repository sqlite: %w", err)
+	}
+	_, err = sqlrepo.Migrate(ctx, r.DB(), dialect, r.prefix, "", ms)
+	return err
+}
+
+// Close closes the database if Open opened it.
+func (r *Repository) Close() error {
+	if r.owned {
+		return r.DB().Close()
+	}
+	return nil
+}
+
