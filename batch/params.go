@@ -70,7 +70,9 @@ func FloatParam(v float64) JobParameter {
 }
 
 // BoolParam returns an identifying boolean parameter.
-func BoolParam(v bool) JobParameter { return JobParameter{Type: ParamBool, Value: v, Identifying: true} }
+func BoolParam(v bool) JobParameter {
+	return JobParameter{Type: ParamBool, Value: v, Identifying: true}
+}
 
 // TimeParam returns an identifying instant parameter.
 func TimeParam(v time.Time) JobParameter {

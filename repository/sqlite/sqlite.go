@@ -119,4 +119,3 @@ func (r *Repository) Close() error {
 	}
 	return nil
 }
-
