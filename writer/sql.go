@@ -1,0 +1,163 @@
+package writer
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/chunkwise/chunkwise/batch"
+)
+
+// identPattern accepts a plain SQL identifier, optionally qualified by a
+// schema: names from configuration are checked against it before they are
+// put into a statement.
+var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$`)
+
+// SQLConfig configures a SQL writer.
+type SQLConfig[T any] struct {
+	// DB is the database to write to. Required. When it is the *sqlx.DB the
+	// job repository was built on, every chunk is written inside the chunk's
+	// transaction.
+	DB *sqlx.DB
+	// Table is the table to insert into, optionally schema-qualified.
+	// Required; letters, digits and '_' only.
+	Table string
+	// Columns are the columns to fill, in the order Values returns them.
+	// Required; letters, digits and '_' only.
+	Columns []string
+	// Values returns the column values of one item, one per column.
+	// Required.
+	Values func(item T) []any
+	// Suffix is appended to the INSERT statement, for an upsert: for example
+	// "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name". It is SQL
+	// written by the program, never data. Default none.
+	Suffix string
+	// MaxParams caps the bind parameters of one statement; a chunk that
+	// needs more is inserted in several statements of the same transaction.
+	// Default 65535 (PostgreSQL's limit; SQLite allows 32766 and gets that
+	// when the driver is "sqlite").
+	MaxParams int
+}
+
+// SQL inserts each chunk of items into a table with multi-row INSERT
+// statements — one round trip for a chunk of ordinary size.
+//
+// Guarantee: when DB is the job repository's database, the rows and the
+// step's checkpoint commit in one transaction, so after a crash at any moment
+// a restart writes every item exactly once. On another database the rows
+// commit in their own transaction just before the checkpoint: a crash
+// between the two redoes at most one chunk, so make the insert idempotent
+// with Suffix (an upsert) if duplicates matter.
+type SQL[T any] struct {
+	db        *sqlx.DB
+	table     string
+	columns   []string
+	values    func(T) []any
+	suffix    string
+	perInsert int
+}
+
+// NewSQL returns a SQL writer. Invalid table or column names, missing fields
+// and a MaxParams smaller than one row are errors.
+func NewSQL[T any](cfg SQLConfig[T]) (*SQL[T], error) {
+	switch {
+	case cfg.DB == nil:
+		return nil, fmt.Errorf("writer: sql: no DB")
+	case !identPattern.MatchString(cfg.Table):
+		return nil, fmt.Errorf("writer: sql: invalid table name %q", cfg.Table)
+	case len(cfg.Columns) == 0:
+		return nil, fmt.Errorf("writer: sql %s: no columns", cfg.Table)
+	case cfg.Values == nil:
+		return nil, fmt.Errorf("writer: sql %s: no Values function", cfg.Table)
+	}
+	for _, c := range cfg.Columns {
+		if !identPattern.MatchString(c) || strings.Contains(c, ".") {
+			return nil, fmt.Errorf("writer: sql %s: invalid column name %q", cfg.Table, c)
+		}
+	}
+	maxParams := cfg.MaxParams
+	if maxParams == 0 {
+		maxParams = 65535
+		if cfg.DB.DriverName() == "sqlite" {
+			maxParams = 32766
+		}
+	}
+	if maxParams < len(cfg.Columns) {
+		return nil, fmt.Errorf("writer: sql %s: MaxParams %d is less than one row of %d columns", cfg.Table, maxParams, len(cfg.Columns))
+	}
+	return &SQL[T]{
+		db: cfg.DB, table: cfg.Table, columns: append([]string(nil), cfg.Columns...),
+		values: cfg.Values, suffix: cfg.Suffix, perInsert: maxParams / len(cfg.Columns),
+	}, nil
+}
+
+// Write inserts items. It joins the chunk's transaction when there is one on
+// the writer's database, and otherwise runs and commits its own.
+func (w *SQL[T]) Write(ctx context.Context, items []T) error {
+	if len(items) == 0 {
+		return nil
+	}
+	tx, err := batch.JoinChunkTx(ctx, w.db)
+	if err != nil {
+		return fmt.Errorf("writer: sql %s: %w", w.table, err)
+	}
+	if tx != nil {
+		return w.insert(ctx, tx, items)
+	}
+	own, err := w.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("writer: sql %s: begin: %w", w.table, err)
+	}
+	if err := w.insert(ctx, own, items); err != nil {
+		_ = own.Rollback()
+		return err
+	}
+	if err := own.Commit(); err != nil {
+		return fmt.Errorf("writer: sql %s: commit: %w", w.table, err)
+	}
+	return nil
+}
+
+func (w *SQL[T]) insert(ctx context.Context, tx *sqlx.Tx, items []T) error {
+	for start := 0; start < len(items); start += w.perInsert {
+		end := min(start+w.perInsert, len(items))
+		query, args, err := w.statement(items[start:end])
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("writer: sql insert into %s (%d rows): %w", w.table, end-start, err)
+		}
+	}
+	return nil
+}
+
+func (w *SQL[T]) statement(items []T) (string, []any, error) {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(w.table)
+	b.WriteString(" (")
+	b.WriteString(strings.Join(w.columns, ", "))
+	b.WriteString(") VALUES ")
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(w.columns)), ", ") + ")"
+	args := make([]any, 0, len(items)*len(w.columns))
+	for i, it := range items {
+		vals := w.values(it)
+		if len(vals) != len(w.columns) {
+			return "", nil, fmt.Errorf("writer: sql %s: item %d of the chunk: %d values for %d columns", w.table, i+1, len(vals), len(w.columns))
+		}
+		args = append(args, vals...)
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	if w.suffix != "" {
+		b.WriteString(" ")
+		b.WriteString(w.suffix)
+	}
+	return w.db.Rebind(b.String()), args, nil
+}
