@@ -1,0 +1,514 @@
+package reader
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/chunkwise/chunkwise/batch"
+)
+
+// DefaultMaxRecordBytes is the default of [CSVConfig.MaxRecordBytes].
+const DefaultMaxRecordBytes = 1 << 20
+
+// bufferSize is the size of the buffer between the file and the csv.Reader.
+// It is also the most the buffer can have read ahead of the record being
+// parsed, which the record size cap allows for.
+const bufferSize = 64 << 10
+
+// ErrRecordTooLong is the error inside a [*ParseError] when a record is
+// longer than [CSVConfig.MaxRecordBytes]. The reader cannot go on after it:
+// every later Read returns the same error.
+var ErrRecordTooLong = errors.New("record too long")
+
+// utf8BOM is the byte order mark some programs write at the start of a
+// UTF-8 file.
+var utf8BOM = []byte("\uFEFF")
+
+// CSVConfig configures a [CSV] reader. Path or Open and Map are required;
+// every other field has a usable zero value.
+type CSVConfig[T any] struct {
+	// Name prefixes the reader's keys in the execution context
+	// ("people.csv.offset") and names the input in errors and in
+	// [Record.File]. Two restartable readers of one step need different
+	// names. Default: the base name of Path, or "csv" when Path is empty.
+	Name string
+
+	// Path is the file to read. Exactly one of Path and Open is required.
+	Path string
+
+	// Open opens the input when it is not a file on disk: embedded bytes, a
+	// file of an fs.FS that can seek, a download kept in a temporary file.
+	// It is called once per [CSV.Open]; the reader closes what it returns.
+	// Exactly one of Path and Open is required.
+	Open func() (io.ReadSeekCloser, error)
+
+	// Comma is the field delimiter. It must be a valid rune and not a quote,
+	// '\r' or '\n'. Default: ','.
+	Comma rune
+
+	// Comment, if not zero, starts a comment line: a line beginning with it
+	// is skipped. It must differ from Comma. Default: 0, no comments.
+	Comment rune
+
+	// Header says that the first record is a header whose fields name the
+	// columns, for [Record.Get] and [MapStruct]. The header is not handed to
+	// Map. Default: false, every record is data.
+	Header bool
+
+	// LazyQuotes allows a quote in an unquoted field and a quote not
+	// followed by the delimiter in a quoted field, as in [csv.Reader].
+	// Default: false, such quotes are errors.
+	LazyQuotes bool
+
+	// TrimLeadingSpace ignores white space at the start of a field, as in
+	// [csv.Reader]. Default: false.
+	TrimLeadingSpace bool
+
+	// MaxRecordBytes caps the size in bytes of one record, counting any
+	// blank and comment lines before it, so that a file with a runaway line
+	// or an unclosed quote cannot exhaust memory. A longer record is a
+	// [*ParseError] wrapping [ErrRecordTooLong]. Default:
+	// [DefaultMaxRecordBytes] (1 MiB).
+	MaxRecordBytes int
+
+	// Map turns a record into an item. An error it returns fails that Read,
+	// wrapped in a [*ParseError] naming the file and line unless it already
+	// is or wraps one (as the errors of the [Record] helpers do). Required.
+	Map func(rec Record) (T, error)
+}
+
+// ParseError is the error of a Read that found bad input: a malformed line,
+// a record with the wrong number of fields, a record too long, or a record
+// that Map rejected. Err says what was wrong; [errors.Is] finds
+// [csv.ErrBareQuote], [csv.ErrQuote], [csv.ErrFieldCount] and
+// [ErrRecordTooLong] through it.
+//
+// After a ParseError a Read continues with the next record, except after
+// ErrRecordTooLong. The reader's restart position stays after the last
+// record read without error, so a restarted step meets the bad record
+// again.
+type ParseError struct {
+	File string // the reader's name, [CSVConfig.Name]
+	Line int64  // 1-based line of the file where the bad record starts
+	Err  error
+}
+
+// Error returns "reader: csv NAME line N: " followed by Err's message.
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("reader: csv %s line %d: %v", e.File, e.Line, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// fieldCountError is the error of a record whose field count differs from
+// the first record's.
+type fieldCountError struct{ got, want int }
+
+func (e fieldCountError) Error() string {
+	return fmt.Sprintf("field count %d, want %d", e.got, e.want)
+}
+
+func (e fieldCountError) Unwrap() error { return csv.ErrFieldCount }
+
+// CSV reads the records of a delimited file and maps each to a T. Create one
+// with [NewCSV]; call Open before the first Read and Close at the end, as a
+// step does for an [batch.ItemStream].
+//
+// Every record must have as many fields as the header, or as the first
+// record when there is no header. Blank lines are skipped. A UTF-8 byte
+// order mark at the start of the file is skipped.
+//
+// Update stores, under keys prefixed by the reader's name, the byte offset
+// and line just after the last record Read returned without error, the
+// number of items returned, the number of fields per record and the header.
+// Open with such a context seeks to that offset: a restart does not read the
+// file again from the start.
+//
+// A CSV is not safe for concurrent use.
+type CSV[T any] struct {
+	cfg CSVConfig[T]
+	max int64 // cfg.MaxRecordBytes with its default applied
+
+	// Set by Open, cleared by Close.
+	f        io.ReadSeekCloser
+	src      *capReader
+	r        *csv.Reader
+	base     int64 // offset of the first byte r reads
+	baseLine int64 // lines before base
+	header   []string
+	cols     map[string]int
+	fields   int   // fields per record; 0 until the first record
+	line     int64 // lines read up to the end of the last record
+	err      error // sticky: io.EOF or an error the reader cannot go on after
+	pos      position
+}
+
+var (
+	_ batch.ItemReader[int] = (*CSV[int])(nil)
+	_ batch.ItemStream      = (*CSV[int])(nil)
+)
+
+// position is the restart state: where the last record returned ends.
+type position struct {
+	offset int64
+	line   int64
+	count  int64
+	fields int
+}
+
+// NewCSV returns a reader configured by cfg, or an error if cfg is invalid.
+// It does not open the file: [CSV.Open] does.
+func NewCSV[T any](cfg CSVConfig[T]) (*CSV[T], error) {
+	if (cfg.Path == "") == (cfg.Open == nil) {
+		return nil, errors.New("reader: csv: exactly one of Path and Open is required")
+	}
+	if cfg.Map == nil {
+		return nil, errors.New("reader: csv: Map is required")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "csv"
+		if cfg.Path != "" {
+			cfg.Name = filepath.Base(cfg.Path)
+		}
+	}
+	if cfg.Comma == 0 {
+		cfg.Comma = ','
+	}
+	if !validDelim(cfg.Comma) {
+		return nil, fmt.Errorf("reader: csv %s: invalid Comma %q", cfg.Name, cfg.Comma)
+	}
+	if cfg.Comment != 0 && (!validDelim(cfg.Comment) || cfg.Comment == cfg.Comma) {
+		return nil, fmt.Errorf("reader: csv %s: invalid Comment %q", cfg.Name, cfg.Comment)
+	}
+	if cfg.MaxRecordBytes < 0 {
+		return nil, fmt.Errorf("reader: csv %s: negative MaxRecordBytes %d", cfg.Name, cfg.MaxRecordBytes)
+	}
+	if cfg.MaxRecordBytes == 0 {
+		cfg.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	return &CSV[T]{cfg: cfg, max: int64(cfg.MaxRecordBytes)}, nil
+}
+
+// validDelim reports whether r can be a delimiter or comment character, by
+// the rules of encoding/csv.
+func validDelim(r rune) bool {
+	return r != 0 && r != '"' && r != '\r' && r != '\n' && utf8.ValidRune(r) && r != utf8.RuneError
+}
+
+// Open opens the input. When ec holds no position of this reader (a first
+// run), it starts at the beginning and, with [CSVConfig.Header] set, reads
+// the header; a malformed header is a [*ParseError]. When ec holds what an
+// earlier Update stored (a restart), it seeks to the stored offset and goes
+// on from there with the stored header, reading nothing before the offset.
+// A reader that is open must be closed before it is opened again.
+func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
+	if c.f != nil {
+		return fmt.Errorf("reader: csv %s: already open", c.cfg.Name)
+	}
+	pos, header, restart, err := c.restore(ec)
+	if err != nil {
+		return err
+	}
+	f, err := c.open()
+	if err != nil {
+		return err
+	}
+	if restart {
+		if _, err := f.Seek(pos.offset, io.SeekStart); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("reader: csv %s: seek to offset %d: %w", c.cfg.Name, pos.offset, err)
+		}
+	}
+
+	c.f = f
+	c.src = &capReader{r: f, pos: pos.offset, start: pos.offset, limit: satAdd(c.max, bufferSize)}
+	br := bufio.NewReaderSize(c.src, bufferSize)
+	c.base, c.baseLine = pos.offset, pos.line
+	if !restart {
+		// An error here (end of input, a failing read) is left for the
+		// first Read to meet.
+		if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
+			_, _ = br.Discard(len(utf8BOM))
+			c.base += int64(len(utf8BOM))
+		}
+	}
+	c.r = csv.NewReader(br)
+	c.r.Comma = c.cfg.Comma
+	c.r.Comment = c.cfg.Comment
+	c.r.LazyQuotes = c.cfg.LazyQuotes
+	c.r.TrimLeadingSpace = c.cfg.TrimLeadingSpace
+	c.r.FieldsPerRecord = -1 // checked by next, against the first well-formed record
+	c.fields = pos.fields
+	c.line = pos.line
+	c.setHeader(header)
+	c.err = nil
+	c.pos = pos
+	c.pos.offset = c.base
+
+	if c.cfg.Header && c.header == nil {
+		rec, err := c.next()
+		switch {
+		case err == io.EOF:
+			// An empty file: Read returns io.EOF.
+		case err != nil:
+			_ = c.Close(context.Background())
+			return err
+		default:
+			c.setHeader(rec.Fields)
+			c.commit(0)
+		}
+	}
+	return nil
+}
+
+func (c *CSV[T]) open() (io.ReadSeekCloser, error) {
+	if c.cfg.Open != nil {
+		f, err := c.cfg.Open()
+		if err != nil {
+			return nil, fmt.Errorf("reader: csv %s: open: %w", c.cfg.Name, err)
+		}
+		if f == nil {
+			return nil, fmt.Errorf("reader: csv %s: open returned a nil reader", c.cfg.Name)
+		}
+		return f, nil
+	}
+	f, err := os.Open(c.cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("reader: csv %s: %w", c.cfg.Name, err)
+	}
+	return f, nil
+}
+
+func (c *CSV[T]) setHeader(header []string) {
+	c.header, c.cols = header, nil
+	if header == nil {
+		return
+	}
+	c.cols = make(map[string]int, len(header))
+	for i, name := range header {
+		if _, dup := c.cols[name]; !dup {
+			c.cols[name] = i
+		}
+	}
+}
+
+func (c *CSV[T]) key(suffix string) string { return c.cfg.Name + "." + suffix }
+
+// restore reads the position stored by Update. restart is false when ec
+// holds none.
+func (c *CSV[T]) restore(ec batch.ExecutionContext) (pos position, header []string, restart bool, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("reader: csv %s: restore: %w", c.cfg.Name, err)
+		}
+	}()
+	restart, err = ec.Get(c.key("offset"), &pos.offset)
+	if !restart || err != nil {
+		return position{}, nil, false, err
+	}
+	for _, v := range []struct {
+		suffix string
+		dst    any
+	}{
+		{"line", &pos.line},
+		{"count", &pos.count},
+		{"fields", &pos.fields},
+	} {
+		ok, err := ec.Get(c.key(v.suffix), v.dst)
+		if err != nil {
+			return position{}, nil, false, err
+		}
+		if !ok {
+			return position{}, nil, false, fmt.Errorf("key %q missing", c.key(v.suffix))
+		}
+	}
+	if pos.offset < 0 || pos.line < 0 || pos.count < 0 || pos.fields < 0 {
+		return position{}, nil, false, fmt.Errorf("invalid position %+v", pos)
+	}
+	if c.cfg.Header {
+		ok, err := ec.Get(c.key("header"), &header)
+		if err != nil {
+			return position{}, nil, false, err
+		}
+		if !ok {
+			return position{}, nil, false, fmt.Errorf("key %q missing", c.key("header"))
+		}
+	}
+	return pos, header, true, nil
+}
+
+// Read returns the item made of the next record, and io.EOF after the last
+// one. Bad input is reported as a [*ParseError]; the next Read goes on with
+// the record after it, unless the error is [ErrRecordTooLong]. Read returns
+// ctx's error if ctx is done.
+func (c *CSV[T]) Read(ctx context.Context) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	rec, err := c.next()
+	if err != nil {
+		return zero, err
+	}
+	item, err := c.cfg.Map(rec)
+	if err != nil {
+		if pe := (*ParseError)(nil); errors.As(err, &pe) {
+			return zero, err
+		}
+		return zero, &ParseError{File: c.cfg.Name, Line: rec.Line, Err: err}
+	}
+	c.commit(1)
+	return item, nil
+}
+
+// next reads the next well-formed record.
+func (c *CSV[T]) next() (Record, error) {
+	if c.r == nil {
+		return Record{}, fmt.Errorf("reader: csv %s: not open", c.cfg.Name)
+	}
+	if c.err != nil {
+		return Record{}, c.err
+	}
+	start := c.base + c.r.InputOffset()
+	c.src.start = start
+	fields, err := c.r.Read()
+	if c.src.tooLong || c.base+c.r.InputOffset()-start > c.max {
+		c.err = &ParseError{File: c.cfg.Name, Line: c.line + 1, Err: fmt.Errorf("%w: more than %d bytes", ErrRecordTooLong, c.max)}
+		return Record{}, c.err
+	}
+	if err == io.EOF {
+		c.err = io.EOF
+		return Record{}, io.EOF
+	}
+	if pe := (*csv.ParseError)(nil); errors.As(err, &pe) {
+		c.line = c.baseLine + int64(pe.Line)
+		e := &ParseError{File: c.cfg.Name, Line: c.baseLine + int64(pe.StartLine)}
+		if pe.Line != pe.StartLine {
+			e.Err = fmt.Errorf("line %d, column %d: %w", c.baseLine+int64(pe.Line), pe.Column, pe.Err)
+		} else {
+			e.Err = fmt.Errorf("column %d: %w", pe.Column, pe.Err)
+		}
+		return Record{}, e
+	}
+	if err != nil {
+		c.err = fmt.Errorf("reader: csv %s: read after line %d: %w", c.cfg.Name, c.line, err)
+		return Record{}, c.err
+	}
+	if len(fields) == 0 { // encoding/csv never returns an empty record
+		c.err = fmt.Errorf("reader: csv %s: empty record after line %d", c.cfg.Name, c.line)
+		return Record{}, c.err
+	}
+
+	first, _ := c.r.FieldPos(0)
+	last, _ := c.r.FieldPos(len(fields) - 1)
+	// A record ends on the line its last field starts on, plus one line for
+	// every line break quoted inside that field.
+	c.line = c.baseLine + int64(last) + int64(strings.Count(fields[len(fields)-1], "\n"))
+	rec := Record{
+		Fields: fields,
+		Line:   c.baseLine + int64(first),
+		Index:  c.pos.count + 1,
+		File:   c.cfg.Name,
+		Header: c.header,
+		cols:   c.cols,
+	}
+	if c.fields == 0 {
+		c.fields = len(fields)
+	} else if len(fields) != c.fields {
+		return Record{}, &ParseError{File: c.cfg.Name, Line: rec.Line, Err: fieldCountError{got: len(fields), want: c.fields}}
+	}
+	return rec, nil
+}
+
+// commit moves the restart position to the end of the record just read,
+// which added n items.
+func (c *CSV[T]) commit(n int64) {
+	c.pos = position{
+		offset: c.base + c.r.InputOffset(),
+		line:   c.line,
+		count:  c.pos.count + n,
+		fields: c.fields,
+	}
+}
+
+// Update stores the restart position in ec: the byte offset and line just
+// after the last record returned without error, the number of items
+// returned, the fields per record and, with a header, the header.
+func (c *CSV[T]) Update(_ context.Context, ec batch.ExecutionContext) error {
+	if c.r == nil {
+		return fmt.Errorf("reader: csv %s: not open", c.cfg.Name)
+	}
+	if ec == nil {
+		return fmt.Errorf("reader: csv %s: Update with a nil execution context", c.cfg.Name)
+	}
+	err := errors.Join(
+		ec.Put(c.key("offset"), c.pos.offset),
+		ec.Put(c.key("line"), c.pos.line),
+		ec.Put(c.key("count"), c.pos.count),
+		ec.Put(c.key("fields"), c.pos.fields),
+	)
+	if c.cfg.Header {
+		err = errors.Join(err, ec.Put(c.key("header"), c.header))
+	}
+	if err != nil {
+		return fmt.Errorf("reader: csv %s: %w", c.cfg.Name, err)
+	}
+	return nil
+}
+
+// Close closes the input. Closing a reader that is not open does nothing.
+func (c *CSV[T]) Close(context.Context) error {
+	if c.f == nil {
+		return nil
+	}
+	err := c.f.Close()
+	*c = CSV[T]{cfg: c.cfg, max: c.max}
+	if err != nil {
+		return fmt.Errorf("reader: csv %s: close: %w", c.cfg.Name, err)
+	}
+	return nil
+}
+
+// capReader passes reads through until the record being parsed, which
+// started at offset start, has had limit bytes; then it fails, so that a
+// runaway record cannot grow without bound in the csv.Reader's buffers.
+type capReader struct {
+	r       io.Reader
+	pos     int64 // offset of the next byte to read
+	start   int64 // offset where the current record starts
+	limit   int64
+	tooLong bool
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	room := c.limit - (c.pos - c.start)
+	if room <= 0 {
+		c.tooLong = true
+		return 0, ErrRecordTooLong
+	}
+	if int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := c.r.Read(p)
+	c.pos += int64(n)
+	return n, err
+}
+
+// satAdd returns a+b, or math.MaxInt64 if that overflows.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
