@@ -25,6 +25,23 @@ type Engine struct {
 	HeartbeatInterval time.Duration
 	// Logger receives the engine's structured logs. Default: discard.
 	Logger *slog.Logger
+
+	mu   sync.Mutex
+	runs map[int64]*jobRun // the executions this engine is running
+}
+
+// Stop asks an execution that this engine is running to stop at its next
+// chunk boundary, without a round trip to the repository, and reports whether
+// the engine is running it. Operators in other processes stop an execution
+// through the repository (launcher.Launcher.Stop does both).
+func (e *Engine) Stop(executionID int64) bool {
+	e.mu.Lock()
+	r, ok := e.runs[executionID]
+	e.mu.Unlock()
+	if ok {
+		r.stop.Store(true)
+	}
+	return ok
 }
 
 func (e *Engine) lease() time.Duration {
@@ -74,6 +91,17 @@ func (e *Engine) Launch(ctx context.Context, job *Job, params JobParameters) (*J
 // next chunk boundary, ask the repository to stop it (launcher.Operator.Stop).
 func (e *Engine) Run(ctx context.Context, job *Job, exec *JobExecution) (*JobExecution, error) {
 	r := &jobRun{engine: e, job: job, exec: exec.Clone(), log: e.logger().With("job", job.Name(), "execution", exec.ID)}
+	e.mu.Lock()
+	if e.runs == nil {
+		e.runs = map[int64]*jobRun{}
+	}
+	e.runs[exec.ID] = r
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.runs, exec.ID)
+		e.mu.Unlock()
+	}()
 	return r.run(ctx)
 }
 

@@ -1,0 +1,42 @@
+# chunkwise — common tasks. `make test` is the test command CI runs.
+GO        ?= go
+PKGS      ?= ./...
+BENCHTIME ?= 1s
+
+.PHONY: all test test-short bench lint demo fuzz torture clean
+
+all: lint test
+
+## test: every test, with the race detector. PostgreSQL tests use
+## BATCH_TEST_POSTGRES_DSN (see README); without it they skip.
+test:
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## test-short: the quick subset (no crash tests), without the race detector.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+## bench: the benchmarks; figures are recorded in docs/benchmarks.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+## lint: formatting, vet and staticcheck.
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2026.2.2 $(PKGS)
+
+## demo: import the bundled sample CSV into a fresh SQLite file, then show the status.
+demo:
+	rm -f demo.db demo.db-wal demo.db-shm
+	$(GO) run ./examples/csvimport -db demo.db run
+	$(GO) run ./examples/csvimport -db demo.db status
+
+## fuzz: run each fuzz target for FUZZTIME (default 1m).
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzCSV -fuzztime $(FUZZTIME) ./reader/
+	$(GO) test -run '^$$' -fuzz FuzzParseParameter -fuzztime $(FUZZTIME) ./batch/
+
+clean:
+	rm -f demo.db demo.db-wal demo.db-shm batch.db batch.db-wal batch.db-shm

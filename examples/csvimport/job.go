@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/writer"
+)
+
+const jobName = "csvimport"
+
+//go:embed sample/people.csv
+var sample []byte
+
+// person is one row of the input and of the table people.
+type person struct {
+	ID        int64
+	Name      string
+	Email     string
+	Amount    float64
+	CreatedAt time.Time
+
+	row int64 // 1-based row number in the input, for FAIL_AT
+}
+
+const createTable = `CREATE TABLE IF NOT EXISTS people (
+	id         BIGINT NOT NULL,
+	name       TEXT NOT NULL,
+	email      TEXT NOT NULL,
+	amount     NUMERIC(14, 2) NOT NULL,
+	created_at TIMESTAMP NOT NULL
+)`
+
+func newJob(env launcher.Env) (*batch.Job, error) {
+	if env.DB == nil {
+		return nil, errors.New("csvimport needs a SQL job repository (SQLite or PostgreSQL)")
+	}
+	failRow, err := failAt()
+	if err != nil {
+		return nil, err
+	}
+
+	schema, err := batch.NewTaskletStep("schema", batch.TaskletConfig{
+		Tasklet: batch.TaskletFunc(func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
+			tx, err := batch.JoinChunkTx(ctx, env.DB)
+			if err != nil {
+				return batch.Finished, err
+			}
+			_, err = tx.ExecContext(ctx, createTable)
+			return batch.Finished, err
+		}),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	chunk, err := chunkSize(env.Parameters)
+	if err != nil {
+		return nil, err
+	}
+	cfg := reader.CSVConfig[person]{Header: true, Map: mapPerson}
+	if path, ok := env.Parameters.String("input"); ok {
+		cfg.Path = path
+	} else {
+		cfg.Name = "sample/people.csv"
+		cfg.Open = func() (io.ReadSeekCloser, error) { return nopCloser{bytes.NewReader(sample)}, nil }
+	}
+	r, err := reader.NewCSV(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := writer.NewSQL(writer.SQLConfig[person]{
+		DB:      env.DB,
+		Table:   "people",
+		Columns: []string{"id", "name", "email", "amount", "created_at"},
+		Values: func(p person) []any {
+			return []any{p.ID, p.Name, p.Email, p.Amount, p.CreatedAt}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	imp, err := batch.NewChunkStep("import", batch.ChunkConfig[person, person]{
+		Reader:    r,
+		Processor: failAtProcessor(failRow),
+		Writer:    w,
+		ChunkSize: chunk,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return batch.NewJob(jobName, batch.JobConfig{Steps: []batch.Step{schema, imp}})
+}
+
+// failAt reads FAIL_AT: the row whose processing fails on purpose, 0 for none.
+func failAt() (int64, error) {
+	s := os.Getenv("FAIL_AT")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("FAIL_AT=%q: want a row number from 1", s)
+	}
+	return n, nil
+}
+
+// chunkSize reads the parameter chunk (default 100), given as chunk(int)=N
+// or chunk=N.
+func chunkSize(p batch.JobParameters) (int, error) {
+	n := int64(100)
+	if v, ok := p.Int("chunk"); ok {
+		n = v
+	} else if v, ok := p.String("chunk"); ok {
+		var err error
+		if n, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return 0, fmt.Errorf("parameter chunk=%q: want an integer", v)
+		}
+	}
+	if n < 1 || n > 100_000 {
+		return 0, fmt.Errorf("parameter chunk=%d: want 1 to 100000", n)
+	}
+	return int(n), nil
+}
+
+// failAtProcessor checks each row and fails on purpose at row failAt.
+func failAtProcessor(failAt int64) batch.ProcessorFunc[person, person] {
+	return func(_ context.Context, p person) (person, error) {
+		if failAt > 0 && p.row == failAt {
+			return p, fmt.Errorf("FAIL_AT=%d: failing on purpose at row %d (id %d)", failAt, p.row, p.ID)
+		}
+		if p.Email == "" {
+			return p, fmt.Errorf("row %d (id %d): empty email", p.row, p.ID)
+		}
+		return p, nil
+	}
+}
+
+func mapPerson(rec reader.Record) (person, error) {
+	var p person
+	var err error
+	if p.ID, err = rec.Int("id"); err != nil {
+		return p, err
+	}
+	if p.Name, err = rec.Get("name"); err != nil {
+		return p, err
+	}
+	if p.Email, err = rec.Get("email"); err != nil {
+		return p, err
+	}
+	if p.Amount, err = rec.Float("amount"); err != nil {
+		return p, err
+	}
+	if p.CreatedAt, err = rec.Time("created_at", time.RFC3339); err != nil {
+		return p, err
+	}
+	p.CreatedAt = p.CreatedAt.UTC()
+	p.row = rec.Index
+	return p, nil
+}
+
+type nopCloser struct{ io.ReadSeeker }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chunkwise/chunkwise/internal/pgtest"
+	"github.com/chunkwise/chunkwise/repository/sqlite"
+)
+
+// binary is the csvimport program, built once for all tests: the tests run it
+// as a user does, as a separate process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "csvimport-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "csvimport")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build csvimport: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// backend is a job repository the program is pointed at with -db, and a
+// handle on the same database to check the table people.
+type backend struct {
+	dsn string
+	db  *sqlx.DB
+}
+
+func backends(t *testing.T) map[string]func(t *testing.T) backend {
+	return map[string]func(t *testing.T) backend{
+		"sqlite": func(t *testing.T) backend {
+			path := filepath.Join(t.TempDir(), "batch.db")
+			db, err := sqlx.Open("sqlite", sqlite.DSN(path))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = db.Close() })
+			return backend{dsn: path, db: db}
+		},
+		"postgres": func(t *testing.T) backend {
+			db, dsn := pgtest.DB(t)
+			return backend{dsn: dsn, db: db}
+		},
+	}
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs the program to its end.
+func run(t *testing.T, b backend, env []string, args ...string) result {
+	t.Helper()
+	cmd := command(b, env, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+func command(b backend, env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, append([]string{"-db", b.dsn, "-log-level", "warn"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	return cmd
+}
+
+// writeCSV writes n people with ids 1..n.
+func writeCSV(t *testing.T, n int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "people.csv")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, "id,name,email,amount,created_at")
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(w, "%d,\"Person, %d\",p%d@example.com,%d.%02d,%s\n", i, i, i, i%10000, i%100,
+			base.Add(time.Duration(i)*time.Minute).Format(time.RFC3339))
+	}
+	require.NoError(t, w.Flush())
+	require.NoError(t, f.Close())
+	return path
+}
+
+// requireExactlyOnce checks that people holds ids 1..n, each once.
+func requireExactlyOnce(t *testing.T, db *sqlx.DB, n int) {
+	t.Helper()
+	var got struct {
+		Rows     int   `db:"rows"`
+		Distinct int   `db:"distinct_ids"`
+		Min      int64 `db:"min_id"`
+		Max      int64 `db:"max_id"`
+	}
+	require.NoError(t, db.Get(&got, `SELECT COUNT(*) AS rows, COUNT(DISTINCT id) AS distinct_ids,
+		COALESCE(MIN(id), 0) AS min_id, COALESCE(MAX(id), 0) AS max_id FROM people`))
+	require.Equal(t, n, got.Rows, "rows")
+	require.Equal(t, n, got.Distinct, "distinct ids")
+	require.Equal(t, int64(1), got.Min)
+	require.Equal(t, int64(n), got.Max)
+}
+
+func countRows(db *sqlx.DB) int {
+	var n int
+	if err := db.Get(&n, `SELECT COUNT(*) FROM people`); err != nil {
+		return -1
+	}
+	return n
+}
+
+func TestSampleImport(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			r := run(t, b, nil, "run")
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Contains(t, r.stdout, "COMPLETED")
+			requireExactlyOnce(t, b.db, 1000)
+			var name string
+			require.NoError(t, b.db.Get(&name, `SELECT name FROM people WHERE id = 97`))
+			require.Equal(t, "Thompson, Frances", name, "a quoted field with a comma")
+
+			again := run(t, b, nil, "run")
+			require.Equal(t, 2, again.code)
+			require.Contains(t, again.stderr, "already completed")
+			requireExactlyOnce(t, b.db, 1000)
+		})
+	}
+}
+
+func TestFailAtThenRestart(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			input := writeCSV(t, 2000)
+			failed := run(t, b, []string{"FAIL_AT=1234"}, "run", "input="+input, "-chunk(int)=100")
+			require.Equal(t, 1, failed.code, failed.stderr)
+			require.Contains(t, failed.stderr, "item 1234")
+			require.Contains(t, failed.stdout, "FAILED")
+			requireFirstRows(t, b.db, 1200) // the 12 chunks before the failing one committed
+
+			done := run(t, b, nil, "run", "input="+input, "-chunk(int)=100")
+			require.Equal(t, 0, done.code, done.stderr)
+			require.Contains(t, done.stdout, "execution 2 (instance 1): COMPLETED")
+			require.Regexp(t, `import\s+COMPLETED\s+800\s+800`, done.stdout, "the restart reads only what was not committed")
+			requireExactlyOnce(t, b.db, 2000)
+		})
+	}
+}
+
+func requireFirstRows(t *testing.T, db *sqlx.DB, n int) {
+	t.Helper()
+	var got struct {
+		Rows int   `db:"rows"`
+		Max  int64 `db:"max_id"`
+	}
+	require.NoError(t, db.Get(&got, `SELECT COUNT(*) AS rows, COALESCE(MAX(id), 0) AS max_id FROM people`))
+	require.Equal(t, n, got.Rows)
+	require.Equal(t, int64(n), got.Max)
+}
+
+func TestMalformedLineThenFixedAndRestarted(t *testing.T) {
+	b := backends(t)["sqlite"](t)
+	input := writeCSV(t, 1000)
+	content, err := os.ReadFile(input)
+	require.NoError(t, err)
+	lines := strings.Split(string(content), "\n")
+	good := lines[551] // row 551, line 552
+	lines[551] = `551,"unterminated,p551@example.com,1.00,2026-01-01T00:00:00Z`
+	require.NoError(t, os.WriteFile(input, []byte(strings.Join(lines, "\n")), 0o600))
+
+	r := run(t, b, nil, "run", "input="+input, "-chunk(int)=100")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "people.csv line 552")
+	requireFirstRows(t, b.db, 500)
+
+	lines[551] = good
+	require.NoError(t, os.WriteFile(input, []byte(strings.Join(lines, "\n")), 0o600))
+	r = run(t, b, nil, "run", "input="+input, "-chunk(int)=100")
+	require.Equal(t, 0, r.code, r.stderr)
+	requireExactlyOnce(t, b.db, 1000)
+}
+
+func TestBadValueNamesFileAndLine(t *testing.T) {
+	b := backends(t)["sqlite"](t)
+	input := writeCSV(t, 300)
+	content, err := os.ReadFile(input)
+	require.NoError(t, err)
+	bad := strings.Replace(string(content), "\n150,", "\n15x,", 1)
+	require.NoError(t, os.WriteFile(input, []byte(bad), 0o600))
+	r := run(t, b, nil, "run", "input="+input, "-chunk(int)=100")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, `people.csv line 151: column "id"`)
+	requireFirstRows(t, b.db, 100)
+}
+
+func TestUsageErrorsWriteNothing(t *testing.T) {
+	dir := t.TempDir()
+	b := backend{dsn: filepath.Join(dir, "batch.db")}
+	for _, args := range [][]string{
+		{"run", "nosuch"},
+		{"run", "chunk(int)=many"},
+		{"run", "input=x", "input=y"},
+		{"restart", "abc"},
+		{"frobnicate"},
+	} {
+		r := run(t, b, nil, args...)
+		require.Equal(t, 2, r.code, "%v: %s", args, r.stderr)
+		require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "one-line error for %v: %q", args, r.stderr)
+	}
+	_, err := os.Stat(b.dsn)
+	require.True(t, os.IsNotExist(err), "no database was created")
+
+	bad := run(t, backend{dsn: "postgres://user:hunter2@127.0.0.1:1/x?sslmode=disable"}, nil, "status")
+	require.Equal(t, 2, bad.code)
+	require.NotContains(t, bad.stderr, "hunter2", "passwords never reach the output")
+	require.Contains(t, bad.stderr, "connection refused")
+
+	r := run(t, backend{dsn: filepath.Join(dir, "other.db")}, nil, "restart", "999")
+	require.Equal(t, 2, r.code)
+}
+
+func TestSignalStopsAtChunkBoundaryThenRestart(t *testing.T) {
+	b := backends(t)["sqlite"](t)
+	const n = 200_000
+	input := writeCSV(t, n)
+	cmd := command(b, nil, "run", "input="+input, "-chunk(int)=50")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	waitForRows(t, b.db, 1)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	require.True(t, ok, "exit status: %v\n%s", err, stderr.String())
+	require.Equal(t, 3, ee.ExitCode(), stderr.String())
+	require.Contains(t, stdout.String(), "STOPPED")
+	stopped := countRows(b.db)
+	require.Greater(t, stopped, 0)
+	require.Less(t, stopped, n)
+	require.Zero(t, stopped%50, "stopped at a chunk boundary")
+
+	r := run(t, b, nil, "run", "input="+input, "-chunk(int)=50")
+	require.Equal(t, 0, r.code, r.stderr)
+	requireExactlyOnce(t, b.db, n)
+}
+
+func waitForRows(t *testing.T, db *sqlx.DB, min int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return countRows(db) >= min }, 30*time.Second, 5*time.Millisecond)
+}
+
+// TestKillAndRestart kills the import with SIGKILL at random moments, and
+// restarts it after the lease each time, until it completes: every row must
+// be there exactly once.
+func TestKillAndRestart(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			b := open(t)
+			n, kills := 100_000, 4
+			if testing.Short() {
+				n, kills = 20_000, 2
+			}
+			input := writeCSV(t, n)
+			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+			args := []string{"-lease", "1s", "run", "input=" + input, "-chunk(int)=100"}
+			for k := 0; k < kills; k++ {
+				cmd := command(b, nil, args...)
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				require.NoError(t, cmd.Start())
+				before := countRows(b.db)
+				// Kill after a random delay once the run has made progress.
+				waitForRows(t, b.db, before+1)
+				time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+				_ = cmd.Wait()
+				t.Logf("kill %d: %d rows committed", k+1, countRows(b.db))
+
+				// Within the lease the dead execution still counts as running.
+				refused := run(t, b, nil, args...)
+				if refused.code == 2 {
+					require.Contains(t, refused.stderr, "already running")
+					time.Sleep(1100 * time.Millisecond)
+				} else {
+					require.Failf(t, "relaunch within the lease", "code %d: %s", refused.code, refused.stderr)
+				}
+			}
+			r := run(t, b, nil, args...)
+			require.Equal(t, 0, r.code, r.stderr)
+			requireExactlyOnce(t, b.db, n)
+			st := run(t, b, nil, "status")
+			require.Equal(t, 0, st.code)
+			require.Equal(t, kills, strings.Count(st.stdout, "FAILED"), st.stdout)
+			require.Equal(t, 1, strings.Count(st.stdout, "COMPLETED"), st.stdout)
+		})
+	}
+}
+

@@ -1,0 +1,338 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository/postgres"
+	"github.com/chunkwise/chunkwise/repository/sqlite"
+)
+
+// Exit codes of the command-line runner.
+const (
+	ExitCompleted   = 0   // the execution COMPLETED (or the command succeeded)
+	ExitFailed      = 1   // the execution FAILED
+	ExitUsage       = 2   // usage or configuration error, or a refused launch; nothing was run
+	ExitStopped     = 3   // the execution STOPPED (on request or signal); restartable
+	ExitInterrupted = 130 // a second signal ended the process before the execution could record its end
+)
+
+// DefaultDB is the job repository the command-line runner uses when neither
+// -db nor BATCH_DB is set: an SQLite file in the working directory.
+const DefaultDB = "batch.db"
+
+// Main is the whole main function of a batch program: it runs the command
+// line in os.Args against the registry's jobs and exits with the runner's
+// exit code.
+//
+//	func main() {
+//		var jobs launcher.Registry
+//		jobs.MustRegister("import", newImportJob)
+//		launcher.Main(&jobs)
+//	}
+func Main(reg *Registry) {
+	os.Exit(Command(context.Background(), reg, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: %[1]s [flags] command [arguments]
+
+commands:
+  run [JOB] [PARAM ...]    launch JOB (or restart its failed/stopped instance) and wait for it;
+                           JOB may be left out when the program has only one
+  restart EXECUTION_ID     restart the instance of a failed or stopped execution
+  stop EXECUTION_ID        ask a running execution to stop at its next chunk boundary
+  abandon EXECUTION_ID     mark a failed or stopped execution as never to be restarted
+  status [JOB|EXECUTION_ID] list recent executions, or describe one
+  jobs                     list the jobs this program can run
+
+parameters:
+  name=value               identifying string parameter
+  name(type)=value         typed: string, int, float, bool, time (RFC 3339), date (2006-01-02)
+  -name=value, -name(type)=value   not identifying: recorded, but not part of the instance's identity
+
+exit codes: 0 completed, 1 failed, 2 usage or configuration error, 3 stopped
+
+flags:
+`
+
+// Command runs one command line (without the program name) and returns the
+// exit code. Main calls it with os.Args; tests and programs with their own
+// main call it directly.
+func Command(ctx context.Context, reg *Registry, args []string, stdout, stderr io.Writer) int {
+	prog := filepath.Base(os.Args[0])
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dbFlag := fs.String("db", envOr("BATCH_DB", DefaultDB), "job repository: an SQLite file path or a postgres:// URL (env BATCH_DB)")
+	leaseFlag := fs.String("lease", envOr("BATCH_LEASE", batch.DefaultLease.String()),
+		"how old a running execution's heartbeat may be before it counts as crashed (env BATCH_LEASE)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, usage, prog)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitCompleted
+		}
+		return ExitUsage
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "%s: %s\n", prog, fmt.Sprintf(format, a...))
+		return ExitUsage
+	}
+	lease, err := time.ParseDuration(*leaseFlag)
+	if err != nil || lease <= 0 {
+		return fail("invalid -lease %q: want a positive Go duration such as 30s", *leaseFlag)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fail("invalid -log-level %q", *logLevel)
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return ExitUsage
+	}
+	cmd, rest := rest[0], rest[1:]
+
+	// Check what can be checked before touching the database.
+	var (
+		params batch.JobParameters
+		execID int64
+	)
+	switch cmd {
+	case "run":
+		names := reg.Names()
+		// A program with one job may leave its name out.
+		if len(names) == 1 && (len(rest) == 0 || rest[0] != names[0] && strings.Contains(rest[0], "=")) {
+			rest = append([]string{names[0]}, rest...)
+		}
+		if len(rest) == 0 {
+			return fail("run: missing job name (jobs: %s)", strings.Join(names, ", "))
+		}
+		if !slices.Contains(names, rest[0]) {
+			return fail("run: unknown job %q (jobs: %s)", rest[0], strings.Join(names, ", "))
+		}
+		if params, err = batch.ParseParameters(rest[1:]); err != nil {
+			return fail("run %s: %v", rest[0], err)
+		}
+	case "restart", "stop", "abandon":
+		if len(rest) != 1 {
+			return fail("%s: want exactly one execution id", cmd)
+		}
+		if execID, err = strconv.ParseInt(rest[0], 10, 64); err != nil || execID <= 0 {
+			return fail("%s: invalid execution id %q", cmd, rest[0])
+		}
+	case "status":
+		if len(rest) > 1 {
+			return fail("status: want at most one job name or execution id")
+		}
+	case "jobs":
+		for _, n := range reg.Names() {
+			fmt.Fprintln(stdout, n)
+		}
+		return ExitCompleted
+	default:
+		return fail("unknown command %q (run %s -h for help)", cmd, prog)
+	}
+
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	repo, closeRepo, err := openRepository(ctx, *dbFlag, cmd == "run" || cmd == "restart")
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer closeRepo()
+	l, err := New(Config{Registry: reg, Repository: repo, Lease: lease, Logger: logger, Stdout: stdout})
+	if err != nil {
+		return fail("%v", err)
+	}
+
+	switch cmd {
+	case "run":
+		return runJob(ctx, l, stdout, stderr, prog, func(ctx context.Context) (*batch.Job, *batch.JobExecution, error) {
+			return l.Launch(ctx, rest[0], params)
+		})
+	case "restart":
+		prev, err := l.Repository().JobExecution(ctx, execID)
+		if err != nil {
+			return fail("restart: %v", err)
+		}
+		if prev.Status == batch.StatusCompleted {
+			return fail("restart: execution %d of job %s completed; nothing to restart", prev.ID, prev.JobName)
+		}
+		if !slices.Contains(reg.Names(), prev.JobName) {
+			return fail("restart: execution %d is of job %q, which this program does not have", prev.ID, prev.JobName)
+		}
+		return runJob(ctx, l, stdout, stderr, prog, func(ctx context.Context) (*batch.Job, *batch.JobExecution, error) {
+			return l.Launch(ctx, prev.JobName, prev.Parameters)
+		})
+	case "stop":
+		if err := l.Stop(ctx, execID); err != nil {
+			return fail("%v", err)
+		}
+		fmt.Fprintf(stdout, "execution %d: stop requested; it stops at its next chunk boundary\n", execID)
+		return ExitCompleted
+	case "abandon":
+		if err := l.Abandon(ctx, execID); err != nil {
+			return fail("%v", err)
+		}
+		fmt.Fprintf(stdout, "execution %d: abandoned\n", execID)
+		return ExitCompleted
+	default: // status
+		return status(ctx, l, rest, stdout, fail)
+	}
+}
+
+func status(ctx context.Context, l *Launcher, rest []string, stdout io.Writer, fail func(string, ...any) int) int {
+	if len(rest) == 1 {
+		if id, err := strconv.ParseInt(rest[0], 10, 64); err == nil {
+			s, err := l.Summary(ctx, id)
+			if err != nil {
+				return fail("status: %v", err)
+			}
+			fmt.Fprint(stdout, s)
+			return ExitCompleted
+		}
+	}
+	q := batch.ExecutionQuery{Limit: 20}
+	if len(rest) == 1 {
+		q.JobName = rest[0]
+	}
+	es, err := l.Executions(ctx, q)
+	if err != nil {
+		return fail("status: %v", err)
+	}
+	if len(es) == 0 {
+		fmt.Fprintln(stdout, "no executions")
+		return ExitCompleted
+	}
+	l.writeExecutions(stdout, es)
+	return ExitCompleted
+}
+
+func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog string,
+	launch func(ctx context.Context) (*batch.Job, *batch.JobExecution, error)) int {
+	job, exec, err := launch(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return ExitUsage
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+			return
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "%s: %v: stopping execution %d at the next chunk boundary (signal again to exit at once)\n", prog, sig, exec.ID)
+			if err := l.Stop(context.WithoutCancel(ctx), exec.ID); err != nil {
+				fmt.Fprintf(stderr, "%s: stop: %v\n", prog, err)
+			}
+		}
+		select {
+		case <-done:
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "%s: %v again: exiting; execution %d can be restarted once its lease expires\n", prog, sig, exec.ID)
+			os.Exit(ExitInterrupted)
+		}
+	}()
+	final, err := l.Execute(ctx, job, exec)
+	if s, serr := l.Summary(context.WithoutCancel(ctx), exec.ID); serr == nil {
+		fmt.Fprint(stdout, s)
+	}
+	if errors.Is(err, batch.ErrFenced) || final == nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return ExitFailed
+	}
+	switch final.Status {
+	case batch.StatusCompleted:
+		return ExitCompleted
+	case batch.StatusStopped:
+		return ExitStopped
+	default:
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		}
+		return ExitFailed
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// openRepository opens and migrates the job repository named by db: a
+// postgres:// URL, or an SQLite file path (optionally written sqlite:PATH).
+// An SQLite file that does not exist is created only when create is set.
+func openRepository(ctx context.Context, db string, create bool) (batch.JobRepository, func(), error) {
+	switch {
+	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
+		shown := redact(db)
+		if _, err := url.Parse(db); err != nil {
+			return nil, nil, fmt.Errorf("invalid -db URL %s", shown)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		repo, err := postgres.Open(cctx, db, postgres.Config{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("job repository %s: %s", shown, strings.ReplaceAll(err.Error(), db, shown))
+		}
+		if err := repo.Migrate(cctx); err != nil {
+			_ = repo.Close()
+			return nil, nil, fmt.Errorf("job repository %s: %v", shown, err)
+		}
+		return repo, func() { _ = repo.Close() }, nil
+	case strings.Contains(db, "://"):
+		return nil, nil, fmt.Errorf("invalid -db %q: want an SQLite file path or a postgres:// URL", redact(db))
+	}
+	path := strings.TrimPrefix(db, "sqlite:")
+	if path == "" {
+		return nil, nil, fmt.Errorf("invalid -db %q: empty SQLite file path", db)
+	}
+	if !create {
+		if _, err := os.Stat(path); err != nil {
+			return nil, nil, fmt.Errorf("no job repository at %s (-db): %v", path, errors.Unwrap(err))
+		}
+	}
+	repo, err := sqlite.Open(ctx, path, sqlite.Config{})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := repo.Migrate(ctx); err != nil {
+		_ = repo.Close()
+		return nil, nil, fmt.Errorf("job repository %s: %v", path, err)
+	}
+	return repo, func() { _ = repo.Close() }, nil
+}
+
+// redact hides the password of a URL.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if i := strings.LastIndex(s, "@"); i >= 0 {
+			return "postgres://***@" + s[i+1:]
+		}
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,102 @@
+package launcher
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/chunkwise/chunkwise/batch"
+)
+
+// ErrUnknownJob: no job of that name is registered.
+var ErrUnknownJob = errors.New("launcher: unknown job")
+
+// Env is what a job factory is given to build its job: the database the job
+// repository runs on (so that writers join the chunk transaction), the
+// repository itself, and where to log.
+type Env struct {
+	// DB is the job repository's database; nil when the repository has no
+	// SQL database (the memory repository).
+	DB *sqlx.DB
+	// Repository is the job repository.
+	Repository batch.JobRepository
+	// Logger is the program's logger.
+	Logger *slog.Logger
+	// Stdout is where a job may print results for the person running it.
+	Stdout io.Writer
+	// Parameters are the parameters of the execution the job is built for
+	// (on a restart, the restarted instance's), so that a factory can
+	// configure readers and writers from them.
+	Parameters batch.JobParameters
+}
+
+// JobFactory builds a job. It is called for each launch, so a job gets fresh
+// readers and writers every time.
+type JobFactory func(env Env) (*batch.Job, error)
+
+// Registry holds the jobs a program can run, by name. The zero value is
+// ready to use; it is safe for concurrent use.
+type Registry struct {
+	mu   sync.RWMutex
+	jobs map[string]JobFactory
+}
+
+// Register adds a job factory under name. A name registered twice, an empty
+// name or a nil factory is an error.
+func (r *Registry) Register(name string, f JobFactory) error {
+	if name == "" || f == nil {
+		return fmt.Errorf("launcher: register %q: empty name or nil factory", name)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.jobs == nil {
+		r.jobs = map[string]JobFactory{}
+	}
+	if _, dup := r.jobs[name]; dup {
+		return fmt.Errorf("launcher: job %q registered twice", name)
+	}
+	r.jobs[name] = f
+	return nil
+}
+
+// MustRegister is Register for program start-up: it panics on error.
+func (r *Registry) MustRegister(name string, f JobFactory) {
+	if err := r.Register(name, f); err != nil {
+		panic(err)
+	}
+}
+
+// Names returns the registered job names, sorted.
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.jobs))
+	for n := range r.jobs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Job builds the job registered under name.
+func (r *Registry) Job(name string, env Env) (*batch.Job, error) {
+	r.mu.RLock()
+	f, ok := r.jobs[name]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownJob, name)
+	}
+	job, err := f(env)
+	if err != nil {
+		return nil, fmt.Errorf("launcher: build job %q: %w", name, err)
+	}
+	if job.Name() != name {
+		return nil, fmt.Errorf("launcher: job registered as %q is named %q", name, job.Name())
+	}
+	return job, nil
+}
