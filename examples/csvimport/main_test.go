@@ -323,4 +323,3 @@ func TestKillAndRestart(t *testing.T) {
 		})
 	}
 }
-
