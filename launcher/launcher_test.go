@@ -1,0 +1,322 @@
+package launcher_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/repository/sqlite"
+	"github.com/chunkwise/chunkwise/writer"
+)
+
+// testJobs registers:
+//   - "count": writes the numbers 1..n (parameter n, default 10) into a slice
+//     writer that sleeps pause per chunk and can fail at item failAt;
+//   - "noop": a tasklet.
+type testJobs struct {
+	reg     launcher.Registry
+	out     *writer.Slice[int]
+	pause   time.Duration
+	failAt  atomic.Int64
+	started chan struct{} // receives once per chunk written, when not nil
+}
+
+func newTestJobs(t *testing.T) *testJobs {
+	tj := &testJobs{out: &writer.Slice[int]{}}
+	tj.reg.MustRegister("count", func(env launcher.Env) (*batch.Job, error) {
+		n, ok := env.Parameters.Int("n")
+		if !ok {
+			n = 10
+		}
+		items := make([]int, n)
+		for i := range items {
+			items[i] = i + 1
+		}
+		step, err := batch.NewChunkStep("numbers", batch.ChunkConfig[int, int]{
+			Reader: reader.FromSlice(items),
+			Processor: batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
+				if int64(i) == tj.failAt.Load() {
+					return 0, errors.New("bad number")
+				}
+				return i, nil
+			}),
+			Writer: batch.WriterFunc[int](func(ctx context.Context, items []int) error {
+				if tj.started != nil {
+					select {
+					case tj.started <- struct{}{}:
+					default:
+					}
+				}
+				time.Sleep(tj.pause)
+				return tj.out.Write(ctx, items)
+			}),
+			ChunkSize: 2,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return batch.NewJob("count", batch.JobConfig{Steps: []batch.Step{step}})
+	})
+	tj.reg.MustRegister("noop", func(launcher.Env) (*batch.Job, error) {
+		step, err := batch.NewTaskletStep("noop", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+			func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) { return batch.Finished, nil })})
+		if err != nil {
+			return nil, err
+		}
+		return batch.NewJob("noop", batch.JobConfig{Steps: []batch.Step{step}})
+	})
+	return tj
+}
+
+func openRepo(t *testing.T, path string) *sqlite.Repository {
+	repo, err := sqlite.Open(context.Background(), path, sqlite.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = repo.Close() })
+	require.NoError(t, repo.Migrate(context.Background()))
+	return repo
+}
+
+func newLauncher(t *testing.T, tj *testJobs) (*launcher.Launcher, string) {
+	path := filepath.Join(t.TempDir(), "batch.db")
+	l, err := launcher.New(launcher.Config{Registry: &tj.reg, Repository: openRepo(t, path)})
+	require.NoError(t, err)
+	return l, path
+}
+
+func TestRegistry(t *testing.T) {
+	var reg launcher.Registry
+	f := func(launcher.Env) (*batch.Job, error) { return nil, errors.New("broken") }
+	require.NoError(t, reg.Register("b", f))
+	require.NoError(t, reg.Register("a", f))
+	require.ErrorContains(t, reg.Register("a", f), "registered twice")
+	require.Error(t, reg.Register("", f))
+	require.Error(t, reg.Register("c", nil))
+	require.Equal(t, []string{"a", "b"}, reg.Names())
+	_, err := reg.Job("zzz", launcher.Env{})
+	require.ErrorIs(t, err, launcher.ErrUnknownJob)
+	_, err = reg.Job("a", launcher.Env{})
+	require.ErrorContains(t, err, "broken")
+
+	reg.MustRegister("misnamed", func(launcher.Env) (*batch.Job, error) {
+		return newTestJobs(t).reg.Job("noop", launcher.Env{})
+	})
+	_, err = reg.Job("misnamed", launcher.Env{})
+	require.ErrorContains(t, err, `registered as "misnamed" is named "noop"`)
+	require.Panics(t, func() { reg.MustRegister("a", f) })
+}
+
+func TestRunAndRestart(t *testing.T) {
+	tj := newTestJobs(t)
+	l, _ := newLauncher(t, tj)
+	ctx := context.Background()
+	params := batch.JobParameters{"n": batch.IntParam(10)}
+
+	tj.failAt.Store(7)
+	failed, err := l.Run(ctx, "count", params)
+	require.Error(t, err)
+	require.Equal(t, batch.StatusFailed, failed.Status)
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6}, tj.out.Items(), "chunks before the failing one were written")
+
+	tj.failAt.Store(0)
+	done, err := l.Restart(ctx, failed.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusCompleted, done.Status)
+	require.Equal(t, failed.InstanceID, done.InstanceID)
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, tj.out.Items(), "each item exactly once")
+
+	_, err = l.Restart(ctx, done.ID)
+	require.ErrorIs(t, err, batch.ErrJobComplete)
+	_, err = l.Run(ctx, "count", params)
+	require.ErrorIs(t, err, batch.ErrJobComplete)
+	_, err = l.Run(ctx, "nosuch", nil)
+	require.ErrorIs(t, err, launcher.ErrUnknownJob)
+
+	s, err := l.Summary(ctx, failed.ID)
+	require.NoError(t, err)
+	require.Contains(t, s, "job count, execution 1 (instance 1): FAILED")
+	require.Contains(t, s, "parameters: n(int)=10")
+	require.Contains(t, s, "item 7")
+	require.Regexp(t, `numbers\s+FAILED\s+6\s+6`, s)
+
+	es, err := l.Executions(ctx, batch.ExecutionQuery{JobName: "count"})
+	require.NoError(t, err)
+	require.Len(t, es, 2)
+}
+
+func TestStartWaitStop(t *testing.T) {
+	tj := newTestJobs(t)
+	tj.pause = 20 * time.Millisecond
+	tj.started = make(chan struct{}, 1)
+	l, _ := newLauncher(t, tj)
+	ctx := context.Background()
+
+	id, err := l.Start(ctx, "count", batch.JobParameters{"n": batch.IntParam(1000)})
+	require.NoError(t, err)
+	<-tj.started
+	require.NoError(t, l.Stop(ctx, id))
+	final, err := l.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusStopped, final.Status)
+	written := len(tj.out.Items())
+	require.Less(t, written, 1000)
+	require.Zero(t, written%2, "stopped at a chunk boundary")
+	require.ErrorIs(t, l.Stop(ctx, id), batch.ErrNotRunning)
+
+	tj.pause = 0
+	done, err := l.Restart(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusCompleted, done.Status)
+	require.Len(t, tj.out.Items(), 1000)
+	for i, v := range tj.out.Items() {
+		require.Equal(t, i+1, v)
+	}
+}
+
+func TestAbandon(t *testing.T) {
+	tj := newTestJobs(t)
+	tj.pause = 20 * time.Millisecond
+	tj.started = make(chan struct{}, 1)
+	l, _ := newLauncher(t, tj)
+	ctx := context.Background()
+	id, err := l.Start(ctx, "count", batch.JobParameters{"n": batch.IntParam(1000)})
+	require.NoError(t, err)
+	<-tj.started
+	require.ErrorIs(t, l.Abandon(ctx, id), batch.ErrJobRunning, "a running execution must be stopped first")
+	require.NoError(t, l.Stop(ctx, id))
+	_, err = l.Wait(ctx, id)
+	require.NoError(t, err)
+	require.NoError(t, l.Abandon(ctx, id))
+	require.NoError(t, l.Abandon(ctx, id), "abandoning twice is harmless")
+	_, err = l.Restart(ctx, id)
+	require.ErrorIs(t, err, batch.ErrJobAbandoned)
+
+	done, err := l.Run(ctx, "noop", nil)
+	require.NoError(t, err)
+	require.ErrorContains(t, l.Abandon(ctx, done.ID), "it completed")
+}
+
+// command runs the command line against the registry.
+func command(tj *testJobs, args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := launcher.Command(context.Background(), &tj.reg, args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestCommand(t *testing.T) {
+	tj := newTestJobs(t)
+	db := filepath.Join(t.TempDir(), "batch.db")
+
+	code, out, _ := command(tj, "jobs")
+	require.Equal(t, 0, code)
+	require.Equal(t, "count\nnoop\n", out)
+
+	code, _, errOut := command(tj, "-db", db, "status")
+	require.Equal(t, 2, code, "no repository yet: nothing to show, nothing created")
+	require.Contains(t, errOut, "no job repository at")
+
+	tj.failAt.Store(3)
+	code, out, _ = command(tj, "-db", db, "-log-level", "error", "run", "count", "n(int)=6")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "FAILED")
+
+	tj.failAt.Store(0)
+	code, out, _ = command(tj, "-db", db, "restart", "1")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "execution 2 (instance 1): COMPLETED")
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6}, tj.out.Items())
+
+	code, _, errOut = command(tj, "-db", db, "run", "count", "n(int)=6")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "already completed")
+
+	code, out, _ = command(tj, "-db", db, "status")
+	require.Equal(t, 0, code)
+	require.Regexp(t, `(?m)^2\s+count\s+COMPLETED`, out)
+	require.Regexp(t, `(?m)^1\s+count\s+FAILED`, out)
+	code, out, _ = command(tj, "-db", db, "status", "noop")
+	require.Equal(t, 0, code)
+	require.Equal(t, "no executions\n", out)
+	code, out, _ = command(tj, "-db", db, "status", "1")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "bad number")
+
+	code, _, errOut = command(tj, "-db", db, "stop", "2")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "not running")
+	code, out, _ = command(tj, "-db", db, "abandon", "1")
+	require.Equal(t, 0, code, out)
+
+	for _, args := range [][]string{
+		{"-db", db, "run"},
+		{"-db", db, "run", "count", "n(int)=x"},
+		{"-db", db, "restart"},
+		{"-db", db, "restart", "0"},
+		{"-db", db, "restart", "77"},
+		{"-db", db, "status", "a", "b"},
+		{"-lease", "-1s", "status"},
+		{"-log-level", "loud", "status"},
+		{"-db", "ftp://x/y", "status"},
+		{"-nosuchflag"},
+		{},
+	} {
+		code, _, _ := command(tj, args...)
+		require.Equal(t, 2, code, "%q", args)
+	}
+	code, _, errOut = command(tj, "-h")
+	require.Equal(t, 0, code)
+	require.Contains(t, errOut, "exit codes: 0 completed, 1 failed, 2 usage or configuration error, 3 stopped")
+}
+
+func TestCommandRunsTheOnlyJob(t *testing.T) {
+	var reg launcher.Registry
+	reg.MustRegister("noop", func(env launcher.Env) (*batch.Job, error) {
+		return newTestJobs(t).reg.Job("noop", env)
+	})
+	db := filepath.Join(t.TempDir(), "batch.db")
+	var stdout bytes.Buffer
+	code := launcher.Command(context.Background(), &reg, []string{"-db", db, "run", "day(date)=2026-11-24"}, &stdout, io.Discard)
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout.String(), "parameters: day(date)=2026-11-24")
+}
+
+// TestStopFromAnotherProcess stops, through the repository, an execution
+// running on another connection: the way `stop ID` from a second shell works.
+func TestStopFromAnotherProcess(t *testing.T) {
+	tj := newTestJobs(t)
+	tj.pause = 20 * time.Millisecond
+	tj.started = make(chan struct{}, 1)
+	l, db := newLauncher(t, tj)
+	ctx := context.Background()
+	id, err := l.Start(ctx, "count", batch.JobParameters{"n": batch.IntParam(1000)})
+	require.NoError(t, err)
+	<-tj.started
+
+	code, out, errOut := command(tj, "-db", db, "stop", strconv.FormatInt(id, 10))
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "stop requested")
+	final, err := l.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusStopped, final.Status)
+	require.Less(t, len(tj.out.Items()), 1000)
+
+	code, out, _ = command(tj, "-db", db, "status")
+	require.Equal(t, 0, code)
+	require.True(t, strings.Contains(out, "STOPPED"), out)
+}
+
+func TestNewValidates(t *testing.T) {
+	_, err := launcher.New(launcher.Config{})
+	require.Error(t, err)
+}
