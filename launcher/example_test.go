@@ -1,0 +1,75 @@
+package launcher_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/repository/memory"
+)
+
+func greetJob(env launcher.Env) (*batch.Job, error) {
+	name, _ := env.Parameters.String("name")
+	step, err := batch.NewChunkStep("greet", batch.ChunkConfig[string, string]{
+		Reader: reader.FromSlice([]string{"hello", "goodbye"}),
+		Processor: batch.ProcessorFunc[string, string](func(_ context.Context, s string) (string, error) {
+			return s + ", " + name, nil
+		}),
+		Writer: batch.WriterFunc[string](func(_ context.Context, items []string) error {
+			fmt.Fprintln(env.Stdout, strings.Join(items, "; "))
+			return nil
+		}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return batch.NewJob("greet", batch.JobConfig{Steps: []batch.Step{step}})
+}
+
+func ExampleLauncher() {
+	var jobs launcher.Registry
+	jobs.MustRegister("greet", greetJob)
+	l, err := launcher.New(launcher.Config{Registry: &jobs, Repository: memory.New(), Stdout: os.Stdout})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	exec, err := l.Run(ctx, "greet", batch.JobParameters{"name": batch.StringParam("Ada")})
+	fmt.Println(exec.Status, err)
+	_, err = l.Run(ctx, "greet", batch.JobParameters{"name": batch.StringParam("Ada")})
+	fmt.Println(err)
+	// Output:
+	// hello, Ada; goodbye, Ada
+	// COMPLETED <nil>
+	// batch: job instance already completed: job "greet" instance 1 (execution 2)
+}
+
+func ExampleCommand() {
+	var jobs launcher.Registry
+	jobs.MustRegister("greet", greetJob)
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	db := filepath.Join(dir, "batch.db")
+
+	var out bytes.Buffer
+	code := launcher.Command(context.Background(), &jobs, []string{"-db", db, "-log-level", "error", "run", "name=Grace"}, &out, os.Stderr)
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !strings.Contains(line, "started") { // times vary
+			fmt.Println(line)
+		}
+	}
+	fmt.Println("exit code", code)
+	// Output:
+	// hello, Grace; goodbye, Grace
+	// job greet, execution 1 (instance 1): COMPLETED
+	//   parameters: name=Grace
+	//   STEP   STATUS     READ  WRITTEN  FILTERED  SKIPPED  COMMITS  ROLLBACKS
+	//   greet  COMPLETED  2     2        0         0        1        0
+	// exit code 0
+}
