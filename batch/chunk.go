@@ -66,7 +66,7 @@ func NewChunkStep[T, U any](name string, cfg ChunkConfig[T, U]) (*ChunkStep[T, U
 	if cfg.ChunkSize == 0 {
 		cfg.ChunkSize = DefaultChunkSize
 	}
-	if err := validateListeners("step "+name, cfg.Listeners); err != nil {
+	if err := validateListeners("step "+name, chunkListeners, cfg.Listeners); err != nil {
 		return nil, err
 	}
 	s := &ChunkStep[T, U]{name: name, cfg: cfg}

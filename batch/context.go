@@ -81,5 +81,8 @@ func UnmarshalContext(b []byte) (ExecutionContext, error) {
 	if err := json.Unmarshal(b, (*map[string]json.RawMessage)(&c)); err != nil {
 		return nil, fmt.Errorf("batch: decode execution context: %w", err)
 	}
+	if c == nil { // JSON null
+		c = ExecutionContext{}
+	}
 	return c, nil
 }

@@ -76,6 +76,9 @@ func (e *Engine) Launch(ctx context.Context, job *Job, params JobParameters) (*J
 	if params == nil {
 		params = JobParameters{}
 	}
+	if err := params.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	return e.Repository.CreateJobExecution(ctx, LaunchRequest{JobName: job.Name(), Parameters: params, Lease: e.lease()})
 }
 
@@ -265,7 +268,7 @@ func (r *jobRun) runStep(ctx, book context.Context, step Step, se *StepExecution
 	restart := len(se.Context) > 0
 	log.Info("step started", "restart", restart)
 	var listeners []Listener
-	if sl, ok := step.(stepListeners); ok {
+	if sl, ok := step.(listenerLister); ok {
 		listeners = sl.Listeners()
 	}
 	sc := &StepContext{JobExecution: r.exec, StepExecution: se, Repository: r.repo(), Logger: log, run: r}

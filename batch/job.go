@@ -45,7 +45,7 @@ func NewJob(name string, cfg JobConfig) (*Job, error) {
 		}
 		seen[s.Name()] = true
 	}
-	if err := validateListeners("job "+name, cfg.Listeners); err != nil {
+	if err := validateListeners("job "+name, jobListeners, cfg.Listeners); err != nil {
 		return nil, err
 	}
 	return &Job{name: name, steps: append([]Step(nil), cfg.Steps...), listeners: cfg.Listeners}, nil
@@ -106,7 +106,7 @@ func (sc *StepContext) Commit(ctx context.Context, fn func(ctx context.Context, 
 
 type allowStartIfComplete interface{ AllowStartIfComplete() bool }
 
-type stepListeners interface{ Listeners() []Listener }
+type listenerLister interface{ Listeners() []Listener }
 
 func configError(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))

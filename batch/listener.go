@@ -3,11 +3,12 @@ package batch
 import "context"
 
 // Listener is a value that implements one or more of the listener interfaces
-// of this package: BeforeJobListener, AfterJobListener, BeforeStepListener,
-// AfterStepListener, BeforeChunkListener, AfterChunkListener and
-// ChunkErrorListener. Jobs and steps take a list of them and call each hook the
-// value implements, in list order. A value that implements none of them is
-// rejected when the job or step is built.
+// of this package. Jobs and steps take a list of them and call each hook the
+// value implements, in list order: a job calls BeforeJobListener and
+// AfterJobListener; a tasklet step BeforeStepListener and AfterStepListener; a
+// chunk step those and BeforeChunkListener, AfterChunkListener and
+// ChunkErrorListener. A listener that implements none of the interfaces its
+// owner calls is rejected when the job or step is built.
 type Listener any
 
 // BeforeJobListener is called after a job execution has started, before its
@@ -57,13 +58,32 @@ type ChunkErrorListener interface {
 	AfterChunkError(ctx context.Context, c *ChunkEvent)
 }
 
-func validateListeners(owner string, ls []Listener) error {
+// Which listeners an owner calls.
+const (
+	jobListeners   = "job"
+	stepListeners  = "step"
+	chunkListeners = "chunk"
+)
+
+// validateListeners rejects a listener that implements none of the
+// interfaces the owner calls: a listener that would never be called.
+func validateListeners(owner, kind string, ls []Listener) error {
 	for i, l := range ls {
+		ok := false
 		switch l.(type) {
-		case BeforeJobListener, AfterJobListener, BeforeStepListener, AfterStepListener,
-			BeforeChunkListener, AfterChunkListener, ChunkErrorListener:
-		default:
-			return configError("%s: listener %d (%T) implements no listener interface", owner, i, l)
+		case BeforeJobListener, AfterJobListener:
+			ok = kind == jobListeners
+		}
+		switch l.(type) {
+		case BeforeStepListener, AfterStepListener:
+			ok = ok || kind == stepListeners || kind == chunkListeners
+		}
+		switch l.(type) {
+		case BeforeChunkListener, AfterChunkListener, ChunkErrorListener:
+			ok = ok || kind == chunkListeners
+		}
+		if !ok {
+			return configError("%s: listener %d (%T) implements none of the %s listener interfaces", owner, i, l, kind)
 		}
 	}
 	return nil

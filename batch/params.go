@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // ParamType is the type of a job parameter.
@@ -130,6 +131,38 @@ func (p JobParameters) Time(name string) (time.Time, bool) {
 	return v, ok
 }
 
+// Validate checks that every parameter can be stored and read back exactly:
+// a valid name, a known type, a value of that type, a string in valid UTF-8,
+// a time within the years 0000-9999. Engine.Launch calls it.
+func (p JobParameters) Validate() error {
+	for _, name := range p.Names() {
+		v := p[name]
+		if err := validName(name); err != nil {
+			return fmt.Errorf("batch: parameter %q: %w", name, err)
+		}
+		ok := false
+		switch v.Type {
+		case ParamString:
+			_, ok = v.Value.(string)
+		case ParamInt:
+			_, ok = v.Value.(int64)
+		case ParamFloat:
+			_, ok = v.Value.(float64)
+		case ParamBool:
+			_, ok = v.Value.(bool)
+		case ParamTime, ParamDate:
+			_, ok = v.Value.(time.Time)
+		}
+		if !ok {
+			return fmt.Errorf("batch: parameter %q: value %v (%T) is not of type %q", name, v.Value, v.Value, v.Type)
+		}
+		if _, err := parseValue(v.Type, v.String()); err != nil {
+			return fmt.Errorf("batch: parameter %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // Identifying returns the identifying parameters only.
 func (p JobParameters) Identifying() JobParameters {
 	out := JobParameters{}
@@ -161,7 +194,7 @@ func (p JobParameters) Key() string {
 		if !v.Identifying {
 			continue
 		}
-		fmt.Fprintf(&b, "%s(%s)=%s\n", name, v.Type, v.String())
+		fmt.Fprintf(&b, "%s(%s)=%q\n", name, v.Type, v.String())
 	}
 	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:16])
@@ -291,6 +324,9 @@ func validName(name string) error {
 }
 
 func parseValue(t ParamType, s string) (any, error) {
+	if !utf8.ValidString(s) {
+		return nil, fmt.Errorf("value is not valid UTF-8: %q", s)
+	}
 	switch t {
 	case ParamString:
 		return s, nil
@@ -316,6 +352,9 @@ func parseValue(t ParamType, s string) (any, error) {
 		v, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
 			return nil, fmt.Errorf("not an RFC 3339 time: %q", s)
+		}
+		if y := v.UTC().Year(); y < 0 || y > 9999 {
+			return nil, fmt.Errorf("time %q is outside the years 0000-9999 in UTC", s)
 		}
 		return v.UTC(), nil
 	case ParamDate:

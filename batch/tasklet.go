@@ -56,7 +56,7 @@ func NewTaskletStep(name string, cfg TaskletConfig) (*TaskletStep, error) {
 	if cfg.Tasklet == nil {
 		return nil, configError("step %s: no tasklet", name)
 	}
-	if err := validateListeners("step "+name, cfg.Listeners); err != nil {
+	if err := validateListeners("step "+name, stepListeners, cfg.Listeners); err != nil {
 		return nil, err
 	}
 	return &TaskletStep{name: name, cfg: cfg}, nil
@@ -78,6 +78,9 @@ func (s *TaskletStep) Execute(ctx context.Context, sc *StepContext) error {
 	for {
 		if sc.StopRequested() {
 			return ErrStopped
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		var rs RepeatStatus
 		err := sc.Commit(ctx, func(ctx context.Context, w *StepExecution) error {

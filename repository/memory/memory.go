@@ -290,6 +290,9 @@ func (r *Repository) StepExecutionCount(_ context.Context, instanceID int64, ste
 // join: write runs first and the checkpoint is saved after it, so a writer
 // that fails leaves the checkpoint as it was.
 func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, write func(ctx context.Context) error) (batch.BatchStatus, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
 	if err := write(ctx); err != nil {
 		return "", err
 	}

@@ -1,0 +1,87 @@
+// Package batch is the model and the engine of chunkwise: restartable,
+// chunk-oriented batch jobs in the manner of Spring Batch.
+//
+// # Jobs, steps and chunks
+//
+// A [Job] ([NewJob]) is a named sequence of [Step]s that run in order; the
+// first step that does not complete ends the execution with its status. A
+// chunk step ([NewChunkStep]) is configured by a [ChunkConfig] of an
+// [ItemReader], an optional [ItemProcessor] (it may be left out when the item
+// types T and U are the same) and an [ItemWriter]. It repeats one chunk until
+// the reader returns io.EOF:
+//
+//	read up to ChunkSize items → process each → write them in one call → commit
+//
+// A processor drops an item by returning [ErrFilter] (or an error wrapping
+// it): the item counts in FilterCount and is not written; a chunk whose items
+// are all filtered still commits, without calling the writer. A tasklet step
+// ([NewTaskletStep]) calls one [Tasklet] for work that is not item-oriented,
+// again and again while it returns [Continuable], each call its own commit.
+// [ReaderFunc], [ProcessorFunc], [WriterFunc] and [TaskletFunc] adapt plain
+// functions.
+//
+// # The job repository
+//
+// A [JobRepository] stores what the engine must remember; repository/sqlite
+// (one file, the default), repository/postgres and repository/memory
+// implement it. It holds three kinds of record:
+//
+//   - a [JobInstance]: the job's name plus its identifying parameters
+//     ([JobParameters.Key]); non-identifying parameters are recorded but do
+//     not make a new instance;
+//   - a [JobExecution]: one attempt to run an instance, with its status,
+//     exit status, heartbeat and version;
+//   - a [StepExecution]: one attempt to run one step within a job execution,
+//     with its counts (read, write, filter, commit, rollback) and the
+//     [ExecutionContext] a restart resumes from.
+//
+// An [Engine] creates an execution with Launch and runs it with Run.
+//
+// # Restart
+//
+// Launching a job with the same name and identifying parameters again
+// addresses the same instance: if its last execution COMPLETED the launch
+// fails with [ErrJobComplete]; if it is still running, with [ErrJobRunning];
+// if it was abandoned, with [ErrJobAbandoned]; if it FAILED or STOPPED, a new
+// execution of the instance is created. Its Run skips the steps that completed before (unless a step sets
+// AllowStartIfComplete) and resumes the others from the step's last
+// committed [ExecutionContext]: readers and writers that implement
+// [ItemStream] are opened with it and record their position in it before
+// every commit. Counts start from zero in each step execution; the item
+// numbers in a [StepError] go on counting over all of them.
+//
+// A running execution records a heartbeat. One whose heartbeat is older than
+// the lease is presumed crashed: the next launch marks it FAILED and restarts
+// the instance. Should the presumed-dead process still be running, its next
+// commit (or heartbeat) finds its execution no longer running and Run returns
+// an error wrapping [ErrFenced] without writing another chunk.
+//
+// # The chunk transaction
+//
+// Each chunk's write and the save of the step execution (counts and context)
+// are one call to [JobRepository.CommitChunk]. A SQL repository hands the
+// writer a context carrying a [ChunkTx]; a writer whose database is the
+// repository's gets that transaction with [JoinChunkTx], so its rows and the
+// checkpoint commit or roll back together, and a restart writes every item
+// exactly once. A writer on another store commits first and the checkpoint
+// second: after a crash at most one chunk is written again.
+//
+// # Stopping
+//
+// A stop request (the stored execution set to STOPPING, or [Engine.Stop] in
+// the same process) takes effect at the next chunk boundary: the step and the
+// job end STOPPED, Run returns a nil error, and a restart goes on from there.
+// Cancelling the context given to Run interrupts the chunk in flight, which
+// rolls back, and also ends the execution STOPPED.
+//
+// # Listeners
+//
+// Jobs and steps take a list of [Listener] values, each implementing one or
+// more of [BeforeJobListener], [AfterJobListener], [BeforeStepListener],
+// [AfterStepListener], [BeforeChunkListener], [AfterChunkListener] and
+// [ChunkErrorListener]; hooks are called in list order. A job calls the job
+// hooks of its listeners, a step the step and chunk hooks of its own. An
+// error from a before or after hook fails the job or the step; an after hook
+// may change the exit status before it is saved. A value that implements
+// none of the interfaces its owner calls is rejected with [ErrInvalidConfig].
+package batch

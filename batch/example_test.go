@@ -1,0 +1,182 @@
+package batch_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository/memory"
+)
+
+func ExampleNewChunkStep() {
+	ctx := context.Background()
+
+	names := []string{"ada", "grace", "", "linus", "ken"}
+	next := 0
+	read := batch.ReaderFunc[string](func(context.Context) (string, error) {
+		if next == len(names) {
+			return "", io.EOF
+		}
+		next++
+		return names[next-1], nil
+	})
+	upper := batch.ProcessorFunc[string, string](func(_ context.Context, name string) (string, error) {
+		if name == "" {
+			return "", batch.ErrFilter // dropped, counted as filtered
+		}
+		return strings.ToUpper(name), nil
+	})
+	write := batch.WriterFunc[string](func(_ context.Context, items []string) error {
+		fmt.Println("write", items)
+		return nil
+	})
+
+	step, err := batch.NewChunkStep("uppercase", batch.ChunkConfig[string, string]{
+		Reader: read, Processor: upper, Writer: write, ChunkSize: 2,
+	})
+	if err != nil {
+		panic(err)
+	}
+	job, err := batch.NewJob("names", batch.JobConfig{Steps: []batch.Step{step}})
+	if err != nil {
+		panic(err)
+	}
+
+	repo := memory.New()
+	engine := &batch.Engine{Repository: repo}
+	exec, err := engine.Launch(ctx, job, batch.JobParameters{"source": batch.StringParam("names.txt")})
+	if err != nil {
+		panic(err)
+	}
+	exec, err = engine.Run(ctx, job, exec)
+	if err != nil {
+		panic(err)
+	}
+	steps, err := repo.StepExecutions(ctx, exec.ID)
+	if err != nil {
+		panic(err)
+	}
+	se := steps[0]
+	fmt.Println(exec.Status, exec.ExitStatus)
+	fmt.Printf("read %d, filtered %d, written %d, commits %d\n", se.ReadCount, se.FilterCount, se.WriteCount, se.CommitCount)
+
+	// The instance completed: launching it again is refused.
+	_, err = engine.Launch(ctx, job, batch.JobParameters{"source": batch.StringParam("names.txt")})
+	fmt.Println(err != nil && errors.Is(err, batch.ErrJobComplete))
+	// Output:
+	// write [ADA GRACE]
+	// write [LINUS]
+	// write [KEN]
+	// COMPLETED COMPLETED
+	// read 5, filtered 1, written 4, commits 3
+	// true
+}
+
+func ExampleParseParameters() {
+	params, err := batch.ParseParameters([]string{
+		"file=people.csv",                    // identifying string
+		"day(date)=2024-05-01",               // identifying, typed
+		"limit(int)=500",                     // identifying, typed
+		"-run.id(int)=7",                     // not identifying: same instance whatever its value
+		"-verbose(bool)=true",                // not identifying
+		"at(time)=2024-05-01T04:00:00+02:00", // stored in UTC
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	limit, _ := params.Int("limit")
+	fmt.Println("limit:", limit)
+	fmt.Println("identifying:", params.Identifying().Names())
+	for _, arg := range params.Format() {
+		fmt.Println(arg)
+	}
+
+	_, err = batch.ParseParameters([]string{"limit(int)=many"})
+	fmt.Println(err)
+	// Output:
+	// limit: 500
+	// identifying: [at day file limit]
+	// at(time)=2024-05-01T02:00:00Z
+	// day(date)=2024-05-01
+	// file=people.csv
+	// limit(int)=500
+	// -run.id(int)=7
+	// -verbose(bool)=true
+	// batch: parameter "limit(int)=many": not an int: "many"
+}
+
+func ExampleNewTaskletStep() {
+	ctx := context.Background()
+
+	// Delete old rows 1000 at a time: each call is its own transaction, and
+	// the progress is in the step's context should the job be restarted.
+	remaining := 2500
+	purge, err := batch.NewTaskletStep("purge", batch.TaskletConfig{
+		Tasklet: batch.TaskletFunc(func(_ context.Context, se *batch.StepExecution) (batch.RepeatStatus, error) {
+			n := min(remaining, 1000)
+			remaining -= n
+			se.WriteCount += int64(n)
+			if err := se.Context.Put("purge.remaining", remaining); err != nil {
+				return batch.Finished, err
+			}
+			fmt.Println("deleted", n)
+			if remaining > 0 {
+				return batch.Continuable, nil
+			}
+			return batch.Finished, nil
+		}),
+	})
+	if err != nil {
+		panic(err)
+	}
+	job, err := batch.NewJob("purge", batch.JobConfig{Steps: []batch.Step{purge}})
+	if err != nil {
+		panic(err)
+	}
+	repo := memory.New()
+	engine := &batch.Engine{Repository: repo}
+	exec, err := engine.Launch(ctx, job, nil)
+	if err != nil {
+		panic(err)
+	}
+	if exec, err = engine.Run(ctx, job, exec); err != nil {
+		panic(err)
+	}
+	steps, _ := repo.StepExecutions(ctx, exec.ID)
+	left, _ := steps[0].Context.Int64("purge.remaining")
+	fmt.Println(exec.Status, "commits:", steps[0].CommitCount, "deleted:", steps[0].WriteCount, "left:", left)
+	// Output:
+	// deleted 1000
+	// deleted 1000
+	// deleted 500
+	// COMPLETED commits: 3 deleted: 2500 left: 0
+}
+
+func ExampleExecutionContext() {
+	// A reader records where it is; the step commits the context with the
+	// chunk, and a restarted step opens the reader with it.
+	type position struct {
+		Line   int64 `json:"line"`
+		Offset int64 `json:"offset"`
+	}
+	ec := batch.ExecutionContext{}
+	_ = ec.Put("people.csv.position", position{Line: 41237, Offset: 3_145_728})
+	_ = ec.Put("people.csv.file", "people-2024-05-01.csv")
+
+	stored, _ := batch.MarshalContext(ec)
+	fmt.Println(string(stored))
+
+	restored, _ := batch.UnmarshalContext(stored)
+	var pos position
+	found, _ := restored.Get("people.csv.position", &pos)
+	file, _ := restored.String("people.csv.file")
+	_, ok := restored.Int64("people.csv.missing")
+	fmt.Println(found, pos.Line, pos.Offset, file, ok)
+	// Output:
+	// {"people.csv.file":"people-2024-05-01.csv","people.csv.position":{"line":41237,"offset":3145728}}
+	// true 41237 3145728 people-2024-05-01.csv false
+}
