@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -322,4 +323,55 @@ func TestKillAndRestart(t *testing.T) {
 			require.Equal(t, 1, strings.Count(st.stdout, "COMPLETED"), st.stdout)
 		})
 	}
+}
+
+// TestSecondSignalExitsAtOnce: a second SIGINT ends the process without
+// waiting for the chunk in flight and without recording an end; after the
+// lease a run restarts it and completes. Chunks are large so that the first
+// signal's stop is still waiting for a chunk boundary when the second comes.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	b := backends(t)["sqlite"](t)
+	const n = 400_000
+	input := writeCSV(t, n)
+	args := []string{"-lease", "1s", "run", "input=" + input, "-chunk(int)=100000"}
+	cmd := command(b, nil, args...)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { return countRows(b.db) >= 0 }, 30*time.Second, 10*time.Millisecond, "table created")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "stopping execution") }, 10*time.Second, time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	require.True(t, ok, "exit status: %v\n%s", err, stderr.String())
+	require.Equal(t, 130, ee.ExitCode(), stderr.String())
+	require.Contains(t, stderr.String(), "exiting")
+	require.Less(t, countRows(b.db), n)
+
+	st := run(t, b, nil, "status")
+	require.Contains(t, st.stdout, "STARTED", "no end was recorded")
+	time.Sleep(1100 * time.Millisecond)
+	r := run(t, b, nil, args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	requireExactlyOnce(t, b.db, n)
+}
+
+// lockedBuffer is a bytes.Buffer that a process writes to while the test
+// reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
