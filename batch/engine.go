@@ -142,6 +142,23 @@ func (r *jobRun) run(parent context.Context) (*JobExecution, error) {
 	// Bookkeeping must survive the interruption of the work.
 	book := context.WithoutCancel(parent)
 
+	// A restart carries on the job-level context of the execution before.
+	if len(r.exec.Context) == 0 {
+		prev, err := r.repo().JobExecutions(book, ExecutionQuery{InstanceID: r.exec.InstanceID, Limit: 2})
+		if err != nil {
+			return r.exec, fmt.Errorf("job %s execution %d: %w", r.job.Name(), r.exec.ID, err)
+		}
+		for _, p := range prev {
+			if p.ID < r.exec.ID {
+				r.exec.Context = p.Context.Clone()
+				break
+			}
+		}
+	}
+	if r.exec.Context == nil {
+		r.exec.Context = ExecutionContext{}
+	}
+
 	if err := r.saveJob(book, func(e *JobExecution) {
 		e.Status = StatusStarted
 		if r.stopRequested() {
@@ -221,6 +238,12 @@ func (r *jobRun) steps(ctx, book context.Context) (BatchStatus, ExitStatus, erro
 		}
 		ran++
 		status, stepErr := r.runStep(ctx, book, step, se)
+		if status == StatusCompleted {
+			// Save the job-level context the step may have changed.
+			if err := r.saveJob(book, func(*JobExecution) {}); err != nil {
+				return StatusFailed, ExitFailed.WithDescription(err.Error()), err
+			}
+		}
 		if status != StatusCompleted {
 			exit := ExitStatus{Code: se.ExitStatus.Code, Description: se.ExitStatus.Description}
 			return status, exit, stepErr

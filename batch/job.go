@@ -71,7 +71,13 @@ type Step interface {
 // StepContext is what a running step is given by the engine: its executions,
 // the repository, and the means to commit and to see stop requests.
 type StepContext struct {
-	JobExecution  *JobExecution
+	// JobExecution is the running job execution. Its Context is the
+	// job-level execution context, for values steps hand on to later
+	// steps: it is saved after every step that completes and carried over
+	// to a restart.
+	JobExecution *JobExecution
+	// StepExecution is this step's execution: its counts and the
+	// step-level context that its chunks commit.
 	StepExecution *StepExecution
 	Repository    JobRepository
 	Logger        *slog.Logger

@@ -318,3 +318,52 @@ func TestLaunchWhileRunningRefused(t *testing.T) {
 	require.ErrorAs(t, err, &le)
 	require.Equal(t, exec.ID, le.ExecutionID)
 }
+
+// stepFunc is a Step made of a function, for tests of the engine itself.
+type stepFunc struct {
+	name string
+	fn   func(ctx context.Context, sc *batch.StepContext) error
+}
+
+func (s stepFunc) Name() string                                             { return s.name }
+func (s stepFunc) Execute(ctx context.Context, sc *batch.StepContext) error { return s.fn(ctx, sc) }
+
+func TestJobContextSavedAndCarriedToRestart(t *testing.T) {
+	repos(t, func(t *testing.T, repo batch.JobRepository) {
+		ctx := context.Background()
+		engine := &batch.Engine{Repository: repo}
+		fail := true
+		var seen string
+		job, err := batch.NewJob("handoff", batch.JobConfig{Steps: []batch.Step{
+			stepFunc{"count", func(_ context.Context, sc *batch.StepContext) error {
+				return sc.JobExecution.Context.Put("total", "42")
+			}},
+			stepFunc{"use", func(_ context.Context, sc *batch.StepContext) error {
+				seen, _ = sc.JobExecution.Context.String("total")
+				if fail {
+					return errors.New("not yet")
+				}
+				return nil
+			}},
+		}})
+		require.NoError(t, err)
+
+		exec, err := engine.Launch(ctx, job, nil)
+		require.NoError(t, err)
+		exec, err = engine.Run(ctx, job, exec)
+		require.Error(t, err)
+		require.Equal(t, "42", seen)
+		stored, err := repo.JobExecution(ctx, exec.ID)
+		require.NoError(t, err)
+		total, _ := stored.Context.String("total")
+		require.Equal(t, "42", total, "saved after the step that set it")
+
+		fail, seen = false, ""
+		exec2, err := engine.Launch(ctx, job, nil)
+		require.NoError(t, err)
+		exec2, err = engine.Run(ctx, job, exec2)
+		require.NoError(t, err)
+		require.Equal(t, batch.StatusCompleted, exec2.Status)
+		require.Equal(t, "42", seen, "the restart skipped step count and still sees its value")
+	})
+}
