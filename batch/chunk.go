@@ -11,10 +11,27 @@ import (
 // DefaultChunkSize is the chunk size used when none is configured.
 const DefaultChunkSize = 100
 
-// itemsKey is the step context key holding the number of items read through
-// committed chunks over all executions of the step, so that error messages
-// can number items the same way across restarts.
-const itemsKey = "batch.chunk.items"
+// Step context keys kept by the chunk step itself.
+const (
+	// itemsKey holds the number of items read through committed chunks over
+	// all executions of the step, so that error messages number items the
+	// same way across restarts.
+	itemsKey = "batch.chunk.items"
+	// doneKey is set while a chunk is committed in parts (a scan after a
+	// skippable write error, or a no-rollback processor error): the number
+	// of the chunk's items already handled. A restart reads the chunk again
+	// from its start and passes over that many items.
+	doneKey = "batch.chunk.done"
+	// readErrorsKey goes with doneKey: the number of read errors of the
+	// chunk, already counted and reported, that the re-read passes over.
+	readErrorsKey = "batch.chunk.read-errors"
+)
+
+// Defaults of the fault-tolerance settings.
+const (
+	DefaultSkipLimit  = 10
+	DefaultRetryLimit = 3
+)
 
 // ChunkConfig configures a chunk step.
 type ChunkConfig[T, U any] struct {
@@ -29,12 +46,50 @@ type ChunkConfig[T, U any] struct {
 	// ChunkSize is the number of items read, processed and written per
 	// transaction. Default DefaultChunkSize (100).
 	ChunkSize int
-	// Listeners receive the step's and chunks' events. Default none.
+	// Listeners receive the step's, chunks', skips' and retries' events. A
+	// listener that is also an ItemStream is opened, updated and closed
+	// with the step (a reject file keeps its offset that way). Default none.
 	Listeners []Listener
 	// AllowStartIfComplete makes a restart run the step again even if it
 	// completed in an earlier execution. Default false: a completed step is
 	// skipped on restart.
 	AllowStartIfComplete bool
+	// StartLimit is how many times the step may be started for one job
+	// instance; the next start fails with ErrStartLimitExceeded. Default 0:
+	// no limit.
+	StartLimit int
+
+	// Skip matches the errors that skip an item instead of failing the
+	// step: a read error skips the record, a process error the item, and a
+	// write error makes the step roll the chunk back and write its items one
+	// by one, each in its own transaction, so that only the items whose
+	// write fails are skipped. Default nil: nothing is skipped.
+	Skip ErrorMatcher
+	// SkipLimit is the most items one step execution may skip, all phases
+	// together; one more fails the step with ErrSkipLimitExceeded. Default
+	// DefaultSkipLimit (10) when Skip is set; negative means no limit.
+	SkipLimit int
+	// Retry matches the errors that are retried: a process error retries
+	// that item, a write or commit error the whole chunk transaction.
+	// Default Transient (serialization failures, deadlocks, broken
+	// connections).
+	Retry ErrorMatcher
+	// RetryLimit is how many times one item or chunk is retried before its
+	// error counts as final (and is then skipped if Skip matches it).
+	// Default DefaultRetryLimit (3); negative means no retries.
+	RetryLimit int
+	// Backoff spaces the retries. Default: see Backoff.
+	Backoff Backoff
+	// NoRollback matches processor errors that must not undo the chunk: the
+	// items processed before the failing one are written and committed, and
+	// then the step fails at that item; a restart resumes with it. Default
+	// nil.
+	NoRollback ErrorMatcher
+	// ProcessorNonTransactional declares that the processor has no effects
+	// a rollback should undo and may not be called twice for an item: a
+	// chunk written item by item after a skippable write error reuses the
+	// processed items instead of processing them again. Default false.
+	ProcessorNonTransactional bool
 }
 
 // ChunkStep reads, processes and writes items in chunks, one transaction per
@@ -43,6 +98,7 @@ type ChunkStep[T, U any] struct {
 	name    string
 	cfg     ChunkConfig[T, U]
 	streams []ItemStream
+	reader  ItemStream // the reader's stream, when it has one
 }
 
 // NewChunkStep returns a chunk step. It fails with ErrInvalidConfig if the
@@ -63,14 +119,45 @@ func NewChunkStep[T, U any](name string, cfg ChunkConfig[T, U]) (*ChunkStep[T, U
 	if cfg.ChunkSize < 0 {
 		return nil, configError("step %s: negative chunk size %d", name, cfg.ChunkSize)
 	}
+	if cfg.StartLimit < 0 {
+		return nil, configError("step %s: negative start limit %d", name, cfg.StartLimit)
+	}
 	if cfg.ChunkSize == 0 {
 		cfg.ChunkSize = DefaultChunkSize
 	}
-	if err := validateListeners("step "+name, chunkListeners, cfg.Listeners); err != nil {
+	if cfg.SkipLimit == 0 {
+		cfg.SkipLimit = DefaultSkipLimit
+	}
+	if cfg.Retry == nil {
+		cfg.Retry = Transient
+	}
+	if cfg.RetryLimit == 0 {
+		cfg.RetryLimit = DefaultRetryLimit
+	}
+	if cfg.RetryLimit < 0 {
+		cfg.RetryLimit = 0
+	}
+	for i, l := range cfg.Listeners {
+		if _, ok := l.(SkipListener[T, U]); !ok && hasMethod(l, "OnSkip") {
+			return nil, configError("step %s: listener %d (%T) is not a SkipListener[%v, %v]",
+				name, i, l, reflect.TypeFor[T](), reflect.TypeFor[U]())
+		}
+	}
+	if err := validateListeners("step "+name, chunkListeners, cfg.Listeners, func(l Listener) bool {
+		_, ok := l.(SkipListener[T, U])
+		return ok
+	}); err != nil {
 		return nil, err
 	}
 	s := &ChunkStep[T, U]{name: name, cfg: cfg}
-	for _, c := range []any{cfg.Reader, cfg.Processor, cfg.Writer} {
+	if st, ok := cfg.Reader.(ItemStream); ok {
+		s.reader = st
+	}
+	components := []any{cfg.Reader, cfg.Processor, cfg.Writer}
+	for _, l := range cfg.Listeners {
+		components = append(components, l)
+	}
+	for _, c := range components {
 		if st, ok := c.(ItemStream); ok && !containsStream(s.streams, st) {
 			s.streams = append(s.streams, st)
 		}
@@ -93,6 +180,10 @@ func (s *ChunkStep[T, U]) Name() string { return s.name }
 // AllowStartIfComplete reports whether a restart runs the step again after it
 // completed.
 func (s *ChunkStep[T, U]) AllowStartIfComplete() bool { return s.cfg.AllowStartIfComplete }
+
+// StartLimit returns how many times the step may be started for one job
+// instance; 0 means no limit.
+func (s *ChunkStep[T, U]) StartLimit() int { return s.cfg.StartLimit }
 
 // Listeners returns the step's listeners.
 func (s *ChunkStep[T, U]) Listeners() []Listener { return s.cfg.Listeners }
@@ -117,117 +208,440 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc *StepContext) (err err
 		opened++
 	}
 	base, _ := se.Context.Int64(itemsKey)
-	for chunk := int64(1); ; chunk++ {
+	done, _ := se.Context.Int64(doneKey)
+	readErrors, _ := se.Context.Int64(readErrorsKey)
+	for n := int64(1); ; n++ {
 		if sc.StopRequested() {
 			return ErrStopped
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		items, eof, err := s.read(ctx, chunk, base)
+		c := &chunk[T, U]{s: s, sc: sc, n: n, base: base, startEC: sc.StepExecution.Context.Clone(),
+			done: int(done), replayReadErrors: readErrors}
+		eof, err := c.run(ctx)
 		if err != nil {
-			se.RollbackCount++
-			s.chunkError(ctx, se, chunk, len(items), err)
 			return err
 		}
-		if len(items) == 0 {
-			return nil
-		}
-		out, filtered, err := s.process(ctx, chunk, base, items)
-		if err != nil {
-			se.RollbackCount++
-			s.chunkError(ctx, se, chunk, len(items), err)
-			return err
-		}
-		ev := &ChunkEvent{Step: se, Chunk: chunk, Items: len(items)}
-		for _, l := range s.cfg.Listeners {
-			if bl, ok := l.(BeforeChunkListener); ok {
-				bl.BeforeChunk(ctx, ev)
-			}
-		}
-		err = sc.Commit(ctx, func(ctx context.Context, w *StepExecution) error {
-			if len(out) > 0 {
-				if err := s.cfg.Writer.Write(ctx, out); err != nil {
-					return &StepError{Step: s.name, Chunk: chunk, Item: base + 1, Phase: "write",
-						Err: fmt.Errorf("chunk of items %d-%d: %w", base+1, base+int64(len(items)), err)}
-				}
-			}
-			w.ReadCount += int64(len(items))
-			w.FilterCount += filtered
-			w.WriteCount += int64(len(out))
-			w.CommitCount++
-			if err := w.Context.Put(itemsKey, base+int64(len(items))); err != nil {
-				return err
-			}
-			for _, st := range s.streams {
-				if err := st.Update(ctx, w.Context); err != nil {
-					return &StepError{Step: s.name, Chunk: chunk, Phase: "update", Err: err}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			var se2 *StepError
-			if !errors.As(err, &se2) {
-				err = &StepError{Step: s.name, Chunk: chunk, Phase: "commit", Err: err}
-			}
-			s.chunkError(ctx, se, chunk, len(items), err)
-			return err
-		}
-		ev.Step = sc.StepExecution
-		for _, l := range s.cfg.Listeners {
-			if al, ok := l.(AfterChunkListener); ok {
-				al.AfterChunk(ctx, ev)
-			}
-		}
-		base += int64(len(items))
+		base += int64(len(c.slots))
+		done, readErrors = 0, 0
 		if eof {
 			return nil
 		}
 	}
 }
 
-func (s *ChunkStep[T, U]) read(ctx context.Context, chunk, base int64) ([]T, bool, error) {
-	items := make([]T, 0, s.cfg.ChunkSize)
-	for len(items) < s.cfg.ChunkSize {
-		it, err := s.cfg.Reader.Read(ctx)
-		if err == io.EOF {
-			return items, true, nil
-		}
-		if err != nil {
-			return items, false, &StepError{Step: s.name, Chunk: chunk, Item: base + int64(len(items)) + 1, Phase: "read", Err: err}
-		}
-		items = append(items, it)
-	}
-	return items, false, nil
+// What became of an item of a chunk.
+type slotState int
+
+const (
+	slotRead           slotState = iota // read, not processed yet
+	slotProcessed                       // processed, to be written
+	slotFiltered                        // the processor filtered it out
+	slotSkippedProcess                  // skipped after a process error
+	slotSkippedWrite                    // skipped after a write error
+	slotDone                            // handled before a restart; passed over
+)
+
+type slot[T, U any] struct {
+	in    T
+	out   U
+	state slotState
+	err   error
 }
 
-func (s *ChunkStep[T, U]) process(ctx context.Context, chunk, base int64, items []T) ([]U, int64, error) {
-	out := make([]U, 0, len(items))
-	var filtered int64
-	for i, it := range items {
-		if s.cfg.Processor == nil {
-			out = append(out, any(it).(U))
-			continue
-		}
-		u, err := s.cfg.Processor.Process(ctx, it)
-		if errors.Is(err, ErrFilter) {
-			filtered++
-			continue
-		}
-		if err != nil {
-			return nil, 0, &StepError{Step: s.name, Chunk: chunk, Item: base + int64(i) + 1, Phase: "process", Err: err}
-		}
-		out = append(out, u)
-	}
-	return out, filtered, nil
+type readSkip struct {
+	index int64 // the number the next item would have had
+	err   error
 }
 
-func (s *ChunkStep[T, U]) chunkError(ctx context.Context, se *StepExecution, chunk int64, n int, err error) {
-	ev := &ChunkEvent{Step: se, Chunk: chunk, Items: n, Err: err}
-	for _, l := range s.cfg.Listeners {
+// chunk is one chunk of a step: its items and how far its commit got.
+type chunk[T, U any] struct {
+	s       *ChunkStep[T, U]
+	sc      *StepContext
+	n       int64            // chunk number within this step execution
+	base    int64            // items of the step before this chunk
+	startEC ExecutionContext // the step's context as committed before this chunk
+
+	slots     []slot[T, U]
+	readSkips []readSkip
+	// done is how many leading slots were handled by an earlier execution;
+	// replayReadErrors how many read errors it already reported, and
+	// replayedReadErrors how many of those the re-read passed over.
+	done               int
+	replayReadErrors   int64
+	replayedReadErrors int64
+	// committed is how many leading slots are committed (with done ones);
+	// readSkipsCommitted whether readSkips are.
+	committed          int
+	readSkipsCommitted bool
+}
+
+func (c *chunk[T, U]) cfg() *ChunkConfig[T, U] { return &c.s.cfg }
+
+func (c *chunk[T, U]) stepErr(phase string, item int64, err error) error {
+	return &StepError{Step: c.s.name, Chunk: c.n, Item: item, Phase: phase, Err: err}
+}
+
+// run reads, processes and commits the chunk. It reports whether the reader
+// is exhausted.
+func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
+	eof, err := c.read(ctx)
+	if err != nil {
+		c.sc.StepExecution.RollbackCount++
+		c.chunkError(ctx, err)
+		return false, err
+	}
+	for i := 0; i < c.done && i < len(c.slots); i++ {
+		c.slots[i].state = slotDone
+	}
+	c.committed = min(c.done, len(c.slots))
+	c.readSkipsCommitted = len(c.readSkips) == 0
+	if c.committed == len(c.slots) && (len(c.readSkips) == 0 || c.readSkipsCommitted) {
+		if c.committed > 0 {
+			// Everything was handled; commit the end of the chunk.
+			if err := c.commit(ctx, len(c.slots), true); err != nil {
+				return false, err
+			}
+		}
+		return eof, nil
+	}
+	for i := c.committed; i < len(c.slots); i++ {
+		if err := c.process(ctx, i); err != nil {
+			if c.cfg().NoRollback.Matches(err) && i > c.committed {
+				if cerr := c.commitWithRetry(ctx, i, false); cerr != nil {
+					return false, cerr
+				}
+			}
+			c.sc.StepExecution.RollbackCount++
+			c.chunkError(ctx, err)
+			return false, err
+		}
+	}
+	for _, l := range c.cfg().Listeners {
+		if bl, ok := l.(BeforeChunkListener); ok {
+			bl.BeforeChunk(ctx, c.event(nil))
+		}
+	}
+	err = c.commitWithRetry(ctx, len(c.slots), true)
+	if err != nil && c.cfg().Skip.Matches(err) && !isCommitFailure(err) {
+		err = c.scan(ctx)
+	}
+	if err != nil {
+		c.chunkError(ctx, err)
+		return false, err
+	}
+	for _, l := range c.cfg().Listeners {
+		if al, ok := l.(AfterChunkListener); ok {
+			al.AfterChunk(ctx, c.event(nil))
+		}
+	}
+	return eof, nil
+}
+
+func (c *chunk[T, U]) event(err error) *ChunkEvent {
+	return &ChunkEvent{Step: c.sc.StepExecution, Chunk: c.n, Items: len(c.slots), Err: err}
+}
+
+func (c *chunk[T, U]) chunkError(ctx context.Context, err error) {
+	for _, l := range c.cfg().Listeners {
 		if el, ok := l.(ChunkErrorListener); ok {
-			el.AfterChunkError(ctx, ev)
+			el.AfterChunkError(ctx, c.event(err))
 		}
 	}
+}
+
+// read fills the chunk with up to ChunkSize items, skipping the records
+// whose read errors are skippable.
+func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
+	size := c.cfg().ChunkSize
+	c.slots = make([]slot[T, U], 0, size)
+	for len(c.slots) < size {
+		it, err := c.cfg().Reader.Read(ctx)
+		if err == io.EOF {
+			return true, nil
+		}
+		index := c.base + int64(len(c.slots)) + 1
+		if err != nil {
+			if c.replayReadErrors > 0 {
+				c.replayReadErrors-- // counted and reported before the restart
+				c.replayedReadErrors++
+				continue
+			}
+			if ctx.Err() == nil && c.cfg().Skip.Matches(err) {
+				if lerr := c.checkSkipLimit("read", index, err); lerr != nil {
+					return false, lerr
+				}
+				c.readSkips = append(c.readSkips, readSkip{index: index, err: err})
+				continue
+			}
+			return false, c.stepErr("read", index, err)
+		}
+		c.slots = append(c.slots, slot[T, U]{in: it})
+	}
+	return false, nil
+}
+
+// process processes slot i, retrying and skipping as configured. A returned
+// error fails the step.
+func (c *chunk[T, U]) process(ctx context.Context, i int) error {
+	sl := &c.slots[i]
+	if c.cfg().Processor == nil {
+		sl.out, sl.state = any(sl.in).(U), slotProcessed
+		return nil
+	}
+	index := c.base + int64(i) + 1
+	var err error
+	for attempt := 0; ; attempt++ {
+		var out U
+		out, err = c.cfg().Processor.Process(ctx, sl.in)
+		switch {
+		case err == nil:
+			sl.out, sl.state = out, slotProcessed
+			return nil
+		case errors.Is(err, ErrFilter):
+			sl.state = slotFiltered
+			return nil
+		}
+		if ctx.Err() != nil || attempt >= c.cfg().RetryLimit || !c.cfg().Retry.Matches(err) {
+			break
+		}
+		if werr := c.retryWait(ctx, "process", index, attempt+1, err); werr != nil {
+			return c.stepErr("process", index, werr)
+		}
+	}
+	if ctx.Err() == nil && c.cfg().Skip.Matches(err) {
+		if lerr := c.checkSkipLimit("process", index, err); lerr != nil {
+			return lerr
+		}
+		sl.state, sl.err = slotSkippedProcess, err
+		return nil
+	}
+	return c.stepErr("process", index, err)
+}
+
+// retryWait tells the retry listeners and waits before retry attempt.
+func (c *chunk[T, U]) retryWait(ctx context.Context, phase string, index int64, attempt int, err error) error {
+	delay := c.cfg().Backoff.Delay(attempt)
+	ev := &RetryEvent{Step: c.s.name, Phase: phase, Chunk: c.n, Item: index, Attempt: attempt, Delay: delay, Err: err}
+	for _, l := range c.cfg().Listeners {
+		if rl, ok := l.(RetryListener); ok {
+			rl.OnRetry(ctx, ev)
+		}
+	}
+	c.sc.logger().Warn("retrying", "phase", phase, "chunk", c.n, "item", index, "attempt", attempt, "delay", delay, "error", err)
+	return sleep(ctx, delay)
+}
+
+func (c *chunk[T, U]) checkSkipLimit(phase string, index int64, err error) error {
+	limit := c.cfg().SkipLimit
+	if limit < 0 {
+		return nil
+	}
+	pending := int64(0)
+	if !c.readSkipsCommitted {
+		pending += int64(len(c.readSkips))
+	}
+	for _, sl := range c.slots[min(c.committed, len(c.slots)):] {
+		if sl.state == slotSkippedProcess || sl.state == slotSkippedWrite {
+			pending++
+		}
+	}
+	if c.sc.StepExecution.SkipCount()+pending+1 > int64(limit) {
+		return c.stepErr(phase, index, &SkipLimitError{Limit: limit, Err: err})
+	}
+	return nil
+}
+
+// commitWithRetry commits slots [c.committed, to), retrying transient
+// failures of the transaction.
+func (c *chunk[T, U]) commitWithRetry(ctx context.Context, to int, final bool) error {
+	for attempt := 0; ; attempt++ {
+		err := c.commit(ctx, to, final)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrFenced) || errors.Is(err, ErrStaleVersion) ||
+			attempt >= c.cfg().RetryLimit || !c.cfg().Retry.Matches(err) {
+			return err
+		}
+		if werr := c.retryWait(ctx, "write", c.base+int64(c.committed)+1, attempt+1, err); werr != nil {
+			return c.stepErr("write", c.base+int64(c.committed)+1, werr)
+		}
+	}
+}
+
+// commit writes the processed items of slots [c.committed, to) and saves
+// the checkpoint in one transaction. The final commit of a chunk saves the
+// streams' positions; a partial one (final false) saves the chunk's starting
+// context with the number of its items handled, so that a restart reads the
+// chunk again and passes over them.
+func (c *chunk[T, U]) commit(ctx context.Context, to int, final bool) error {
+	from := c.committed
+	out := make([]U, 0, to-from)
+	for _, sl := range c.slots[from:to] {
+		if sl.state == slotProcessed {
+			out = append(out, sl.out)
+		}
+	}
+	err := c.sc.Commit(ctx, func(ctx context.Context, w *StepExecution) error {
+		if len(out) > 0 {
+			if err := c.cfg().Writer.Write(ctx, out); err != nil {
+				first, last := c.base+int64(from)+1, c.base+int64(to)
+				if first == last {
+					return c.stepErr("write", first, err)
+				}
+				return c.stepErr("write", first, fmt.Errorf("chunk of items %d-%d: %w", first, last, err))
+			}
+		}
+		if err := c.notifySkips(ctx, from, to); err != nil {
+			return err
+		}
+		for _, sl := range c.slots[from:to] {
+			switch sl.state {
+			case slotProcessed:
+				w.WriteCount++
+			case slotFiltered:
+				w.FilterCount++
+			case slotSkippedProcess:
+				w.ProcessSkipCount++
+			case slotSkippedWrite:
+				w.WriteSkipCount++
+			}
+			if sl.state != slotDone {
+				w.ReadCount++
+			}
+		}
+		if !c.readSkipsCommitted {
+			w.ReadSkipCount += int64(len(c.readSkips))
+		}
+		w.CommitCount++
+		if final {
+			delete(w.Context, doneKey)
+			delete(w.Context, readErrorsKey)
+			if err := w.Context.Put(itemsKey, c.base+int64(len(c.slots))); err != nil {
+				return err
+			}
+			for _, st := range c.s.streams {
+				if err := st.Update(ctx, w.Context); err != nil {
+					return c.stepErr("update", 0, err)
+				}
+			}
+			return nil
+		}
+		w.Context = c.startEC.Clone()
+		if err := errors.Join(w.Context.Put(doneKey, to), w.Context.Put(readErrorsKey, c.replayedReadErrors+int64(len(c.readSkips)))); err != nil {
+			return err
+		}
+		for _, st := range c.s.streams {
+			if st == c.s.reader {
+				continue // the reader stays at the chunk's start
+			}
+			if err := st.Update(ctx, w.Context); err != nil {
+				return c.stepErr("update", 0, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		var stepErr *StepError
+		if !errors.As(err, &stepErr) {
+			err = c.stepErr("commit", 0, err)
+		}
+		return err
+	}
+	c.committed = to
+	c.readSkipsCommitted = true
+	return nil
+}
+
+// isCommitFailure reports whether err failed the checkpoint rather than the
+// writer: such errors are never the item's fault.
+func isCommitFailure(err error) bool {
+	var se *StepError
+	return errors.Is(err, ErrFenced) || errors.Is(err, ErrStaleVersion) ||
+		errors.As(err, &se) && (se.Phase == "commit" || se.Phase == "update")
+}
+
+// notifySkips tells the skip listeners, inside the transaction that counts
+// them, about the read skips (if not committed yet) and the skipped items
+// of slots [from, to).
+func (c *chunk[T, U]) notifySkips(ctx context.Context, from, to int) error {
+	var listeners []SkipListener[T, U]
+	for _, l := range c.cfg().Listeners {
+		if sl, ok := l.(SkipListener[T, U]); ok {
+			listeners = append(listeners, sl)
+		}
+	}
+	if len(listeners) == 0 {
+		return nil
+	}
+	var events []*Skip[T, U]
+	if !c.readSkipsCommitted {
+		for _, rs := range c.readSkips {
+			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "read", Item: rs.index, Err: rs.err})
+		}
+	}
+	for i := from; i < to; i++ {
+		sl := c.slots[i]
+		switch sl.state {
+		case slotSkippedProcess:
+			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "process", Item: c.base + int64(i) + 1, Input: sl.in, Err: sl.err})
+		case slotSkippedWrite:
+			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "write", Item: c.base + int64(i) + 1, Input: sl.in, Output: sl.out, Err: sl.err})
+		}
+	}
+	for _, ev := range events {
+		for _, l := range listeners {
+			if err := l.OnSkip(ctx, ev); err != nil {
+				return c.stepErr("skip listener", ev.Item, err)
+			}
+		}
+	}
+	return nil
+}
+
+// scan writes the uncommitted items of the chunk one by one, each in its own
+// transaction, after a skippable write error rolled the chunk back: items
+// whose write fails with a skippable error are skipped, the others are
+// written. Each commit records how many items of the chunk are handled, so
+// that a crash in the middle of the scan neither loses nor repeats an item.
+func (c *chunk[T, U]) scan(ctx context.Context) error {
+	c.sc.logger().Info("write failed with a skippable error; writing the chunk item by item", "chunk", c.n)
+	for i := c.committed; i < len(c.slots); i++ {
+		final := i == len(c.slots)-1
+		sl := &c.slots[i]
+		if sl.state == slotProcessed && !c.cfg().ProcessorNonTransactional && c.cfg().Processor != nil {
+			sl.state = slotRead
+			if err := c.process(ctx, i); err != nil {
+				return err
+			}
+		}
+		err := c.commitWithRetry(ctx, i+1, final)
+		if err == nil {
+			continue
+		}
+		index := c.base + int64(i) + 1
+		if sl.state != slotProcessed || isCommitFailure(err) || !c.cfg().Skip.Matches(err) {
+			return err
+		}
+		if lerr := c.checkSkipLimit("write", index, err); lerr != nil {
+			return lerr
+		}
+		sl.state, sl.err = slotSkippedWrite, unwrapStepError(err)
+		if err := c.commitWithRetry(ctx, i+1, final); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unwrapStepError returns the error a StepError wraps, for reporting the
+// cause of a skip without the step's own prefix.
+func unwrapStepError(err error) error {
+	var se *StepError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return err
 }

@@ -39,7 +39,7 @@ func (e *Engine) Stop(executionID int64) bool {
 	r, ok := e.runs[executionID]
 	e.mu.Unlock()
 	if ok {
-		r.stop.Store(true)
+		r.requestStop()
 	}
 	return ok
 }
@@ -79,7 +79,8 @@ func (e *Engine) Launch(ctx context.Context, job *Job, params JobParameters) (*J
 	if err := params.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	return e.Repository.CreateJobExecution(ctx, LaunchRequest{JobName: job.Name(), Parameters: params, Lease: e.lease()})
+	return e.Repository.CreateJobExecution(ctx, LaunchRequest{JobName: job.Name(), Parameters: params, Lease: e.lease(),
+		PreventRestart: !job.Restartable()})
 }
 
 // Run runs exec, an execution of job created by Launch, to its end and
@@ -93,7 +94,8 @@ func (e *Engine) Launch(ctx context.Context, job *Job, params JobParameters) (*J
 // (it rolls back) and ends the execution STOPPED. To stop gracefully at the
 // next chunk boundary, ask the repository to stop it (launcher.Operator.Stop).
 func (e *Engine) Run(ctx context.Context, job *Job, exec *JobExecution) (*JobExecution, error) {
-	r := &jobRun{engine: e, job: job, exec: exec.Clone(), log: e.logger().With("job", job.Name(), "execution", exec.ID)}
+	r := &jobRun{engine: e, job: job, exec: exec.Clone(), log: e.logger().With("job", job.Name(), "execution", exec.ID),
+		stopCh: make(chan struct{})}
 	e.mu.Lock()
 	if e.runs == nil {
 		e.runs = map[int64]*jobRun{}
@@ -115,16 +117,44 @@ type jobRun struct {
 	log    *slog.Logger
 
 	stop      atomic.Bool
+	stopOnce  sync.Once
+	stopCh    chan struct{} // closed when a stop is requested
 	fenced    atomic.Bool
 	cancelRun context.CancelCauseFunc
 }
 
 func (r *jobRun) stopRequested() bool { return r.stop.Load() }
 
+func (r *jobRun) requestStop() {
+	r.stop.Store(true)
+	r.stopOnce.Do(func() { close(r.stopCh) })
+}
+
+type stopKey struct{}
+
+// StopRequested reports whether a stop was requested for the job execution
+// running the step that ctx was handed to. A tasklet doing long work checks
+// it (or waits on Stopping) to end early: it returns ErrStopped, and the
+// step ends STOPPED.
+func StopRequested(ctx context.Context) bool {
+	r, ok := ctx.Value(stopKey{}).(*jobRun)
+	return ok && r.stopRequested()
+}
+
+// Stopping returns a channel that is closed when a stop is requested for the
+// job execution running the step that ctx was handed to; nil (never ready)
+// for another context.
+func Stopping(ctx context.Context) <-chan struct{} {
+	if r, ok := ctx.Value(stopKey{}).(*jobRun); ok {
+		return r.stopCh
+	}
+	return nil
+}
+
 func (r *jobRun) noteStatus(s BatchStatus) {
 	switch {
 	case s == StatusStopping:
-		r.stop.Store(true)
+		r.requestStop()
 	case !s.Running():
 		r.fenced.Store(true)
 		if r.cancelRun != nil {
@@ -280,6 +310,16 @@ func (r *jobRun) newStepExecution(ctx context.Context, step Step) (*StepExecutio
 			se.Context = last.Context.Clone()
 		}
 	}
+	if sl, ok := step.(startLimited); ok && sl.StartLimit() > 0 {
+		n, err := r.repo().StepExecutionCount(ctx, r.exec.InstanceID, step.Name())
+		if err != nil {
+			return nil, false, fmt.Errorf("step %s: %w", step.Name(), err)
+		}
+		if n >= sl.StartLimit() {
+			return nil, false, &StepError{Step: step.Name(),
+				Err: fmt.Errorf("%w: started %d times, limit %d", ErrStartLimitExceeded, n, sl.StartLimit())}
+		}
+	}
 	if err := r.repo().CreateStepExecution(ctx, se); err != nil {
 		return nil, false, fmt.Errorf("step %s: %w", step.Name(), err)
 	}
@@ -306,7 +346,7 @@ func (r *jobRun) runStep(ctx, book context.Context, step Step, se *StepExecution
 		}
 	}
 	if err == nil {
-		err = step.Execute(ctx, sc)
+		err = step.Execute(context.WithValue(ctx, stopKey{}, r), sc)
 	}
 	se = sc.StepExecution
 	switch {
@@ -375,7 +415,7 @@ func (r *jobRun) saveJob(ctx context.Context, mutate func(*JobExecution)) error 
 			return fmt.Errorf("job %s execution %d is %s: %w", r.job.Name(), r.exec.ID, cur.Status, ErrFenced)
 		}
 		if cur.Status == StatusStopping {
-			r.stop.Store(true)
+			r.requestStop()
 		}
 		r.exec.Version = cur.Version
 	}

@@ -18,6 +18,9 @@ var (
 	// ErrJobAbandoned: the job instance's last execution was abandoned and
 	// must not be restarted.
 	ErrJobAbandoned = errors.New("batch: job instance was abandoned")
+	// ErrJobNotRestartable: the job instance addressed by a launch failed or
+	// stopped, and its job prevents restarts.
+	ErrJobNotRestartable = errors.New("batch: job instance is not restartable")
 	// ErrStaleVersion: an update was made from a copy of an execution that
 	// someone else has updated since (optimistic locking).
 	ErrStaleVersion = errors.New("batch: stale version")
@@ -34,7 +37,7 @@ var (
 )
 
 // LaunchError explains why a launch was refused. It wraps one of
-// ErrJobComplete, ErrJobRunning or ErrJobAbandoned.
+// ErrJobComplete, ErrJobRunning, ErrJobAbandoned or ErrJobNotRestartable.
 type LaunchError struct {
 	JobName     string
 	InstanceID  int64

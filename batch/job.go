@@ -2,15 +2,17 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 )
 
 // Job is a named sequence of steps. Build one with [NewJob].
 type Job struct {
-	name      string
-	steps     []Step
-	listeners []Listener
+	name           string
+	steps          []Step
+	listeners      []Listener
+	preventRestart bool
 }
 
 // JobConfig configures a [Job].
@@ -21,6 +23,10 @@ type JobConfig struct {
 	// Listeners receive the job's events (BeforeJobListener,
 	// AfterJobListener). Default none.
 	Listeners []Listener
+	// PreventRestart makes an instance that failed or stopped impossible to
+	// run again: a launch of it fails with ErrJobNotRestartable. For jobs
+	// whose work must not be repeated partly. Default false.
+	PreventRestart bool
 }
 
 // NewJob returns a job. It fails with ErrInvalidConfig if the configuration
@@ -48,11 +54,16 @@ func NewJob(name string, cfg JobConfig) (*Job, error) {
 	if err := validateListeners("job "+name, jobListeners, cfg.Listeners); err != nil {
 		return nil, err
 	}
-	return &Job{name: name, steps: append([]Step(nil), cfg.Steps...), listeners: cfg.Listeners}, nil
+	return &Job{name: name, steps: append([]Step(nil), cfg.Steps...), listeners: cfg.Listeners,
+		preventRestart: cfg.PreventRestart}, nil
 }
 
 // Name returns the job's name.
 func (j *Job) Name() string { return j.name }
+
+// Restartable reports whether a failed or stopped instance of the job may be
+// run again.
+func (j *Job) Restartable() bool { return !j.preventRestart }
 
 // Steps returns the job's steps in order.
 func (j *Job) Steps() []Step { return append([]Step(nil), j.steps...) }
@@ -96,9 +107,26 @@ func (sc *StepContext) StopRequested() bool {
 // transaction; the copy is saved in the same transaction, and becomes
 // sc.StepExecution only if everything committed. On failure the rollback
 // count is incremented and the error returned.
+//
+// When the commit itself fails in a way that leaves its outcome unknown (the
+// connection broke during COMMIT), Commit reads the stored step execution:
+// if the checkpoint is there, the chunk committed and Commit returns nil.
 func (sc *StepContext) Commit(ctx context.Context, fn func(ctx context.Context, w *StepExecution) error) error {
 	w := sc.StepExecution.Clone()
-	status, err := sc.Repository.CommitChunk(ctx, w, func(ctx context.Context) error { return fn(ctx, w) })
+	wrote := false
+	status, err := sc.Repository.CommitChunk(ctx, w, func(ctx context.Context) error {
+		if err := fn(ctx, w); err != nil {
+			return err
+		}
+		wrote = true
+		return nil
+	})
+	if err != nil && wrote && !errors.Is(err, ErrStaleVersion) && !errors.Is(err, ErrFenced) {
+		if st, ok := sc.committedAnyway(context.WithoutCancel(ctx), w); ok {
+			w.Version++
+			status, err = st, nil
+		}
+	}
 	if err != nil {
 		sc.StepExecution.RollbackCount++
 		return err
@@ -110,7 +138,39 @@ func (sc *StepContext) Commit(ctx context.Context, fn func(ctx context.Context, 
 	return nil
 }
 
+// committedAnyway reports whether the checkpoint w was stored although its
+// commit reported an error, and the job execution's status if so.
+func (sc *StepContext) committedAnyway(ctx context.Context, w *StepExecution) (BatchStatus, bool) {
+	steps, err := sc.Repository.StepExecutions(ctx, w.JobExecutionID)
+	if err != nil {
+		return "", false
+	}
+	for _, s := range steps {
+		if s.ID == w.ID {
+			if s.Version != w.Version+1 || s.CommitCount != w.CommitCount || s.ReadCount != w.ReadCount ||
+				s.WriteCount != w.WriteCount {
+				return "", false
+			}
+			je, err := sc.Repository.JobExecution(ctx, w.JobExecutionID)
+			if err != nil {
+				return "", false
+			}
+			return je.Status, true
+		}
+	}
+	return "", false
+}
+
 type allowStartIfComplete interface{ AllowStartIfComplete() bool }
+
+type startLimited interface{ StartLimit() int }
+
+func (sc *StepContext) logger() *slog.Logger {
+	if sc.Logger != nil {
+		return sc.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
 
 type listenerLister interface{ Listeners() []Listener }
 

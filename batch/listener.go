@@ -1,6 +1,9 @@
 package batch
 
-import "context"
+import (
+	"context"
+	"reflect"
+)
 
 // Listener is a value that implements one or more of the listener interfaces
 // of this package. Jobs and steps take a list of them and call each hook the
@@ -58,6 +61,11 @@ type ChunkErrorListener interface {
 	AfterChunkError(ctx context.Context, c *ChunkEvent)
 }
 
+// hasMethod reports whether v has an exported method of that name.
+func hasMethod(v any, name string) bool {
+	return v != nil && reflect.ValueOf(v).MethodByName(name).IsValid()
+}
+
 // Which listeners an owner calls.
 const (
 	jobListeners   = "job"
@@ -67,9 +75,12 @@ const (
 
 // validateListeners rejects a listener that implements none of the
 // interfaces the owner calls: a listener that would never be called.
-func validateListeners(owner, kind string, ls []Listener) error {
+func validateListeners(owner, kind string, ls []Listener, more ...func(Listener) bool) error {
 	for i, l := range ls {
 		ok := false
+		for _, m := range more {
+			ok = ok || m(l)
+		}
 		switch l.(type) {
 		case BeforeJobListener, AfterJobListener:
 			ok = kind == jobListeners
@@ -79,7 +90,7 @@ func validateListeners(owner, kind string, ls []Listener) error {
 			ok = ok || kind == stepListeners || kind == chunkListeners
 		}
 		switch l.(type) {
-		case BeforeChunkListener, AfterChunkListener, ChunkErrorListener:
+		case BeforeChunkListener, AfterChunkListener, ChunkErrorListener, RetryListener:
 			ok = ok || kind == chunkListeners
 		}
 		if !ok {

@@ -28,6 +28,8 @@ type JobRepository interface {
 	//     (the latter is a restart);
 	//   - the last one COMPLETED: ErrJobComplete;
 	//   - the last one ABANDONED: ErrJobAbandoned;
+	//   - the last one FAILED or STOPPED and req.PreventRestart:
+	//     ErrJobNotRestartable;
 	//   - one still running whose heartbeat is within req.Lease:
 	//     ErrJobRunning. One whose heartbeat is older is marked FAILED
 	//     (with its running steps) as crashed, and the launch is allowed.
@@ -99,6 +101,9 @@ type LaunchRequest struct {
 	Lease time.Duration
 	// Now is the time the launch happens; zero means time.Now().
 	Now time.Time
+	// PreventRestart refuses the launch with ErrJobNotRestartable when the
+	// instance has an earlier execution.
+	PreventRestart bool
 }
 
 // DefaultLease is the lease used when none is configured.

@@ -18,6 +18,11 @@ const (
 // is the repository's joins it with [JoinChunkTx]. step is a working copy of
 // the step execution; what the tasklet puts in step.Context or its counts is
 // committed with the transaction.
+//
+// A stop request is seen between calls. A tasklet that works long within one
+// call watches [StopRequested] or [Stopping] on its ctx and returns
+// [ErrStopped] (after undoing or committing what it must): the step ends
+// STOPPED.
 type Tasklet interface {
 	Execute(ctx context.Context, step *StepExecution) (RepeatStatus, error)
 }
@@ -39,6 +44,10 @@ type TaskletConfig struct {
 	// AllowStartIfComplete makes a restart run the step again even if it
 	// completed in an earlier execution. Default false.
 	AllowStartIfComplete bool
+	// StartLimit is how many times the step may be started for one job
+	// instance; the next start fails with ErrStartLimitExceeded. Default 0:
+	// no limit.
+	StartLimit int
 }
 
 // TaskletStep runs a [Tasklet]. Build one with [NewTaskletStep].
@@ -56,6 +65,9 @@ func NewTaskletStep(name string, cfg TaskletConfig) (*TaskletStep, error) {
 	if cfg.Tasklet == nil {
 		return nil, configError("step %s: no tasklet", name)
 	}
+	if cfg.StartLimit < 0 {
+		return nil, configError("step %s: negative start limit %d", name, cfg.StartLimit)
+	}
 	if err := validateListeners("step "+name, stepListeners, cfg.Listeners); err != nil {
 		return nil, err
 	}
@@ -68,6 +80,10 @@ func (s *TaskletStep) Name() string { return s.name }
 // AllowStartIfComplete reports whether a restart runs the step again after it
 // completed.
 func (s *TaskletStep) AllowStartIfComplete() bool { return s.cfg.AllowStartIfComplete }
+
+// StartLimit returns how many times the step may be started for one job
+// instance; 0 means no limit.
+func (s *TaskletStep) StartLimit() int { return s.cfg.StartLimit }
 
 // Listeners returns the step's listeners.
 func (s *TaskletStep) Listeners() []Listener { return s.cfg.Listeners }

@@ -171,7 +171,10 @@ func (r *Repository) CreateJobExecution(ctx context.Context, req batch.LaunchReq
 		return nil, r.wrap("encode parameters", err)
 	}
 	key := req.Parameters.Key()
-	var id int64
+	var (
+		id      int64
+		refusal error
+	)
 	err = r.inTx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, r.q.insertInstance, req.JobName, key, now); err != nil {
 			return err
@@ -210,6 +213,11 @@ func (r *Repository) CreateJobExecution(ctx context.Context, req batch.LaunchReq
 			case status == batch.StatusAbandoned:
 				return refuse(batch.ErrJobAbandoned)
 			}
+			if req.PreventRestart {
+				// Commit the crash mark, if any, but make no execution.
+				refusal = refuse(batch.ErrJobNotRestartable)
+				return nil
+			}
 		}
 		if err := tx.GetContext(ctx, &id, r.q.insertExecution, instanceID, now, now, now, string(params)); err != nil {
 			if r.d.IsUniqueViolation != nil && r.d.IsUniqueViolation(err) {
@@ -228,6 +236,9 @@ func (r *Repository) CreateJobExecution(ctx context.Context, req batch.LaunchReq
 			return nil, &batch.LaunchError{JobName: req.JobName, Err: batch.ErrJobRunning}
 		}
 		return nil, r.wrap("create job execution", err)
+	}
+	if refusal != nil {
+		return nil, refusal
 	}
 	return r.JobExecution(ctx, id)
 }

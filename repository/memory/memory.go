@@ -75,6 +75,9 @@ func (r *Repository) CreateJobExecution(_ context.Context, req batch.LaunchReque
 		case e.Status == batch.StatusAbandoned:
 			return nil, refuse(batch.ErrJobAbandoned)
 		}
+		if req.PreventRestart {
+			return nil, refuse(batch.ErrJobNotRestartable)
+		}
 		break
 	}
 	e := &batch.JobExecution{
