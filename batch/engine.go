@@ -94,7 +94,7 @@ func (e *Engine) Launch(ctx context.Context, job *Job, params JobParameters) (*J
 // (it rolls back) and ends the execution STOPPED. To stop gracefully at the
 // next chunk boundary, ask the repository to stop it (launcher.Operator.Stop).
 func (e *Engine) Run(ctx context.Context, job *Job, exec *JobExecution) (*JobExecution, error) {
-	r := &jobRun{engine: e, job: job, exec: exec.Clone(), log: e.logger().With("job", job.Name(), "execution", exec.ID),
+	r := &jobRun{id: exec.ID, engine: e, job: job, exec: exec.Clone(), log: e.logger().With("job", job.Name(), "execution", exec.ID),
 		stopCh: make(chan struct{})}
 	e.mu.Lock()
 	if e.runs == nil {
@@ -111,6 +111,7 @@ func (e *Engine) Run(ctx context.Context, job *Job, exec *JobExecution) (*JobExe
 }
 
 type jobRun struct {
+	id     int64 // the execution's id; r.exec changes as it is saved
 	engine *Engine
 	job    *Job
 	exec   *JobExecution
@@ -158,7 +159,7 @@ func (r *jobRun) noteStatus(s BatchStatus) {
 	case !s.Running():
 		r.fenced.Store(true)
 		if r.cancelRun != nil {
-			r.cancelRun(fmt.Errorf("%w: execution %d is now %s", ErrFenced, r.exec.ID, s))
+			r.cancelRun(fmt.Errorf("%w: execution %d is now %s", ErrFenced, r.id, s))
 		}
 	}
 }
@@ -176,10 +177,10 @@ func (r *jobRun) run(parent context.Context) (*JobExecution, error) {
 	if len(r.exec.Context) == 0 {
 		prev, err := r.repo().JobExecutions(book, ExecutionQuery{InstanceID: r.exec.InstanceID, Limit: 2})
 		if err != nil {
-			return r.exec, fmt.Errorf("job %s execution %d: %w", r.job.Name(), r.exec.ID, err)
+			return r.exec, fmt.Errorf("job %s execution %d: %w", r.job.Name(), r.id, err)
 		}
 		for _, p := range prev {
-			if p.ID < r.exec.ID {
+			if p.ID < r.id {
 				r.exec.Context = p.Context.Clone()
 				break
 			}
@@ -201,36 +202,42 @@ func (r *jobRun) run(parent context.Context) (*JobExecution, error) {
 	}
 	r.log.Info("job started", "instance", r.exec.InstanceID, "parameters", r.exec.Parameters.Format())
 
+	// The heartbeat goes on until the end is saved: after-job listeners
+	// may take their time.
 	var wg sync.WaitGroup
-	hbCtx, stopHB := context.WithCancel(ctx)
+	hbCtx, stopHB := context.WithCancel(book)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		r.heartbeat(hbCtx)
 	}()
+	defer func() {
+		stopHB()
+		wg.Wait()
+	}()
 	status, exit, runErr := r.steps(ctx, book)
-	stopHB()
-	wg.Wait()
 
 	if r.fenced.Load() {
-		err := fmt.Errorf("job %s execution %d: %w", r.job.Name(), r.exec.ID, ErrFenced)
+		err := fmt.Errorf("job %s execution %d: %w", r.job.Name(), r.id, ErrFenced)
 		r.log.Error("job fenced off", "error", err)
 		return r.exec, err
 	}
-	r.exec.Status, r.exec.ExitStatus = status, exit
+	final := r.exec.Clone()
+	final.Status, final.ExitStatus = status, exit
 	for _, l := range r.job.listeners {
 		if al, ok := l.(AfterJobListener); ok {
-			if err := al.AfterJob(book, r.exec); err != nil && runErr == nil {
+			if err := al.AfterJob(book, final); err != nil && runErr == nil {
 				runErr = fmt.Errorf("job %s: after-job listener: %w", r.job.Name(), err)
-				r.exec.Status, r.exec.ExitStatus = StatusFailed, ExitFailed.WithDescription(runErr.Error())
+				final.Status, final.ExitStatus = StatusFailed, ExitFailed.WithDescription(runErr.Error())
 			}
 		}
 	}
-	status, exit = r.exec.Status, r.exec.ExitStatus
+	status, exit = final.Status, final.ExitStatus
 	if err := r.saveJob(book, func(e *JobExecution) {
-		e.Status, e.ExitStatus = status, exit
+		e.Status, e.ExitStatus, e.Context = status, exit, final.Context
 		e.EndTime = time.Now().UTC()
 	}); err != nil {
+		r.log.Error("job end not saved", "status", status, "error", err)
 		return r.exec, err
 	}
 	r.log.Info("job finished", "status", status, "exit", exit.Code, "duration", r.exec.EndTime.Sub(r.exec.StartTime).Round(time.Millisecond))
@@ -294,7 +301,7 @@ func (r *jobRun) newStepExecution(ctx context.Context, step Step) (*StepExecutio
 		return nil, false, fmt.Errorf("step %s: %w", step.Name(), err)
 	}
 	se := &StepExecution{
-		JobExecutionID: r.exec.ID,
+		JobExecutionID: r.id,
 		StepName:       step.Name(),
 		Status:         StatusStarted,
 		ExitStatus:     ExitExecuting,
@@ -393,26 +400,33 @@ func (r *jobRun) runStep(ctx, book context.Context, step Step, se *StepExecution
 	return se.Status, err
 }
 
-// saveJob applies mutate to the execution and saves it, retrying from a fresh
-// copy when the stored one changed meanwhile (a stop request). It fails with
-// ErrFenced when the stored execution is no longer running.
+// saveJob applies mutate to a copy of the execution and saves it, retrying
+// with the stored version when the stored execution changed meanwhile (a stop
+// request, which is kept); the execution takes the copy's values only once
+// saved. It fails with ErrFenced when the stored execution is no longer
+// running.
 func (r *jobRun) saveJob(ctx context.Context, mutate func(*JobExecution)) error {
 	for attempt := 0; ; attempt++ {
-		mutate(r.exec)
-		err := r.repo().UpdateJobExecution(ctx, r.exec)
+		next := r.exec.Clone()
+		mutate(next)
+		if next.Status == StatusStarted && r.stopRequested() {
+			next.Status = StatusStopping
+		}
+		err := r.repo().UpdateJobExecution(ctx, next)
 		if err == nil {
+			*r.exec = *next
 			return nil
 		}
 		if !errors.Is(err, ErrStaleVersion) || attempt >= 20 {
-			return fmt.Errorf("job %s execution %d: save: %w", r.job.Name(), r.exec.ID, err)
+			return fmt.Errorf("job %s execution %d: save: %w", r.job.Name(), r.id, err)
 		}
-		cur, gerr := r.repo().JobExecution(ctx, r.exec.ID)
+		cur, gerr := r.repo().JobExecution(ctx, r.id)
 		if gerr != nil {
-			return fmt.Errorf("job %s execution %d: save: %w", r.job.Name(), r.exec.ID, gerr)
+			return fmt.Errorf("job %s execution %d: save: %w", r.job.Name(), r.id, gerr)
 		}
 		if !cur.Status.Running() {
 			r.fenced.Store(true)
-			return fmt.Errorf("job %s execution %d is %s: %w", r.job.Name(), r.exec.ID, cur.Status, ErrFenced)
+			return fmt.Errorf("job %s execution %d is %s: %w", r.job.Name(), r.id, cur.Status, ErrFenced)
 		}
 		if cur.Status == StatusStopping {
 			r.requestStop()
@@ -429,7 +443,7 @@ func (r *jobRun) heartbeat(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			status, err := r.repo().Heartbeat(ctx, r.exec.ID, now.UTC())
+			status, err := r.repo().Heartbeat(ctx, r.id, now.UTC())
 			if err != nil {
 				if ctx.Err() == nil {
 					r.log.Warn("heartbeat failed", "error", err)

@@ -130,6 +130,7 @@ type chunkTxKey struct{}
 //
 // The transaction begins on first use.
 type ChunkTx struct {
+	ctx  context.Context
 	db   *sqlx.DB
 	opts *sql.TxOptions
 
@@ -137,21 +138,23 @@ type ChunkTx struct {
 	tx *sqlx.Tx
 }
 
-// NewChunkTx returns a chunk transaction on db that has not begun yet. It is
-// for JobRepository implementations.
-func NewChunkTx(db *sqlx.DB, opts *sql.TxOptions) *ChunkTx {
-	return &ChunkTx{db: db, opts: opts}
+// NewChunkTx returns a chunk transaction on db that has not begun yet; it
+// will begin with ctx, the chunk's context, so that it lives as long as the
+// chunk whatever context a writer joins it with. It is for JobRepository
+// implementations.
+func NewChunkTx(ctx context.Context, db *sqlx.DB, opts *sql.TxOptions) *ChunkTx {
+	return &ChunkTx{ctx: ctx, db: db, opts: opts}
 }
 
 // DB returns the database the transaction runs on.
 func (c *ChunkTx) DB() *sqlx.DB { return c.db }
 
 // Tx returns the transaction, beginning it on first call.
-func (c *ChunkTx) Tx(ctx context.Context) (*sqlx.Tx, error) {
+func (c *ChunkTx) Tx() (*sqlx.Tx, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.tx == nil {
-		tx, err := c.db.BeginTxx(ctx, c.opts)
+		tx, err := c.db.BeginTxx(c.ctx, c.opts)
 		if err != nil {
 			return nil, err
 		}
@@ -211,5 +214,5 @@ func JoinChunkTx(ctx context.Context, db *sqlx.DB) (*sqlx.Tx, error) {
 	if !ok || ct.db != db {
 		return nil, nil
 	}
-	return ct.Tx(ctx)
+	return ct.Tx()
 }

@@ -2,7 +2,9 @@ package batch_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -395,4 +397,79 @@ func TestHeartbeatAdvances(t *testing.T) {
 			})
 		})
 	}
+}
+
+// statusLog records every job execution status the engine saves.
+type statusLog struct {
+	batch.JobRepository
+	mu  sync.Mutex
+	log []batch.BatchStatus
+}
+
+func (l *statusLog) UpdateJobExecution(ctx context.Context, e *batch.JobExecution) error {
+	err := l.JobRepository.UpdateJobExecution(ctx, e)
+	if err == nil {
+		l.mu.Lock()
+		l.log = append(l.log, e.Status)
+		l.mu.Unlock()
+	}
+	return err
+}
+
+// TestSavesKeepAStopRequest: a stop stored by another process during step
+// one is not overwritten with STARTED by the engine's save after the step.
+func TestSavesKeepAStopRequest(t *testing.T) {
+	ctx := context.Background()
+	mem := memory.New()
+	repo := &statusLog{JobRepository: mem}
+	var execID int64
+	one := stepFunc{"one", func(context.Context, *batch.StepContext) error {
+		return requestStop(ctx, mem, execID) // an operator elsewhere
+	}}
+	two := stepFunc{"two", func(context.Context, *batch.StepContext) error { return nil }}
+	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{one, two}})
+	require.NoError(t, err)
+	engine := &batch.Engine{Repository: repo}
+	exec, err := engine.Launch(ctx, job, nil)
+	require.NoError(t, err)
+	execID = exec.ID
+	final, err := engine.Run(ctx, job, exec)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusStopped, final.Status)
+	require.Equal(t, []batch.BatchStatus{batch.StatusStarted, batch.StatusStopping, batch.StatusStopped}, repo.log)
+}
+
+type slowAfterJob struct{ d time.Duration }
+
+func (s slowAfterJob) AfterJob(context.Context, *batch.JobExecution) error {
+	time.Sleep(s.d)
+	return nil
+}
+
+// TestHeartbeatDuringAfterJobListeners: a slow after-job listener does not
+// let the lease lapse on a run that is alive.
+func TestHeartbeatDuringAfterJobListeners(t *testing.T) {
+	ctx := context.Background()
+	repo := openSQLite(t, filepath.Join(t.TempDir(), "batch.db"))
+	s, err := batch.NewTaskletStep("s", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+		func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) { return batch.Finished, nil })})
+	require.NoError(t, err)
+	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{s},
+		Listeners: []batch.Listener{slowAfterJob{time.Second}}})
+	require.NoError(t, err)
+	engine := &batch.Engine{Repository: repo, Lease: 300 * time.Millisecond}
+	exec, err := engine.Launch(ctx, job, nil)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := engine.Run(ctx, job, exec)
+		done <- err
+	}()
+	time.Sleep(700 * time.Millisecond) // well past the lease, inside the listener
+	_, err = engine.Launch(ctx, job, nil)
+	require.ErrorIs(t, err, batch.ErrJobRunning, "the run is alive: its heartbeat goes on")
+	require.NoError(t, <-done)
+	got, err := repo.JobExecution(ctx, exec.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusCompleted, got.Status)
 }

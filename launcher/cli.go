@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,7 +77,9 @@ func Command(ctx context.Context, reg *Registry, args []string, stdout, stderr i
 	prog := filepath.Base(os.Args[0])
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dbFlag := fs.String("db", envOr("BATCH_DB", DefaultDB), "job repository: an SQLite file path or a postgres:// URL (env BATCH_DB)")
+	// The default is resolved after parsing, so that a URL in BATCH_DB is
+	// never printed as the flag's default.
+	dbFlag := fs.String("db", "", "job repository: an SQLite file path or a postgres:// URL (default: $BATCH_DB, else "+DefaultDB+")")
 	leaseFlag := fs.String("lease", envOr("BATCH_LEASE", batch.DefaultLease.String()),
 		"how old a running execution's heartbeat may be before it counts as crashed (env BATCH_LEASE)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -93,6 +96,9 @@ func Command(ctx context.Context, reg *Registry, args []string, stdout, stderr i
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, fmt.Sprintf(format, a...))
 		return ExitUsage
+	}
+	if *dbFlag == "" {
+		*dbFlag = envOr("BATCH_DB", DefaultDB)
 	}
 	lease, err := time.ParseDuration(*leaseFlag)
 	if err != nil || lease <= 0 {
@@ -242,9 +248,13 @@ func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog str
 			return
 		case sig := <-sigs:
 			fmt.Fprintf(stderr, "%s: %v: stopping execution %d at the next chunk boundary (signal again to exit at once)\n", prog, sig, exec.ID)
-			if err := l.Stop(context.WithoutCancel(ctx), exec.ID); err != nil {
-				fmt.Fprintf(stderr, "%s: stop: %v\n", prog, err)
-			}
+			// The in-process stop is immediate; recording STOPPING may wait
+			// for the database, and must not hold up a second signal.
+			go func() {
+				if err := l.Stop(context.WithoutCancel(ctx), exec.ID); err != nil {
+					fmt.Fprintf(stderr, "%s: stop: %v\n", prog, err)
+				}
+			}()
 		}
 		select {
 		case <-done:
@@ -257,7 +267,8 @@ func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog str
 	if s, serr := l.Summary(context.WithoutCancel(ctx), exec.ID); serr == nil {
 		fmt.Fprint(stdout, s)
 	}
-	if errors.Is(err, batch.ErrFenced) || final == nil {
+	if err != nil || final == nil {
+		// Failed, fenced off, or its end could not be recorded.
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return ExitFailed
 	}
@@ -266,12 +277,9 @@ func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog str
 		return ExitCompleted
 	case batch.StatusStopped:
 		return ExitStopped
-	default:
-		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
-		}
-		return ExitFailed
 	}
+	fmt.Fprintf(stderr, "%s: execution %d ended %s\n", prog, final.ID, final.Status)
+	return ExitFailed
 }
 
 func envOr(name, def string) string {
@@ -282,28 +290,26 @@ func envOr(name, def string) string {
 }
 
 // openRepository opens and migrates the job repository named by db: a
-// postgres:// URL, or an SQLite file path (optionally written sqlite:PATH).
-// An SQLite file that does not exist is created only when create is set.
+// postgres:// URL or key=value connection string, or an SQLite file path
+// (optionally written sqlite:PATH). An SQLite file that does not exist is
+// created only when create is set. Errors never contain a password.
 func openRepository(ctx context.Context, db string, create bool) (batch.JobRepository, func(), error) {
-	switch {
-	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
-		shown := redact(db)
-		if _, err := url.Parse(db); err != nil {
-			return nil, nil, fmt.Errorf("invalid -db URL %s", shown)
-		}
+	ref := parseDB(db)
+	switch ref.kind {
+	case dbPostgres:
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
 		repo, err := postgres.Open(cctx, db, postgres.Config{})
 		if err != nil {
-			return nil, nil, fmt.Errorf("job repository %s: %s", shown, strings.ReplaceAll(err.Error(), db, shown))
+			return nil, nil, fmt.Errorf("job repository %s: %s", ref.shown, ref.scrub(err.Error()))
 		}
 		if err := repo.Migrate(cctx); err != nil {
 			_ = repo.Close()
-			return nil, nil, fmt.Errorf("job repository %s: %v", shown, err)
+			return nil, nil, fmt.Errorf("job repository %s: %s", ref.shown, ref.scrub(err.Error()))
 		}
 		return repo, func() { _ = repo.Close() }, nil
-	case strings.Contains(db, "://"):
-		return nil, nil, fmt.Errorf("invalid -db %q: want an SQLite file path or a postgres:// URL", redact(db))
+	case dbInvalid:
+		return nil, nil, fmt.Errorf("invalid -db %s: want an SQLite file path or a postgres:// URL", ref.shown)
 	}
 	path := strings.TrimPrefix(db, "sqlite:")
 	if path == "" {
@@ -325,14 +331,80 @@ func openRepository(ctx context.Context, db string, create bool) (batch.JobRepos
 	return repo, func() { _ = repo.Close() }, nil
 }
 
-// redact hides the password of a URL.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		if i := strings.LastIndex(s, "@"); i >= 0 {
-			return "postgres://***@" + s[i+1:]
+type dbKind int
+
+const (
+	dbSQLite dbKind = iota
+	dbPostgres
+	dbInvalid
+)
+
+// dbRef is a -db value understood well enough to open it and to show it
+// without its secrets.
+type dbRef struct {
+	kind    dbKind
+	shown   string   // printable: no password, no query string
+	secrets []string // passwords found in it, to scrub from messages
+}
+
+var (
+	keywordDSN  = regexp.MustCompile(`^\s*(host|hostaddr|port|user|password|dbname|sslmode|service)\s*=`)
+	keywordPass = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+)
+
+func parseDB(db string) dbRef {
+	switch {
+	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
+		scheme, rest, _ := strings.Cut(db, "://")
+		ref := dbRef{kind: dbPostgres}
+		// The password may hold '@', '/', '#' or '?': the host starts after
+		// the last '@'.
+		user := ""
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			userinfo := rest[:at]
+			rest = rest[at+1:]
+			name, pass, hasPass := strings.Cut(userinfo, ":")
+			user = name + "@"
+			if hasPass && pass != "" {
+				ref.secrets = append(ref.secrets, pass)
+				if p, err := url.PathUnescape(pass); err == nil && p != pass {
+					ref.secrets = append(ref.secrets, p)
+				}
+			}
 		}
-		return "(unparseable URL)"
+		hostPath, query, _ := strings.Cut(rest, "?")
+		if q, err := url.ParseQuery(query); err == nil {
+			for _, p := range q["password"] {
+				if p != "" {
+					ref.secrets = append(ref.secrets, p)
+				}
+			}
+		}
+		for _, kv := range strings.Split(query, "&") {
+			if k, v, ok := strings.Cut(kv, "="); ok && k == "password" && v != "" {
+				ref.secrets = append(ref.secrets, v)
+			}
+		}
+		ref.shown = scheme + "://" + user + hostPath
+		return ref
+	case keywordDSN.MatchString(db):
+		ref := dbRef{kind: dbPostgres}
+		for _, m := range keywordPass.FindAllStringSubmatch(db, -1) {
+			ref.secrets = append(ref.secrets, strings.Trim(m[1], "'"))
+		}
+		ref.shown = "postgres " + strings.TrimSpace(keywordPass.ReplaceAllString(db, "password=xxxxx"))
+		return ref
+	case strings.Contains(db, "://"):
+		scheme, _, _ := strings.Cut(db, "://")
+		return dbRef{kind: dbInvalid, shown: scheme + "://..."}
 	}
-	return u.Redacted()
+	return dbRef{kind: dbSQLite, shown: db}
+}
+
+// scrub removes the passwords of the reference from a message.
+func (r dbRef) scrub(msg string) string {
+	for _, s := range r.secrets {
+		msg = strings.ReplaceAll(msg, s, "xxxxx")
+	}
+	return msg
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/internal/pgtest"
 	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
@@ -319,4 +320,53 @@ func TestStopFromAnotherProcess(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	_, err := launcher.New(launcher.Config{})
 	require.Error(t, err)
+}
+
+// TestPasswordsNeverPrinted runs commands with passwords in every form a -db
+// value can hold them, failing and succeeding, and checks every byte of
+// output.
+func TestPasswordsNeverPrinted(t *testing.T) {
+	const secret = "hunter2"
+	tj := newTestJobs(t)
+	for _, db := range []string{
+		"postgres://user:hunter2@127.0.0.1:1/x?sslmode=disable",
+		"postgres://user@127.0.0.1:1/x?password=hunter2&sslmode=disable",
+		"postgres://user:123#hunter2@127.0.0.1:1/x?sslmode=disable",
+		"postgres://user:99/hunter2@127.0.0.1:1/x?sslmode=disable",
+		"postgres://user:hun%74er2@127.0.0.1:1/x?sslmode=disable",
+		"postgresql://user:a@hunter2@127.0.0.1:1/x?sslmode=disable",
+		"host=127.0.0.1 port=1 user=postgres password=hunter2 dbname=test sslmode=disable",
+		"host=127.0.0.1 port=1 user=postgres password='hunter2' dbname=test sslmode=disable",
+		"mysql://u:hunter2@h/db",
+	} {
+		for _, args := range [][]string{{"-db", db, "status"}, {"-db", db, "run", "noop"}} {
+			code, out, errOut := command(tj, args...)
+			require.Equal(t, 2, code, "%q", args)
+			require.NotContains(t, out+errOut, secret, "%q", args)
+			require.NotContains(t, out+errOut, "hun%74er2")
+		}
+	}
+	t.Setenv("BATCH_DB", "postgres://user:hunter2@127.0.0.1:1/x")
+	code, out, errOut := command(tj, "-bogus")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "-db")
+	require.NotContains(t, out+errOut, secret, "usage shows no secret default")
+}
+
+func TestPasswordsNeverPrintedByARun(t *testing.T) {
+	// The server trusts local connections and ignores the password, so the
+	// job runs with a password in its URL.
+	dsn := strings.Replace(pgtest.DSN(t), "postgres://postgres@", "postgres://postgres:hunter2@", 1)
+	require.Contains(t, dsn, "hunter2")
+	tj := newTestJobs(t)
+	for _, args := range [][]string{
+		{"-db", dsn, "-log-level", "debug", "run", "count", "n(int)=4"},
+		{"-db", dsn, "status"},
+		{"-db", dsn, "status", "1"},
+		{"-db", dsn, "jobs"},
+	} {
+		code, out, errOut := command(tj, args...)
+		require.Equal(t, 0, code, "%q: %s", args, errOut)
+		require.NotContains(t, out+errOut, "hunter2", "%q", args)
+	}
 }

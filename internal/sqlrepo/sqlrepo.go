@@ -55,7 +55,7 @@ type queries struct {
 	insertInstance, selectInstanceLock, selectInstance, lastExecution, markExecutionCrashed,
 	markStepsCrashed, insertExecution, selectExecution, updateExecution, heartbeat,
 	listExecutions, jobNames, insertStep, updateStep, selectSteps, lastStep, countSteps,
-	fenceExecution string
+	fenceExecution, stepState string
 }
 
 // New returns a repository on db. Tables are named with prefix, which must
@@ -83,7 +83,7 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 		selectInstanceLock: q(`SELECT id FROM {{p}}job_instance WHERE job_name = ? AND job_key = ?{{forUpdate}}`),
 		selectInstance:     q(`SELECT id, job_name, job_key, create_time FROM {{p}}job_instance WHERE id = ?`),
 		lastExecution: q(`SELECT id, status, heartbeat FROM {{p}}job_execution WHERE job_instance_id = ?
-			ORDER BY id DESC LIMIT 1`),
+			ORDER BY id DESC LIMIT 1{{forUpdate}}`),
 		markExecutionCrashed: q(`UPDATE {{p}}job_execution SET status = 'FAILED', exit_code = 'FAILED',
 			exit_description = ?, end_time = ?, last_updated = ?, version = version + 1
 			WHERE id = ? AND status IN ` + running),
@@ -114,15 +114,18 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 			start_time = ?, end_time = ?, last_updated = ?, read_count = ?, write_count = ?, filter_count = ?,
 			commit_count = ?, rollback_count = ?, read_skip_count = ?, process_skip_count = ?,
 			write_skip_count = ?, context = ?, version = version + 1
-			WHERE id = ? AND version = ?`),
+			WHERE id = ? AND version = ? AND EXISTS (SELECT 1 FROM {{p}}job_execution e
+				WHERE e.id = {{p}}step_execution.job_execution_id AND e.status IN ` + running + `)`),
 		selectSteps: q(`SELECT ` + stepCols + ` FROM {{p}}step_execution s WHERE s.job_execution_id = ? ORDER BY s.id`),
 		lastStep: q(`SELECT ` + stepCols + ` FROM {{p}}step_execution s
 			JOIN {{p}}job_execution e ON e.id = s.job_execution_id
-			WHERE e.job_instance_id = ? AND s.step_name = ? ORDER BY s.id DESC LIMIT 1`),
+			WHERE e.job_instance_id = ? AND s.step_name = ? ORDER BY e.id DESC, s.id DESC LIMIT 1`),
 		countSteps: q(`SELECT COUNT(*) FROM {{p}}step_execution s
 			JOIN {{p}}job_execution e ON e.id = s.job_execution_id
 			WHERE e.job_instance_id = ? AND s.step_name = ?`),
 		fenceExecution: q(`SELECT status FROM {{p}}job_execution WHERE id = ?{{forShare}}`),
+		stepState: q(`SELECT s.version, e.status FROM {{p}}step_execution s
+			JOIN {{p}}job_execution e ON e.id = s.job_execution_id WHERE s.id = ?`),
 	}
 	return r, nil
 }
@@ -441,10 +444,17 @@ func (r *Repository) CreateStepExecution(ctx context.Context, s *batch.StepExecu
 	}
 	now := time.Now().UTC()
 	var id int64
-	err = r.db.GetContext(ctx, &id, r.q.insertStep, s.JobExecutionID, s.StepName, string(s.Status),
-		s.ExitStatus.Code, s.ExitStatus.Description, toNull(s.StartTime), toNull(s.EndTime), now,
-		s.ReadCount, s.WriteCount, s.FilterCount, s.CommitCount, s.RollbackCount, s.ReadSkipCount,
-		s.ProcessSkipCount, s.WriteSkipCount, string(ec))
+	err = r.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Only a running execution may start a step: one that was taken
+		// over must not leave a step execution a restart would resume from.
+		if err := r.fence(ctx, tx, s.JobExecutionID); err != nil {
+			return err
+		}
+		return tx.GetContext(ctx, &id, r.q.insertStep, s.JobExecutionID, s.StepName, string(s.Status),
+			s.ExitStatus.Code, s.ExitStatus.Description, toNull(s.StartTime), toNull(s.EndTime), now,
+			s.ReadCount, s.WriteCount, s.FilterCount, s.CommitCount, s.RollbackCount, s.ReadSkipCount,
+			s.ProcessSkipCount, s.WriteSkipCount, string(ec))
+	})
 	if err != nil {
 		return r.wrap("create step execution", err)
 	}
@@ -472,10 +482,32 @@ func (r *Repository) updateStep(ctx context.Context, ex sqlx.ExecerContext, s *b
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("step execution %d version %d: %w", s.ID, s.Version, batch.ErrStaleVersion)
+		return r.whyNotUpdated(ctx, ex, s)
 	}
 	s.UpdatedAt = now
 	return nil
+}
+
+// whyNotUpdated explains why a step execution update changed no row.
+func (r *Repository) whyNotUpdated(ctx context.Context, ex sqlx.ExecerContext, s *batch.StepExecution) error {
+	q, ok := ex.(sqlx.QueryerContext)
+	if !ok {
+		return fmt.Errorf("step execution %d version %d: %w", s.ID, s.Version, batch.ErrStaleVersion)
+	}
+	var row struct {
+		Version int64  `db:"version"`
+		Status  string `db:"status"`
+	}
+	err := sqlx.GetContext(ctx, q, &row, r.q.stepState, s.ID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("step execution %d: %w", s.ID, batch.ErrNotFound)
+	case err != nil:
+		return err
+	case row.Version != s.Version:
+		return fmt.Errorf("step execution %d version %d: %w", s.ID, s.Version, batch.ErrStaleVersion)
+	}
+	return fmt.Errorf("step execution %d: job execution is %s: %w", s.ID, row.Status, batch.ErrFenced)
 }
 
 // UpdateStepExecution implements batch.JobRepository.
@@ -526,27 +558,42 @@ func (r *Repository) StepExecutionCount(ctx context.Context, instanceID int64, s
 	return n, nil
 }
 
+// fenceStatus reads the status of a job execution under a shared lock and
+// fails with ErrFenced when it is no longer running.
+func (r *Repository) fenceStatus(ctx context.Context, tx *sqlx.Tx, jobExecutionID int64) (batch.BatchStatus, error) {
+	var status string
+	if err := tx.GetContext(ctx, &status, r.q.fenceExecution, jobExecutionID); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("job execution %d: %w", jobExecutionID, batch.ErrNotFound)
+		}
+		return "", err
+	}
+	if st := batch.BatchStatus(status); !st.Running() {
+		return "", fmt.Errorf("job execution %d is %s: %w", jobExecutionID, st, batch.ErrFenced)
+	}
+	return batch.BatchStatus(status), nil
+}
+
+func (r *Repository) fence(ctx context.Context, tx *sqlx.Tx, jobExecutionID int64) error {
+	_, err := r.fenceStatus(ctx, tx, jobExecutionID)
+	return err
+}
+
 // CommitChunk implements batch.JobRepository. write gets a context carrying a
 // batch.ChunkTx on the repository's database.
 func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, write func(ctx context.Context) error) (batch.BatchStatus, error) {
-	ct := batch.NewChunkTx(r.db, r.d.TxOptions)
+	ct := batch.NewChunkTx(ctx, r.db, r.d.TxOptions)
 	defer func() { _ = ct.Rollback() }()
 	if err := write(batch.WithChunkTx(ctx, ct)); err != nil {
 		return "", err
 	}
-	tx, err := ct.Tx(ctx)
+	tx, err := ct.Tx()
 	if err != nil {
 		return "", r.wrap("commit chunk", err)
 	}
-	var status string
-	if err := tx.GetContext(ctx, &status, r.q.fenceExecution, s.JobExecutionID); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return "", fmt.Errorf("job execution %d: %w", s.JobExecutionID, batch.ErrNotFound)
-		}
+	status, err := r.fenceStatus(ctx, tx, s.JobExecutionID)
+	if err != nil {
 		return "", r.wrap("commit chunk", err)
-	}
-	if st := batch.BatchStatus(status); !st.Running() {
-		return "", fmt.Errorf("job execution %d is %s: %w", s.JobExecutionID, st, batch.ErrFenced)
 	}
 	if err := r.updateStep(ctx, tx, s); err != nil {
 		return "", r.wrap("commit chunk", err)

@@ -6,6 +6,7 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"sync"
@@ -207,8 +208,12 @@ func (r *Repository) JobNames(context.Context) ([]string, error) {
 func (r *Repository) CreateStepExecution(_ context.Context, s *batch.StepExecution) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.execution(s.JobExecutionID) == nil {
+	e := r.execution(s.JobExecutionID)
+	if e == nil {
 		return batch.ErrNotFound
+	}
+	if !e.Status.Running() {
+		return fmt.Errorf("job execution %d is %s: %w", e.ID, e.Status, batch.ErrFenced)
 	}
 	s.ID = r.id()
 	s.Version = 0
@@ -236,6 +241,9 @@ func (r *Repository) saveStep(u *batch.StepExecution) error {
 	}
 	if s.Version != u.Version {
 		return batch.ErrStaleVersion
+	}
+	if e := r.execution(s.JobExecutionID); e == nil || !e.Status.Running() {
+		return batch.ErrFenced
 	}
 	u.Version++
 	u.UpdatedAt = time.Now().UTC()
@@ -267,13 +275,22 @@ func (r *Repository) StepExecutions(_ context.Context, jobExecutionID int64) ([]
 func (r *Repository) LastStepExecution(_ context.Context, instanceID int64, stepName string) (*batch.StepExecution, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i := len(r.steps) - 1; i >= 0; i-- {
-		s := r.steps[i]
-		if e := r.execution(s.JobExecutionID); s.StepName == stepName && e != nil && e.InstanceID == instanceID {
-			return s.Clone(), nil
+	// The newest execution's newest one, as the SQL stores order them.
+	var last *batch.StepExecution
+	for _, s := range r.steps {
+		e := r.execution(s.JobExecutionID)
+		if s.StepName != stepName || e == nil || e.InstanceID != instanceID {
+			continue
+		}
+		if last == nil || s.JobExecutionID > last.JobExecutionID ||
+			s.JobExecutionID == last.JobExecutionID && s.ID > last.ID {
+			last = s
 		}
 	}
-	return nil, batch.ErrNotFound
+	if last == nil {
+		return nil, batch.ErrNotFound
+	}
+	return last.Clone(), nil
 }
 
 // StepExecutionCount implements batch.JobRepository.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
@@ -55,5 +56,38 @@ func TestMigrateConcurrentlyAndIdempotent(t *testing.T) {
 	defer db.Close()
 	var n int
 	require.NoError(t, db.Get(&n, `SELECT COUNT(*) FROM jobs_schema_migration`))
+	require.Equal(t, 1, n)
+}
+
+// TestLaunchWaitsForFinalSave: a launch that finds an execution STARTED with
+// a lapsed heartbeat while that execution's final save (COMPLETED) is in
+// flight must see the save and refuse, not run the completed instance again.
+func TestLaunchWaitsForFinalSave(t *testing.T) {
+	ctx := context.Background()
+	repo := open(t)
+	db := repo.DB()
+	e1, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "j"})
+	require.NoError(t, err)
+	e1.Status = batch.StatusStarted
+	require.NoError(t, repo.UpdateJobExecution(ctx, e1))
+	_, err = db.Exec(`UPDATE batch_job_execution SET heartbeat = now() - interval '1 hour' WHERE id = $1`, e1.ID)
+	require.NoError(t, err)
+
+	// The running process's final save, not committed yet.
+	tx, err := db.Beginx()
+	require.NoError(t, err)
+	_, err = tx.Exec(`UPDATE batch_job_execution SET status = 'COMPLETED', exit_code = 'COMPLETED', version = version + 1 WHERE id = $1`, e1.ID)
+	require.NoError(t, err)
+
+	launched := make(chan error, 1)
+	go func() {
+		_, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "j", Lease: time.Second})
+		launched <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the launch now waits for the row
+	require.NoError(t, tx.Commit())
+	require.ErrorIs(t, <-launched, batch.ErrJobComplete)
+	var n int
+	require.NoError(t, db.Get(&n, `SELECT COUNT(*) FROM batch_job_execution`))
 	require.Equal(t, 1, n)
 }
