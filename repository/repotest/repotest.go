@@ -57,6 +57,8 @@ func Run(t *testing.T, h Harness) {
 		{"LargeExecutionContext", testLargeContext},
 		{"Queries", testQueries},
 		{"NotFound", testNotFound},
+		{"EndedExecutionCannotStartOrUpdateSteps", testEndedExecutionFenced},
+		{"PreventRestart", testPreventRestart},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -549,4 +551,43 @@ func testNotFound(t *testing.T, h Harness) {
 	list, err := repo.StepExecutions(ctx, 999999)
 	require.NoError(t, err)
 	require.Empty(t, list)
+}
+
+func testEndedExecutionFenced(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	e := launch(t, repo, "job", nil)
+	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "a", Status: batch.StatusStarted}
+	require.NoError(t, repo.CreateStepExecution(ctx, s))
+	finish(t, repo, e, batch.StatusFailed) // as a take-over marks it
+
+	err := repo.CreateStepExecution(ctx, &batch.StepExecution{JobExecutionID: e.ID, StepName: "b", Status: batch.StatusStarted})
+	require.ErrorIs(t, err, batch.ErrFenced)
+	s.Status = batch.StatusCompleted
+	require.ErrorIs(t, repo.UpdateStepExecution(ctx, s), batch.ErrFenced)
+	list, err := repo.StepExecutions(ctx, e.ID)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, batch.StatusStarted, list[0].Status)
+}
+
+func testPreventRestart(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	e := launch(t, repo, "once", params("a"))
+	finish(t, repo, e, batch.StatusFailed)
+	_, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "once", Parameters: params("a"), PreventRestart: true})
+	requireLaunchError(t, err, batch.ErrJobNotRestartable, e.InstanceID)
+	_, err = repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "once", Parameters: params("b"), PreventRestart: true})
+	require.NoError(t, err, "a new instance starts")
+
+	// A crashed execution is still recorded as crashed when the restart is
+	// refused.
+	c := launch(t, repo, "once", params("c"))
+	_, err = repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "once", Parameters: params("c"), PreventRestart: true,
+		Lease: time.Second, Now: time.Now().Add(time.Hour)})
+	requireLaunchError(t, err, batch.ErrJobNotRestartable, c.InstanceID)
+	got, err := repo.JobExecution(ctx, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusFailed, got.Status)
 }
