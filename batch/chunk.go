@@ -210,6 +210,7 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc *StepContext) (err err
 	base, _ := se.Context.Int64(itemsKey)
 	done, _ := se.Context.Int64(doneKey)
 	readErrors, _ := se.Context.Int64(readErrorsKey)
+	var commitSeq uint64
 	for n := int64(1); ; n++ {
 		if sc.StopRequested() {
 			return ErrStopped
@@ -217,8 +218,14 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc *StepContext) (err err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c := &chunk[T, U]{s: s, sc: sc, n: n, base: base, startEC: sc.StepExecution.Context.Clone(),
+		c := &chunk[T, U]{s: s, sc: sc, n: n, base: base, commitSeq: &commitSeq,
 			done: int(done), replayReadErrors: readErrors}
+		if s.reader != nil {
+			c.readerStart = ExecutionContext{}
+			if err := s.reader.Update(ctx, c.readerStart); err != nil {
+				return &StepError{Step: s.name, Chunk: n, Phase: "update", Err: err}
+			}
+		}
 		eof, err := c.run(ctx)
 		if err != nil {
 			return err
@@ -257,11 +264,14 @@ type readSkip struct {
 
 // chunk is one chunk of a step: its items and how far its commit got.
 type chunk[T, U any] struct {
-	s       *ChunkStep[T, U]
-	sc      *StepContext
-	n       int64            // chunk number within this step execution
-	base    int64            // items of the step before this chunk
-	startEC ExecutionContext // the step's context as committed before this chunk
+	s    *ChunkStep[T, U]
+	sc   *StepContext
+	n    int64 // chunk number within this step execution
+	base int64 // items of the step before this chunk
+	// readerStart is the reader's state at the chunk's start: a partial
+	// commit saves it, so that a restart reads the chunk again.
+	readerStart ExecutionContext
+	commitSeq   *uint64 // numbers the commit attempts of the step
 
 	slots     []slot[T, U]
 	readSkips []readSkip
@@ -529,7 +539,9 @@ func (c *chunk[T, U]) commit(ctx context.Context, to int, final bool) error {
 			}
 			return nil
 		}
-		w.Context = c.startEC.Clone()
+		for k, v := range c.readerStart {
+			w.Context[k] = v
+		}
 		if err := errors.Join(w.Context.Put(doneKey, to), w.Context.Put(readErrorsKey, c.replayedReadErrors+int64(len(c.readSkips)))); err != nil {
 			return err
 		}
@@ -576,19 +588,23 @@ func (c *chunk[T, U]) notifySkips(ctx context.Context, from, to int) error {
 	if len(listeners) == 0 {
 		return nil
 	}
+	*c.commitSeq++
+	commit := *c.commitSeq
 	var events []*Skip[T, U]
 	if !c.readSkipsCommitted {
 		for _, rs := range c.readSkips {
-			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "read", Item: rs.index, Err: rs.err})
+			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "read", Item: rs.index, Err: rs.err, Commit: commit})
 		}
 	}
 	for i := from; i < to; i++ {
 		sl := c.slots[i]
 		switch sl.state {
 		case slotSkippedProcess:
-			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "process", Item: c.base + int64(i) + 1, Input: sl.in, Err: sl.err})
+			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "process", Item: c.base + int64(i) + 1,
+				Input: sl.in, Err: sl.err, Commit: commit})
 		case slotSkippedWrite:
-			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "write", Item: c.base + int64(i) + 1, Input: sl.in, Output: sl.out, Err: sl.err})
+			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "write", Item: c.base + int64(i) + 1,
+				Input: sl.in, Output: sl.out, Err: sl.err, Commit: commit})
 		}
 	}
 	for _, ev := range events {

@@ -177,12 +177,20 @@ type Skip[T, U any] struct {
 	Input  T
 	Output U
 	Err    error
+	// Commit numbers the commit attempt that reports the skip. A commit
+	// that fails and is retried reports its skips again, with a new
+	// number: a listener that buffers skips until the transaction commits
+	// drops what it holds when the number changes.
+	Commit uint64
 }
 
 // SkipListener is told about every skipped item. OnSkip is called inside the
-// transaction of the chunk that counts the skip, so a listener that writes
-// to the repository's database through JoinChunkTx records each skip exactly
-// once. An error fails the step.
+// transaction of the chunk that counts the skip, after the chunk's write and
+// before the streams' Update: a listener that writes to the repository's
+// database through JoinChunkTx records each skip exactly once, and one that
+// is also an ItemStream can make its own output durable in Update. If the
+// transaction fails and is retried, OnSkip is called again for its skips
+// (see Skip.Commit). An error fails the commit.
 type SkipListener[T, U any] interface {
 	OnSkip(ctx context.Context, s *Skip[T, U]) error
 }
