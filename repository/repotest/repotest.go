@@ -115,6 +115,7 @@ func testParametersRoundTrip(t *testing.T, h Harness) {
 	day := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	p := batch.JobParameters{
 		"s": batch.StringParam("x y=z"),
+		"q": batch.StringParam(`'); DROP TABLE batch_job_execution; -- "\`),
 		"i": batch.IntParam(-42),
 		"f": batch.FloatParam(0.1),
 		"b": batch.BoolParam(true),
