@@ -30,6 +30,10 @@ const bufferSize = 64 << 10
 // every later Read returns the same error.
 var ErrRecordTooLong = errors.New("record too long")
 
+// ErrInvalidUTF8 is matched by the error of a record with a field that is not
+// valid UTF-8 (unless CSVConfig.AllowInvalidUTF8 is set).
+var ErrInvalidUTF8 = errors.New("invalid UTF-8")
+
 // utf8BOM is the byte order mark some programs write at the start of a
 // UTF-8 file.
 var utf8BOM = []byte("\uFEFF")
@@ -73,6 +77,12 @@ type CSVConfig[T any] struct {
 	// TrimLeadingSpace ignores white space at the start of a field, as in
 	// [csv.Reader]. Default: false.
 	TrimLeadingSpace bool
+
+	// AllowInvalidUTF8 passes fields that are not valid UTF-8 on as they
+	// are. Default false: such a record is an error naming its line and
+	// field (a file in another encoding, say Latin-1, is then caught at its
+	// first non-ASCII byte instead of reaching a database that refuses it).
+	AllowInvalidUTF8 bool
 
 	// MaxRecordBytes caps the size in bytes of one record, counting any
 	// blank and comment lines before it, so that a file with a runaway line
@@ -427,6 +437,14 @@ func (c *CSV[T]) next() (Record, error) {
 		c.fields = len(fields)
 	} else if len(fields) != c.fields {
 		return Record{}, &ParseError{File: c.cfg.Name, Line: rec.Line, Err: fieldCountError{got: len(fields), want: c.fields}}
+	}
+	if !c.cfg.AllowInvalidUTF8 {
+		for i, f := range fields {
+			if !utf8.ValidString(f) {
+				return Record{}, &ParseError{File: c.cfg.Name, Line: rec.Line,
+					Err: fmt.Errorf("field %d: %w (is the file UTF-8?)", i+1, ErrInvalidUTF8)}
+			}
+		}
 	}
 	return rec, nil
 }

@@ -471,11 +471,20 @@ func TestCSVRecordTooLong(t *testing.T) {
 func TestCSVBinaryInput(t *testing.T) {
 	t.Parallel()
 	content := "\x00\xff\xfe,\"\x80\n\x00\"\n\xc3\x28,ok\n"
-	r := openCSV(t, content, reader.CSVConfig[row]{Map: toRow})
+	r := openCSV(t, content, reader.CSVConfig[row]{Map: toRow, AllowInvalidUTF8: true})
 	require.Equal(t, []row{
 		{[]string{"\x00\xff\xfe", "\x80\n\x00"}, 1},
 		{[]string{"\xc3\x28", "ok"}, 3},
 	}, readAll(t, r))
+	strict := openCSV(t, content, reader.CSVConfig[row]{Map: toRow})
+	for _, line := range []int64{1, 3} {
+		_, err := strict.Read(t.Context())
+		var pe *reader.ParseError
+		require.ErrorAs(t, err, &pe)
+		require.Equal(t, line, pe.Line)
+	}
+	_, err := strict.Read(t.Context())
+	require.Equal(t, io.EOF, err)
 }
 
 func TestNewCSVInvalid(t *testing.T) {
@@ -698,4 +707,24 @@ func TestCSVRecordIndexAcrossRestart(t *testing.T) {
 	require.NoError(t, second.Open(t.Context(), roundTrip(t, ec)))
 	defer second.Close(t.Context())
 	require.Equal(t, []int64{3, 4}, readAll(t, second))
+}
+
+func TestCSVInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	latin1 := "id,name\n1,Ann\n2,Ren\xe9e\n3,Zo\xeb\n4,Bob\n"
+	r := openCSV(t, latin1, reader.CSVConfig[row]{Header: true, Map: toRow})
+	item, err := r.Read(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, int64(2), item.Line)
+	_, err = r.Read(t.Context())
+	require.ErrorIs(t, err, reader.ErrInvalidUTF8)
+	require.EqualError(t, err, "reader: csv people.csv line 3: field 2: invalid UTF-8 (is the file UTF-8?)")
+	_, err = r.Read(t.Context())
+	require.ErrorIs(t, err, reader.ErrInvalidUTF8, "each bad record is reported; the reader moves on")
+	item, err = r.Read(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, []string{"4", "Bob"}, item.Fields)
+
+	allow := openCSV(t, latin1, reader.CSVConfig[row]{Header: true, Map: toRow, AllowInvalidUTF8: true})
+	require.Len(t, readAll(t, allow), 4)
 }

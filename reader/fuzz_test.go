@@ -69,6 +69,9 @@ func FuzzCSV(f *testing.F) {
 		if opts&32 != 0 {
 			cfg.MaxRecordBytes = 64
 		}
+		if opts&64 != 0 {
+			cfg.AllowInvalidUTF8 = true
+		}
 		ctx := t.Context()
 
 		// checkErr checks err and reports whether the reader can go on.
