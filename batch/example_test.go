@@ -180,3 +180,69 @@ func ExampleExecutionContext() {
 	// {"people.csv.file":"people-2024-05-01.csv","people.csv.position":{"line":41237,"offset":3145728}}
 	// true 41237 3145728 people-2024-05-01.csv false
 }
+
+// printSkips is a skip listener that prints each skip.
+type printSkips struct{}
+
+func (printSkips) OnSkip(_ context.Context, s *batch.Skip[string, int]) error {
+	fmt.Printf("skipped item %d (%s): %v\n", s.Item, s.Phase, s.Err)
+	return nil
+}
+
+// ExampleChunkConfig_skip skips the items whose amount does not parse, up to
+// a limit, and reports them to a listener; everything else is written.
+func ExampleChunkConfig_skip() {
+	ctx := context.Background()
+	errBadAmount := errors.New("bad amount")
+	lines := []string{"10", "x", "20", "30", "?", "40"}
+	next := 0
+	read := batch.ReaderFunc[string](func(context.Context) (string, error) {
+		if next == len(lines) {
+			return "", io.EOF
+		}
+		next++
+		return lines[next-1], nil
+	})
+	parse := batch.ProcessorFunc[string, int](func(_ context.Context, s string) (int, error) {
+		var n int
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			return 0, fmt.Errorf("%q: %w", s, errBadAmount)
+		}
+		return n, nil
+	})
+	write := batch.WriterFunc[int](func(_ context.Context, items []int) error {
+		fmt.Println("write", items)
+		return nil
+	})
+	step, err := batch.NewChunkStep("amounts", batch.ChunkConfig[string, int]{
+		Reader: read, Processor: parse, Writer: write, ChunkSize: 3,
+		Skip:      batch.MatchErrors(errBadAmount),
+		SkipLimit: 5,
+		Listeners: []batch.Listener{printSkips{}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	job, err := batch.NewJob("amounts", batch.JobConfig{Steps: []batch.Step{step}})
+	if err != nil {
+		panic(err)
+	}
+	repo := memory.New()
+	engine := &batch.Engine{Repository: repo}
+	exec, err := engine.Launch(ctx, job, nil)
+	if err != nil {
+		panic(err)
+	}
+	exec, err = engine.Run(ctx, job, exec)
+	if err != nil {
+		panic(err)
+	}
+	steps, _ := repo.StepExecutions(ctx, exec.ID)
+	fmt.Println(exec.Status, "written:", steps[0].WriteCount, "process skips:", steps[0].ProcessSkipCount)
+	// Output:
+	// write [10 20]
+	// skipped item 2 (process): "x": bad amount
+	// write [30 40]
+	// skipped item 5 (process): "?": bad amount
+	// COMPLETED written: 4 process skips: 2
+}
