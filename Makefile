@@ -33,12 +33,15 @@ demo:
 	$(GO) run ./examples/csvimport -db demo.db status
 
 ## torture: kill the CSV import with SIGKILL at 30 points over 300,000 rows,
-## on SQLite and PostgreSQL, restarting it each time; then check every row is
-## there exactly once. (make test runs a short version: 5 kills, 30,000 rows.)
+## on SQLite and PostgreSQL, restarting it each time, and check every row is
+## there exactly once; then the full crash sweep of the chunk step (every
+## commit, before and after COMMIT, once and twice). make test runs a short
+## version of both.
 TORTURE_KILLS ?= 30
 TORTURE_ROWS  ?= 300000
 torture:
 	TORTURE_KILLS=$(TORTURE_KILLS) TORTURE_ROWS=$(TORTURE_ROWS) $(GO) test -count=1 -timeout 30m -run 'TestTorture' -v ./examples/csvimport/
+	BATCH_CRASH_SWEEP=full $(GO) test -count=1 -timeout 60m -run 'Sweep' ./batch/
 
 ## fuzz: run each fuzz target for FUZZTIME (default 1m).
 FUZZTIME ?= 1m

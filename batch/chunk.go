@@ -25,6 +25,11 @@ const (
 	// readErrorsKey goes with doneKey: the number of read errors of the
 	// chunk, already counted and reported, that the re-read passes over.
 	readErrorsKey = "batch.chunk.read-errors"
+	// eofKey is set by the last commit of the step, made after the reader
+	// returned io.EOF: a restart (after a failure past that commit) has
+	// nothing left to read, and must not read again the bad records that
+	// may follow the last item.
+	eofKey = "batch.chunk.eof"
 )
 
 // Defaults of the fault-tolerance settings.
@@ -207,9 +212,31 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc *StepContext) (err err
 		}
 		opened++
 	}
+	// Record the streams' starting state before the first chunk, so that a
+	// stream that appends to a file knows where this execution began even
+	// if its first commit does not land.
+	for _, st := range s.streams {
+		if err := st.Update(ctx, se.Context); err != nil {
+			return &StepError{Step: s.name, Phase: "update", Err: err}
+		}
+	}
+	if len(s.streams) > 0 {
+		if err := sc.Repository.UpdateStepExecution(ctx, se); err != nil {
+			return &StepError{Step: s.name, Phase: "update", Err: err}
+		}
+	}
+	var atEOF bool
+	if _, err := se.Context.Get(eofKey, &atEOF); err == nil && atEOF {
+		return nil // the last chunk committed before a failure at the very end
+	}
 	base, _ := se.Context.Int64(itemsKey)
 	done, _ := se.Context.Int64(doneKey)
 	readErrors, _ := se.Context.Int64(readErrorsKey)
+	if s.reader == nil {
+		// A reader without a position starts again from its beginning: the
+		// chunk-relative state of a partial commit does not apply.
+		done, readErrors = 0, 0
+	}
 	var commitSeq uint64
 	for n := int64(1); ; n++ {
 		if sc.StopRequested() {
@@ -231,7 +258,7 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc *StepContext) (err err
 			return err
 		}
 		base += int64(len(c.slots))
-		done, readErrors = 0, 0
+		done, readErrors = 0, c.replayReadErrors // errors counted before, still ahead
 		if eof {
 			return nil
 		}
@@ -285,6 +312,7 @@ type chunk[T, U any] struct {
 	// readSkipsCommitted whether readSkips are.
 	committed          int
 	readSkipsCommitted bool
+	eof                bool // the reader returned io.EOF for this chunk
 }
 
 func (c *chunk[T, U]) cfg() *ChunkConfig[T, U] { return &c.s.cfg }
@@ -297,6 +325,7 @@ func (c *chunk[T, U]) stepErr(phase string, item int64, err error) error {
 // is exhausted.
 func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 	eof, err := c.read(ctx)
+	c.eof = eof
 	if err != nil {
 		c.sc.StepExecution.RollbackCount++
 		c.chunkError(ctx, err)
@@ -319,7 +348,11 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 	for i := c.committed; i < len(c.slots); i++ {
 		if err := c.process(ctx, i); err != nil {
 			if c.cfg().NoRollback.Matches(err) && i > c.committed {
-				if cerr := c.commitWithRetry(ctx, i, false); cerr != nil {
+				cerr := c.commitWithRetry(ctx, i, false)
+				if cerr != nil && ctx.Err() == nil && c.cfg().Skip.Matches(cerr) && !isCommitFailure(cerr) {
+					cerr = c.scan(ctx, i, false)
+				}
+				if cerr != nil {
 					return false, cerr
 				}
 			}
@@ -334,8 +367,8 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 		}
 	}
 	err = c.commitWithRetry(ctx, len(c.slots), true)
-	if err != nil && c.cfg().Skip.Matches(err) && !isCommitFailure(err) {
-		err = c.scan(ctx)
+	if err != nil && ctx.Err() == nil && c.cfg().Skip.Matches(err) && !isCommitFailure(err) {
+		err = c.scan(ctx, len(c.slots), true)
 	}
 	if err != nil {
 		c.chunkError(ctx, err)
@@ -364,7 +397,9 @@ func (c *chunk[T, U]) chunkError(ctx context.Context, err error) {
 // read fills the chunk with up to ChunkSize items, skipping the records
 // whose read errors are skippable.
 func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
-	size := c.cfg().ChunkSize
+	// A replayed chunk is read at least up to its handled items, whatever
+	// the chunk size now.
+	size := max(c.cfg().ChunkSize, c.done)
 	c.slots = make([]slot[T, U], 0, size)
 	for len(c.slots) < size {
 		it, err := c.cfg().Reader.Read(ctx)
@@ -529,6 +564,11 @@ func (c *chunk[T, U]) commit(ctx context.Context, to int, final bool) error {
 		if final {
 			delete(w.Context, doneKey)
 			delete(w.Context, readErrorsKey)
+			if c.eof {
+				if err := w.Context.Put(eofKey, true); err != nil {
+					return err
+				}
+			}
 			if err := w.Context.Put(itemsKey, c.base+int64(len(c.slots))); err != nil {
 				return err
 			}
@@ -542,7 +582,7 @@ func (c *chunk[T, U]) commit(ctx context.Context, to int, final bool) error {
 		for k, v := range c.readerStart {
 			w.Context[k] = v
 		}
-		if err := errors.Join(w.Context.Put(doneKey, to), w.Context.Put(readErrorsKey, c.replayedReadErrors+int64(len(c.readSkips)))); err != nil {
+		if err := errors.Join(w.Context.Put(doneKey, to), w.Context.Put(readErrorsKey, c.replayedReadErrors+c.replayReadErrors+int64(len(c.readSkips)))); err != nil {
 			return err
 		}
 		for _, st := range c.s.streams {
@@ -617,15 +657,15 @@ func (c *chunk[T, U]) notifySkips(ctx context.Context, from, to int) error {
 	return nil
 }
 
-// scan writes the uncommitted items of the chunk one by one, each in its own
-// transaction, after a skippable write error rolled the chunk back: items
+// scan writes the uncommitted items of the chunk up to end one by one, each
+// in its own transaction, after a skippable write error rolled them back: items
 // whose write fails with a skippable error are skipped, the others are
 // written. Each commit records how many items of the chunk are handled, so
 // that a crash in the middle of the scan neither loses nor repeats an item.
-func (c *chunk[T, U]) scan(ctx context.Context) error {
+func (c *chunk[T, U]) scan(ctx context.Context, end int, finalAtEnd bool) error {
 	c.sc.logger().Info("write failed with a skippable error; writing the chunk item by item", "chunk", c.n)
-	for i := c.committed; i < len(c.slots); i++ {
-		final := i == len(c.slots)-1
+	for i := c.committed; i < end; i++ {
+		final := finalAtEnd && i == end-1
 		sl := &c.slots[i]
 		if sl.state == slotProcessed && !c.cfg().ProcessorNonTransactional && c.cfg().Processor != nil {
 			sl.state = slotRead
@@ -638,7 +678,7 @@ func (c *chunk[T, U]) scan(ctx context.Context) error {
 			continue
 		}
 		index := c.base + int64(i) + 1
-		if sl.state != slotProcessed || isCommitFailure(err) || !c.cfg().Skip.Matches(err) {
+		if sl.state != slotProcessed || ctx.Err() != nil || isCommitFailure(err) || !c.cfg().Skip.Matches(err) {
 			return err
 		}
 		if lerr := c.checkSkipLimit("write", index, err); lerr != nil {

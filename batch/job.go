@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 )
 
 // Job is a named sequence of steps. Build one with [NewJob].
@@ -121,7 +122,10 @@ func (sc *StepContext) Commit(ctx context.Context, fn func(ctx context.Context, 
 		wrote = true
 		return nil
 	})
-	if err != nil && wrote && !errors.Is(err, ErrStaleVersion) && !errors.Is(err, ErrFenced) {
+	// The commit failed after the write succeeded. If its outcome is
+	// unknown — or it is refused as stale because an earlier attempt whose
+	// answer was lost did land — the stored checkpoint tells.
+	if err != nil && wrote && !errors.Is(err, ErrFenced) {
 		if st, ok := sc.committedAnyway(context.WithoutCancel(ctx), w); ok {
 			w.Version++
 			status, err = st, nil
@@ -139,9 +143,22 @@ func (sc *StepContext) Commit(ctx context.Context, fn func(ctx context.Context, 
 }
 
 // committedAnyway reports whether the checkpoint w was stored although its
-// commit reported an error, and the job execution's status if so.
+// commit reported an error, and the job execution's status if so. The
+// connection that lost the answer may still be down: the stored state is
+// read with a few retries.
 func (sc *StepContext) committedAnyway(ctx context.Context, w *StepExecution) (BatchStatus, bool) {
-	steps, err := sc.Repository.StepExecutions(ctx, w.JobExecutionID)
+	var (
+		steps []*StepExecution
+		err   error
+	)
+	for attempt := 1; attempt <= 5; attempt++ {
+		if steps, err = sc.Repository.StepExecutions(ctx, w.JobExecutionID); err == nil {
+			break
+		}
+		if sleep(ctx, Backoff{Initial: 50 * time.Millisecond, Max: time.Second}.Delay(attempt)) != nil {
+			return "", false
+		}
+	}
 	if err != nil {
 		return "", false
 	}
@@ -151,11 +168,16 @@ func (sc *StepContext) committedAnyway(ctx context.Context, w *StepExecution) (B
 				s.WriteCount != w.WriteCount {
 				return "", false
 			}
-			je, err := sc.Repository.JobExecution(ctx, w.JobExecutionID)
-			if err != nil {
-				return "", false
+			for attempt := 1; ; attempt++ {
+				je, err := sc.Repository.JobExecution(ctx, w.JobExecutionID)
+				if err == nil {
+					return je.Status, true
+				}
+				if attempt == 5 || sleep(ctx, Backoff{Initial: 50 * time.Millisecond, Max: time.Second}.Delay(attempt)) != nil {
+					// Committed; the status is read again at the next chunk.
+					return StatusStarted, true
+				}
 			}
-			return je.Status, true
 		}
 	}
 	return "", false
