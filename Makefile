@@ -41,7 +41,7 @@ TORTURE_KILLS ?= 30
 TORTURE_ROWS  ?= 300000
 torture:
 	TORTURE_KILLS=$(TORTURE_KILLS) TORTURE_ROWS=$(TORTURE_ROWS) $(GO) test -count=1 -timeout 30m -run 'TestTorture' -v ./examples/csvimport/
-	BATCH_CRASH_SWEEP=full $(GO) test -count=1 -timeout 60m -run 'Sweep' ./batch/
+	BATCH_CRASH_SWEEP=full $(GO) test -count=1 -timeout 60m -parallel 8 -run 'Sweep' ./batch/
 
 ## fuzz: run each fuzz target for FUZZTIME (default 1m).
 FUZZTIME ?= 1m
