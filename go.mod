@@ -1,6 +1,6 @@
 module github.com/chunkwise/chunkwise
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/jmoiron/sqlx v1.4.0
