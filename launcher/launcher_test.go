@@ -370,3 +370,33 @@ func TestPasswordsNeverPrintedByARun(t *testing.T) {
 		require.NotContains(t, out+errOut, "hunter2", "%q", args)
 	}
 }
+
+func TestSummaryShowsSkipsByPhase(t *testing.T) {
+	var reg launcher.Registry
+	errBad := errors.New("bad")
+	reg.MustRegister("skippy", func(launcher.Env) (*batch.Job, error) {
+		step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
+			Reader: reader.FromSlice([]int{1, 2, 3, 4}),
+			Processor: batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
+				if i%2 == 0 {
+					return 0, errBad
+				}
+				return i, nil
+			}),
+			Writer: batch.WriterFunc[int](func(context.Context, []int) error { return nil }),
+			Skip:   batch.MatchErrors(errBad),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return batch.NewJob("skippy", batch.JobConfig{Steps: []batch.Step{step}})
+	})
+	l, err := launcher.New(launcher.Config{Registry: &reg, Repository: openRepo(t, filepath.Join(t.TempDir(), "b.db"))})
+	require.NoError(t, err)
+	exec, err := l.Run(context.Background(), "skippy", nil)
+	require.NoError(t, err)
+	s, err := l.Summary(context.Background(), exec.ID)
+	require.NoError(t, err)
+	require.Contains(t, s, "step load skipped: 0 in read, 2 in process, 0 in write")
+	require.Regexp(t, `load\s+COMPLETED\s+4\s+2\s+0\s+2`, s)
+}

@@ -41,6 +41,12 @@ func (l *Launcher) Summary(ctx context.Context, executionID int64) (string, erro
 	}
 	_ = tw.Flush()
 	for _, s := range steps {
+		if s.SkipCount() > 0 {
+			fmt.Fprintf(&b, "  step %s skipped: %d in read, %d in process, %d in write\n", s.StepName,
+				s.ReadSkipCount, s.ProcessSkipCount, s.WriteSkipCount)
+		}
+	}
+	for _, s := range steps {
 		if s.Status == batch.StatusFailed && s.ExitStatus.Description != "" {
 			fmt.Fprintf(&b, "  step %s failed: %s\n", s.StepName, s.ExitStatus.Description)
 		}
