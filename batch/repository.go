@@ -106,6 +106,55 @@ type LaunchRequest struct {
 	PreventRestart bool
 }
 
+// At returns the time of the launch: r.Now, or the current time.
+func (r LaunchRequest) At() time.Time {
+	if r.Now.IsZero() {
+		return time.Now().UTC()
+	}
+	return r.Now.UTC()
+}
+
+// LaunchRule is what the launch rules decide given an instance's last
+// execution. It is for JobRepository implementations, which apply it in the
+// transaction that creates the execution.
+type LaunchRule struct {
+	// Crashed, when not empty, is the exit description with which the last
+	// execution, and its running step executions, are to be marked FAILED:
+	// it was running, with a heartbeat older than the lease.
+	Crashed string
+	// Refusal, when not nil, refuses the launch (a *LaunchError). A crash
+	// mark is recorded all the same.
+	Refusal error
+}
+
+// ApplyLaunchRules applies the launch rules of
+// JobRepository.CreateJobExecution to the last execution of an instance
+// (its id, status and heartbeat), at the time now.
+func ApplyLaunchRules(req LaunchRequest, instanceID, lastID int64, lastStatus BatchStatus, lastHeartbeat, now time.Time) LaunchRule {
+	lease := req.Lease
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	refuse := func(err error) error {
+		return &LaunchError{JobName: req.JobName, InstanceID: instanceID, ExecutionID: lastID, Err: err}
+	}
+	var rule LaunchRule
+	switch {
+	case lastStatus.Running() && now.Sub(lastHeartbeat) <= lease:
+		return LaunchRule{Refusal: refuse(ErrJobRunning)}
+	case lastStatus.Running():
+		rule.Crashed = CrashedDescription + " since " + lastHeartbeat.UTC().Format(time.RFC3339) + " (lease " + lease.String() + ")"
+	case lastStatus == StatusCompleted:
+		return LaunchRule{Refusal: refuse(ErrJobComplete)}
+	case lastStatus == StatusAbandoned:
+		return LaunchRule{Refusal: refuse(ErrJobAbandoned)}
+	}
+	if req.PreventRestart {
+		rule.Refusal = refuse(ErrJobNotRestartable)
+	}
+	return rule
+}
+
 // DefaultLease is the lease used when none is configured.
 const DefaultLease = 30 * time.Second
 

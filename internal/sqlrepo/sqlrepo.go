@@ -160,15 +160,7 @@ func (r *Repository) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error
 
 // CreateJobExecution implements batch.JobRepository.
 func (r *Repository) CreateJobExecution(ctx context.Context, req batch.LaunchRequest) (*batch.JobExecution, error) {
-	now := req.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	now = now.UTC()
-	lease := req.Lease
-	if lease <= 0 {
-		lease = batch.DefaultLease
-	}
+	now := req.At()
 	params, err := json.Marshal(req.Parameters)
 	if err != nil {
 		return nil, r.wrap("encode parameters", err)
@@ -196,29 +188,21 @@ func (r *Repository) CreateJobExecution(ctx context.Context, req batch.LaunchReq
 			return err
 		}
 		if err == nil {
-			refuse := func(e error) error {
-				return &batch.LaunchError{JobName: req.JobName, InstanceID: instanceID, ExecutionID: last.ID, Err: e}
-			}
-			status := batch.BatchStatus(last.Status)
-			switch {
-			case status.Running() && now.Sub(last.Heartbeat) <= lease:
-				return refuse(batch.ErrJobRunning)
-			case status.Running():
-				desc := batch.CrashedDescription + " since " + last.Heartbeat.UTC().Format(time.RFC3339) + " (lease " + lease.String() + ")"
-				if _, err := tx.ExecContext(ctx, r.q.markExecutionCrashed, desc, now, now, last.ID); err != nil {
+			rule := batch.ApplyLaunchRules(req, instanceID, last.ID, batch.BatchStatus(last.Status), last.Heartbeat, now)
+			if rule.Crashed != "" {
+				if _, err := tx.ExecContext(ctx, r.q.markExecutionCrashed, rule.Crashed, now, now, last.ID); err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, r.q.markStepsCrashed, desc, now, now, last.ID); err != nil {
+				if _, err := tx.ExecContext(ctx, r.q.markStepsCrashed, rule.Crashed, now, now, last.ID); err != nil {
 					return err
 				}
-			case status == batch.StatusCompleted:
-				return refuse(batch.ErrJobComplete)
-			case status == batch.StatusAbandoned:
-				return refuse(batch.ErrJobAbandoned)
 			}
-			if req.PreventRestart {
-				// Commit the crash mark, if any, but make no execution.
-				refusal = refuse(batch.ErrJobNotRestartable)
+			if rule.Refusal != nil {
+				if rule.Crashed == "" {
+					return rule.Refusal // nothing to keep: roll back
+				}
+				// Commit the crash mark, but make no execution.
+				refusal = rule.Refusal
 				return nil
 			}
 		}

@@ -39,14 +39,7 @@ func (r *Repository) id() int64 {
 func (r *Repository) CreateJobExecution(_ context.Context, req batch.LaunchRequest) (*batch.JobExecution, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := req.Now
-	if now.IsZero() {
-		now = time.Now().UTC()
-	}
-	lease := req.Lease
-	if lease <= 0 {
-		lease = batch.DefaultLease
-	}
+	now := req.At()
 	key := req.Parameters.Key()
 	var inst *batch.JobInstance
 	for _, in := range r.instances {
@@ -63,21 +56,12 @@ func (r *Repository) CreateJobExecution(_ context.Context, req batch.LaunchReque
 		if e.InstanceID != inst.ID {
 			continue
 		}
-		refuse := func(err error) error {
-			return &batch.LaunchError{JobName: req.JobName, InstanceID: inst.ID, ExecutionID: e.ID, Err: err}
+		rule := batch.ApplyLaunchRules(req, inst.ID, e.ID, e.Status, e.Heartbeat, now)
+		if rule.Crashed != "" {
+			r.markCrashed(e, now, rule.Crashed)
 		}
-		switch {
-		case e.Status.Running() && now.Sub(e.Heartbeat) <= lease:
-			return nil, refuse(batch.ErrJobRunning)
-		case e.Status.Running():
-			r.markCrashed(e, now, lease)
-		case e.Status == batch.StatusCompleted:
-			return nil, refuse(batch.ErrJobComplete)
-		case e.Status == batch.StatusAbandoned:
-			return nil, refuse(batch.ErrJobAbandoned)
-		}
-		if req.PreventRestart {
-			return nil, refuse(batch.ErrJobNotRestartable)
+		if rule.Refusal != nil {
+			return nil, rule.Refusal
 		}
 		break
 	}
@@ -91,8 +75,7 @@ func (r *Repository) CreateJobExecution(_ context.Context, req batch.LaunchReque
 	return e.Clone(), nil
 }
 
-func (r *Repository) markCrashed(e *batch.JobExecution, now time.Time, lease time.Duration) {
-	desc := batch.CrashedDescription + " since " + e.Heartbeat.Format(time.RFC3339) + " (lease " + lease.String() + ")"
+func (r *Repository) markCrashed(e *batch.JobExecution, now time.Time, desc string) {
 	e.Status, e.ExitStatus = batch.StatusFailed, batch.ExitFailed.WithDescription(desc)
 	e.EndTime, e.UpdatedAt = now, now
 	e.Version++
