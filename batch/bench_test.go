@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/repository/memory"
 )
@@ -29,12 +30,8 @@ func BenchmarkEngineOverhead(b *testing.B) {
 					ChunkSize: size,
 				})
 				job, _ := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
-				engine := &batch.Engine{Repository: repo}
-				exec, err := engine.Launch(context.Background(), job, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := engine.Run(context.Background(), job, exec); err != nil {
+				engine := mustLauncher(b, launcher.Config{Repository: repo})
+				if _, err := engine.Run(context.Background(), job, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

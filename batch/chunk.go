@@ -196,8 +196,9 @@ func (s *ChunkStep[T, U]) Listeners() []Listener { return s.cfg.Listeners }
 // Execute runs the step: it opens the streams with the step's context, then
 // reads, processes and writes chunks until the reader is exhausted, a stop is
 // requested, or an error occurs, and closes the streams.
-func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc *StepContext) (err error) {
-	se := sc.StepExecution
+func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err error) {
+	ctx = withStepContext(ctx, sc)
+	se := sc.StepExecution()
 	opened := 0
 	defer func() {
 		for i := opened - 1; i >= 0; i-- {
@@ -221,7 +222,7 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc *StepContext) (err err
 		}
 	}
 	if len(s.streams) > 0 {
-		if err := sc.Repository.UpdateStepExecution(ctx, se); err != nil {
+		if err := sc.Save(ctx); err != nil {
 			return &StepError{Step: s.name, Phase: "update", Err: err}
 		}
 	}
@@ -292,7 +293,7 @@ type readSkip struct {
 // chunk is one chunk of a step: its items and how far its commit got.
 type chunk[T, U any] struct {
 	s    *ChunkStep[T, U]
-	sc   *StepContext
+	sc   StepContext
 	n    int64 // chunk number within this step execution
 	base int64 // items of the step before this chunk
 	// readerStart is the reader's state at the chunk's start: a partial
@@ -327,7 +328,7 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 	eof, err := c.read(ctx)
 	c.eof = eof
 	if err != nil {
-		c.sc.StepExecution.RollbackCount++
+		c.sc.StepExecution().RollbackCount++
 		c.chunkError(ctx, err)
 		return false, err
 	}
@@ -356,7 +357,7 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 					return false, cerr
 				}
 			}
-			c.sc.StepExecution.RollbackCount++
+			c.sc.StepExecution().RollbackCount++
 			c.chunkError(ctx, err)
 			return false, err
 		}
@@ -383,7 +384,7 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 }
 
 func (c *chunk[T, U]) event(err error) *ChunkEvent {
-	return &ChunkEvent{Step: c.sc.StepExecution, Chunk: c.n, Items: len(c.slots), Err: err}
+	return &ChunkEvent{Step: c.sc.StepExecution(), Chunk: c.n, Items: len(c.slots), Err: err}
 }
 
 func (c *chunk[T, U]) chunkError(ctx context.Context, err error) {
@@ -474,7 +475,7 @@ func (c *chunk[T, U]) retryWait(ctx context.Context, phase string, index int64, 
 			rl.OnRetry(ctx, ev)
 		}
 	}
-	c.sc.logger().Warn("retrying", "phase", phase, "chunk", c.n, "item", index, "attempt", attempt, "delay", delay, "error", err)
+	c.sc.Logger().Warn("retrying", "phase", phase, "chunk", c.n, "item", index, "attempt", attempt, "delay", delay, "error", err)
 	return sleep(ctx, delay)
 }
 
@@ -492,7 +493,7 @@ func (c *chunk[T, U]) checkSkipLimit(phase string, index int64, err error) error
 			pending++
 		}
 	}
-	if c.sc.StepExecution.SkipCount()+pending+1 > int64(limit) {
+	if c.sc.StepExecution().SkipCount()+pending+1 > int64(limit) {
 		return c.stepErr(phase, index, &SkipLimitError{Limit: limit, Err: err})
 	}
 	return nil
@@ -663,7 +664,7 @@ func (c *chunk[T, U]) notifySkips(ctx context.Context, from, to int) error {
 // written. Each commit records how many items of the chunk are handled, so
 // that a crash in the middle of the scan neither loses nor repeats an item.
 func (c *chunk[T, U]) scan(ctx context.Context, end int, finalAtEnd bool) error {
-	c.sc.logger().Info("write failed with a skippable error; writing the chunk item by item", "chunk", c.n)
+	c.sc.Logger().Info("write failed with a skippable error; writing the chunk item by item", "chunk", c.n)
 	for i := c.committed; i < end; i++ {
 		final := finalAtEnd && i == end-1
 		sl := &c.slots[i]

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/repository/memory"
 )
 
@@ -39,7 +40,7 @@ func TestChunkStepCountsAndChunkSizes(t *testing.T) {
 			job, err := batch.NewJob("convert", batch.JobConfig{Steps: []batch.Step{step}})
 			require.NoError(t, err)
 
-			exec, err := launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+			exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 			require.NoError(t, err)
 			require.Equal(t, batch.StatusCompleted, exec.Status)
 			require.Equal(t, batch.ExitCodeCompleted, exec.ExitStatus.Code)
@@ -88,7 +89,7 @@ func TestChunkStepFilter(t *testing.T) {
 	job, err := batch.NewJob("odd", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
 
-	exec, err := launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+	exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusCompleted, exec.Status)
 
@@ -118,7 +119,7 @@ func TestChunkStepFilterWrapped(t *testing.T) {
 	require.NoError(t, err)
 	job, err := batch.NewJob("wrapped", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
-	_, err = launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+	_, err = launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 	require.NoError(t, err, "an error wrapping ErrFilter filters")
 	require.Equal(t, []string{"keep", "keep"}, w.all())
 }
@@ -135,7 +136,7 @@ func TestChunkStepWithoutProcessor(t *testing.T) {
 	require.NoError(t, err)
 	job, err := batch.NewJob("copy", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
-	exec, err := launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+	exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusCompleted, exec.Status)
 	require.Equal(t, [][]string{{"a", "b"}, {"c"}}, w.chunks)
@@ -201,7 +202,7 @@ func TestChunkStepProcessError(t *testing.T) {
 	job, err := batch.NewJob("process", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
 
-	exec, err := launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+	exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 	require.ErrorIs(t, err, boom)
 	var se *batch.StepError
 	require.ErrorAs(t, err, &se)
@@ -236,7 +237,7 @@ func TestChunkStepReadError(t *testing.T) {
 	job, err := batch.NewJob("read", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
 
-	exec, err := launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+	exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 	var se *batch.StepError
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, batch.StepError{Step: "read", Chunk: 2, Item: 4, Phase: "read", Err: boom}, *se)

@@ -63,26 +63,3 @@ func (c ExecutionContext) Clone() ExecutionContext {
 	}
 	return maps.Clone(c)
 }
-
-// MarshalContext encodes c for storage. A nil context encodes as "{}".
-func MarshalContext(c ExecutionContext) ([]byte, error) {
-	if c == nil {
-		return []byte("{}"), nil
-	}
-	return json.Marshal(map[string]json.RawMessage(c))
-}
-
-// UnmarshalContext decodes a stored context.
-func UnmarshalContext(b []byte) (ExecutionContext, error) {
-	c := ExecutionContext{}
-	if len(b) == 0 {
-		return c, nil
-	}
-	if err := json.Unmarshal(b, (*map[string]json.RawMessage)(&c)); err != nil {
-		return nil, fmt.Errorf("batch: decode execution context: %w", err)
-	}
-	if c == nil { // JSON null
-		c = ExecutionContext{}
-	}
-	return c, nil
-}

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
 )
 
 func TestExecutionContext(t *testing.T) {
@@ -59,9 +60,9 @@ func TestExecutionContext(t *testing.T) {
 	require.NotNil(t, batch.ExecutionContext(nil).Clone())
 
 	// Storage round trip.
-	b, err := batch.MarshalContext(ec)
+	b, err := repository.MarshalContext(ec)
 	require.NoError(t, err)
-	back, err := batch.UnmarshalContext(b)
+	back, err := repository.UnmarshalContext(b)
 	require.NoError(t, err)
 	require.Equal(t, len(ec), len(back))
 	for k, v := range ec {
@@ -73,9 +74,9 @@ func TestExecutionContext(t *testing.T) {
 	// Large integers survive exactly (no float64 on the way).
 	big := batch.ExecutionContext{}
 	require.NoError(t, big.Put("id", int64(1<<62+1)))
-	b, err = batch.MarshalContext(big)
+	b, err = repository.MarshalContext(big)
 	require.NoError(t, err)
-	back, err = batch.UnmarshalContext(b)
+	back, err = repository.UnmarshalContext(b)
 	require.NoError(t, err)
 	n, _ = back.Int64("id")
 	require.Equal(t, int64(1<<62+1), n)
@@ -83,25 +84,25 @@ func TestExecutionContext(t *testing.T) {
 
 func TestExecutionContextEmpty(t *testing.T) {
 	t.Parallel()
-	b, err := batch.MarshalContext(nil)
+	b, err := repository.MarshalContext(nil)
 	require.NoError(t, err)
 	require.Equal(t, "{}", string(b))
 	for _, in := range []string{"", "{}"} {
-		c, err := batch.UnmarshalContext([]byte(in))
+		c, err := repository.UnmarshalContext([]byte(in))
 		require.NoError(t, err)
 		require.NotNil(t, c)
 		require.Empty(t, c)
 		require.NoError(t, c.Put("k", 1), "a decoded context is usable")
 	}
-	_, err = batch.UnmarshalContext([]byte(`[1,2]`))
-	require.ErrorContains(t, err, "batch: decode execution context")
-	_, err = batch.UnmarshalContext([]byte(`{"a":`))
+	_, err = repository.UnmarshalContext([]byte(`[1,2]`))
+	require.ErrorContains(t, err, "repository: decode execution context")
+	_, err = repository.UnmarshalContext([]byte(`{"a":`))
 	require.Error(t, err)
 }
 
 func TestUnmarshalContextNull(t *testing.T) {
 	t.Parallel()
-	c, err := batch.UnmarshalContext([]byte("null"))
+	c, err := repository.UnmarshalContext([]byte("null"))
 	require.NoError(t, err)
 	require.NotNil(t, c, "null decodes to an empty context, ready for Put")
 	require.NoError(t, c.Put("k", 1))

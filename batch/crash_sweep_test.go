@@ -31,7 +31,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 	"github.com/chunkwise/chunkwise/writer"
 )
@@ -315,18 +317,16 @@ func rejectKey(phase string, in *string, errText string) string {
 
 // runUntilDone launches the job with repo; if it crashes, relaunches it on
 // the base repository (after the lease) until it completes.
-func (w *crashWorld) run(t *testing.T, repos ...batch.JobRepository) {
+func (w *crashWorld) run(t *testing.T, repos ...repository.JobRepository) {
 	ctx := context.Background()
 	for i := 0; ; i++ {
-		var repo batch.JobRepository = w.base
+		var repo repository.JobRepository = w.base
 		if i < len(repos) {
 			repo = repos[i]
 		}
-		engine := &batch.Engine{Repository: repo, Lease: 40 * time.Millisecond}
+		engine := mustLauncher(t, launcher.Config{Repository: repo, Lease: 40 * time.Millisecond})
 		job := w.job(t)
-		exec, err := engine.Launch(ctx, job, nil)
-		require.NoError(t, err, "launch %d", i)
-		_, err = engine.Run(ctx, job, exec)
+		_, err := engine.Run(ctx, job, nil)
 		if err == nil {
 			return
 		}

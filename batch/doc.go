@@ -1,4 +1,5 @@
-// Package batch is the model and the engine of chunkwise: restartable,
+// Package batch is what a job author writes against in chunkwise: jobs,
+// steps, the item interfaces and the execution model of restartable,
 // chunk-oriented batch jobs in the manner of Spring Batch.
 //
 // # Jobs, steps and chunks
@@ -20,11 +21,18 @@
 // [ReaderFunc], [ProcessorFunc], [WriterFunc] and [TaskletFunc] adapt plain
 // functions.
 //
+// # Running jobs
+//
+// Package launcher runs jobs: launcher.New with a job repository, then
+// Run (to the end) or Start and Wait (in the background), Stop, Restart and
+// Abandon; launcher.Main gives a batch program its whole command line.
+//
 // # The job repository
 //
-// A [JobRepository] stores what the engine must remember; repository/sqlite
+// A job repository stores what the engine must remember; repository/sqlite
 // (one file, the default), repository/postgres and repository/memory
-// implement it. It holds three kinds of record:
+// implement it (package repository has the interface, for implementers). It
+// holds three kinds of record:
 //
 //   - a [JobInstance]: the job's name plus its identifying parameters
 //     ([JobParameters.Key]); non-identifying parameters are recorded but do
@@ -35,44 +43,57 @@
 //     with its counts (read, write, filter, commit, rollback) and the
 //     [ExecutionContext] a restart resumes from.
 //
-// An [Engine] creates an execution with Launch and runs it with Run.
-//
 // # Restart
 //
 // Launching a job with the same name and identifying parameters again
 // addresses the same instance: if its last execution COMPLETED the launch
 // fails with [ErrJobComplete]; if it is still running, with [ErrJobRunning];
 // if it was abandoned, with [ErrJobAbandoned]; if it FAILED or STOPPED, a new
-// execution of the instance is created. Its Run skips the steps that completed before (unless a step sets
+// execution of the instance is created. The run skips the steps that completed before (unless a step sets
 // AllowStartIfComplete) and resumes the others from the step's last
 // committed [ExecutionContext]: readers and writers that implement
 // [ItemStream] are opened with it and record their position in it before
 // every commit. Counts start from zero in each step execution; the item
 // numbers in a [StepError] go on counting over all of them.
 //
-// A running execution records a heartbeat. One whose heartbeat is older than
-// the lease is presumed crashed: the next launch marks it FAILED and restarts
-// the instance. Should the presumed-dead process still be running, its next
+// A running execution records a heartbeat, and keeps the lease it was
+// launched with ([JobExecution].Lease). One whose heartbeat is older than its
+// lease is presumed crashed: the next launch marks it FAILED and restarts the
+// instance. Should the presumed-dead process still be running, its next
 // commit (or heartbeat) finds its execution no longer running and Run returns
 // an error wrapping [ErrFenced] without writing another chunk.
 //
 // # The chunk transaction
 //
 // Each chunk's write and the save of the step execution (counts and context)
-// are one call to [JobRepository.CommitChunk]. A SQL repository hands the
-// writer a context carrying a [ChunkTx]; a writer whose database is the
-// repository's gets that transaction with [JoinChunkTx], so its rows and the
-// checkpoint commit or roll back together, and a restart writes every item
-// exactly once. A writer on another store commits first and the checkpoint
-// second: after a crash at most one chunk is written again.
+// are one transaction of the job repository. A writer, skip listener or
+// tasklet whose database is the repository's joins it with [JoinTx] (or
+// [JoinTxx] for sqlx), so its rows and the checkpoint commit or roll back
+// together, and a restart writes every item exactly once. Joining fails
+// closed: where the chunk has no transaction on that database (the memory
+// repository, a second connection pool, another database) JoinTx returns an
+// error wrapping [ErrNoChunkTx], never a nil transaction. A component on
+// another store commits on its own, first, and the checkpoint second: after
+// a crash at most one chunk is written again; each such component documents
+// it.
 //
 // # Stopping
 //
-// A stop request (the stored execution set to STOPPING, or [Engine.Stop] in
-// the same process) takes effect at the next chunk boundary: the step and the
-// job end STOPPED, Run returns a nil error, and a restart goes on from there.
-// Cancelling the context given to Run interrupts the chunk in flight, which
-// rolls back, and also ends the execution STOPPED.
+// A stop request (the stored execution set to STOPPING, by
+// launcher.Launcher.Stop or the stop command) takes effect at the next chunk
+// boundary: the step and the job end STOPPED, the run returns a nil error,
+// and a restart goes on from there. Cancelling the context of the run
+// interrupts the chunk in flight, which rolls back, and also ends the
+// execution STOPPED. Components see a stop request with [StopRequested] and
+// [Stopping].
+//
+// # Custom steps
+//
+// A [Step] is anything with a name and an Execute method; the engine hands
+// it a [StepContext] to commit chunks with and to watch for stops. A step
+// may also implement [StartPolicy] and [StepListeners]. A panic in a step or
+// in any component it calls fails the step and the job with the panic value
+// and stack in the exit description.
 //
 // # Listeners
 //

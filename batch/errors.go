@@ -3,6 +3,7 @@ package batch
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Errors a caller can branch on with errors.Is.
@@ -43,10 +44,22 @@ type LaunchError struct {
 	InstanceID  int64
 	ExecutionID int64 // the execution that blocks the launch
 	Err         error
+	// For ErrJobRunning: the running execution's last heartbeat, its age
+	// at the launch, and the execution's lease. Once the heartbeat is older
+	// than the lease, the execution is presumed crashed and a launch
+	// restarts the instance.
+	Heartbeat    time.Time
+	HeartbeatAge time.Duration
+	Lease        time.Duration
 }
 
 func (e *LaunchError) Error() string {
-	return fmt.Sprintf("%v: job %q instance %d (execution %d)", e.Err, e.JobName, e.InstanceID, e.ExecutionID)
+	s := fmt.Sprintf("%v: job %q instance %d (execution %d)", e.Err, e.JobName, e.InstanceID, e.ExecutionID)
+	if errors.Is(e.Err, ErrJobRunning) && !e.Heartbeat.IsZero() && e.Lease > 0 {
+		s += fmt.Sprintf("; last heartbeat %s ago, lease %s: if it stops, it is presumed crashed after %s",
+			e.HeartbeatAge.Round(time.Millisecond), e.Lease, e.Heartbeat.Add(e.Lease).UTC().Format(time.RFC3339))
+	}
+	return s
 }
 
 func (e *LaunchError) Unwrap() error { return e.Err }

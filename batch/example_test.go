@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/memory"
 )
 
@@ -46,12 +48,11 @@ func ExampleNewChunkStep() {
 	}
 
 	repo := memory.New()
-	engine := &batch.Engine{Repository: repo}
-	exec, err := engine.Launch(ctx, job, batch.JobParameters{"source": batch.StringParam("names.txt")})
+	l, err := launcher.New(launcher.Config{Repository: repo})
 	if err != nil {
 		panic(err)
 	}
-	exec, err = engine.Run(ctx, job, exec)
+	exec, err := l.Run(ctx, job, batch.JobParameters{"source": batch.StringParam("names.txt")})
 	if err != nil {
 		panic(err)
 	}
@@ -64,7 +65,7 @@ func ExampleNewChunkStep() {
 	fmt.Printf("read %d, filtered %d, written %d, commits %d\n", se.ReadCount, se.FilterCount, se.WriteCount, se.CommitCount)
 
 	// The instance completed: launching it again is refused.
-	_, err = engine.Launch(ctx, job, batch.JobParameters{"source": batch.StringParam("names.txt")})
+	_, err = l.Run(ctx, job, batch.JobParameters{"source": batch.StringParam("names.txt")})
 	fmt.Println(err != nil && errors.Is(err, batch.ErrJobComplete))
 	// Output:
 	// write [ADA GRACE]
@@ -138,12 +139,12 @@ func ExampleNewTaskletStep() {
 		panic(err)
 	}
 	repo := memory.New()
-	engine := &batch.Engine{Repository: repo}
-	exec, err := engine.Launch(ctx, job, nil)
+	l, err := launcher.New(launcher.Config{Repository: repo})
 	if err != nil {
 		panic(err)
 	}
-	if exec, err = engine.Run(ctx, job, exec); err != nil {
+	exec, err := l.Run(ctx, job, nil)
+	if err != nil {
 		panic(err)
 	}
 	steps, _ := repo.StepExecutions(ctx, exec.ID)
@@ -167,10 +168,10 @@ func ExampleExecutionContext() {
 	_ = ec.Put("people.csv.position", position{Line: 41237, Offset: 3_145_728})
 	_ = ec.Put("people.csv.file", "people-2024-05-01.csv")
 
-	stored, _ := batch.MarshalContext(ec)
+	stored, _ := repository.MarshalContext(ec)
 	fmt.Println(string(stored))
 
-	restored, _ := batch.UnmarshalContext(stored)
+	restored, _ := repository.UnmarshalContext(stored)
 	var pos position
 	found, _ := restored.Get("people.csv.position", &pos)
 	file, _ := restored.String("people.csv.file")
@@ -228,12 +229,11 @@ func ExampleChunkConfig_skip() {
 		panic(err)
 	}
 	repo := memory.New()
-	engine := &batch.Engine{Repository: repo}
-	exec, err := engine.Launch(ctx, job, nil)
+	l, err := launcher.New(launcher.Config{Repository: repo})
 	if err != nil {
 		panic(err)
 	}
-	exec, err = engine.Run(ctx, job, exec)
+	exec, err := l.Run(ctx, job, nil)
 	if err != nil {
 		panic(err)
 	}

@@ -150,6 +150,12 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	return time.Duration(d)
 }
 
+// Wait waits the delay before retry number attempt, or until ctx is done,
+// and returns ctx's error in that case.
+func (b Backoff) Wait(ctx context.Context, attempt int) error {
+	return sleep(ctx, b.Delay(attempt))
+}
+
 // sleep waits d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -187,7 +193,7 @@ type Skip[T, U any] struct {
 // SkipListener is told about every skipped item. OnSkip is called inside the
 // transaction of the chunk that counts the skip, after the chunk's write and
 // before the streams' Update: a listener that writes to the repository's
-// database through JoinChunkTx records each skip exactly once, and one that
+// database through JoinTx records each skip exactly once, and one that
 // is also an ItemStream can make its own output durable in Update. If the
 // transaction fails and is retried, OnSkip is called again for its skips
 // (see Skip.Commit). An error fails the commit.

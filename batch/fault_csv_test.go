@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/writer"
 )
@@ -53,7 +54,7 @@ func TestTrailingBadLineCountedOnce(t *testing.T) {
 		require.NoError(t, err)
 		return job
 	}
-	engine := &batch.Engine{Repository: repo}
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
 	exec1, err := launchRun(t, engine, newJob(), nil)
 	require.ErrorContains(t, err, "audit service down")
 	exec2, err := launchRun(t, engine, newJob(), nil)

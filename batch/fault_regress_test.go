@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 )
 
 // A scan fails half way through a chunk of 10; the restart uses a chunk
@@ -16,7 +17,7 @@ import (
 func TestChunkSizeChangedAfterPartialCommit(t *testing.T) {
 	repo, w := checkTable(t)
 	errDisk := errors.New("disk on fire")
-	engine := &batch.Engine{Repository: repo}
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
 	fail := true
 	calls := map[int]int{}
 	newJob := func(size int) *batch.Job {
@@ -100,10 +101,8 @@ func TestLostAnswerAndFailedVerificationRead(t *testing.T) {
 	require.NoError(t, err)
 	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
-	engine := &batch.Engine{Repository: repo}
-	exec, err := engine.Launch(context.Background(), job, nil)
-	require.NoError(t, err)
-	exec, err = engine.Run(context.Background(), job, exec)
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
+	exec, err := engine.Run(context.Background(), job, nil)
 	require.NoError(t, err, "a commit that landed, retried after a transient error, does not fail the job")
 	require.Equal(t, batch.StatusCompleted, exec.Status)
 	require.Equal(t, without(1, 12, func(i int) bool { return i%7 == 0 }), tableRows(t, base.DB()))

@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 	"github.com/chunkwise/chunkwise/writer"
 )
@@ -80,17 +82,17 @@ func (r *badReader) Read(ctx context.Context) (int, error) {
 	return v, err
 }
 
-func runJob(t *testing.T, repo batch.JobRepository, step batch.Step) (*batch.JobExecution, error) {
+func runJob(t *testing.T, repo repository.JobRepository, step batch.Step) (*batch.JobExecution, error) {
 	t.Helper()
 	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
-	return launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+	return launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 }
 
 var fast = batch.Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond}
 
 func TestSkipInRead(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		r := &badReader{streamReader: newStreamReader(10), bad: map[int]bool{3: true, 8: true}}
 		w := &recordingWriter[int]{}
 		skips := &skipRecorder[int, int]{}
@@ -112,7 +114,7 @@ func TestSkipInRead(t *testing.T) {
 }
 
 func TestSkipInProcess(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		w := &recordingWriter[string]{}
 		skips := &skipRecorder[int, string]{}
 		step, err := batch.NewChunkStep("s", batch.ChunkConfig[int, string]{
@@ -206,7 +208,7 @@ func TestSkipInWriteScansTheChunk(t *testing.T) {
 }
 
 func TestSkipLimit(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		w := &recordingWriter[int]{}
 		step, err := batch.NewChunkStep("s", batch.ChunkConfig[int, int]{
 			Reader: newStreamReader(40),
@@ -233,7 +235,7 @@ func TestSkipLimit(t *testing.T) {
 var transient = &pq.Error{Code: "40001", Message: "could not serialize access"}
 
 func TestRetryProcess(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		attempts := map[int]int{}
 		retries := &retryRecorder{}
 		w := &recordingWriter[int]{}
@@ -262,7 +264,7 @@ func TestRetryProcess(t *testing.T) {
 }
 
 func TestRetryWrite(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		retries := &retryRecorder{}
 		w := &recordingWriter[int]{fail: func(_ context.Context, call int, _ []int) error {
 			if call == 2 {
@@ -286,7 +288,7 @@ func TestRetryWrite(t *testing.T) {
 }
 
 func TestRetryExhaustedOrNotRetryable(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		retries := &retryRecorder{}
 		calls := 0
 		step, err := batch.NewChunkStep("s", batch.ChunkConfig[int, int]{
@@ -316,7 +318,7 @@ func TestRetryExhaustedOrNotRetryable(t *testing.T) {
 		require.NoError(t, err)
 		job, err := batch.NewJob("other", batch.JobConfig{Steps: []batch.Step{step2}})
 		require.NoError(t, err)
-		_, err = launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+		_, err = launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 		require.ErrorIs(t, err, errBad)
 		require.Equal(t, 1, calls, "neither skippable nor retryable: fails at once")
 		require.Zero(t, retries2.count())
@@ -324,7 +326,7 @@ func TestRetryExhaustedOrNotRetryable(t *testing.T) {
 }
 
 func TestNoRollbackCommitsTheWorkBeforeTheFailure(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		fail := atomic.Bool{}
 		fail.Store(true)
 		var errNotify = errors.New("notification service down")
@@ -345,7 +347,7 @@ func TestNoRollbackCommitsTheWorkBeforeTheFailure(t *testing.T) {
 		}
 		job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{newStep()}})
 		require.NoError(t, err)
-		engine := &batch.Engine{Repository: repo}
+		engine := mustLauncher(t, launcher.Config{Repository: repo})
 		exec, err := launchRun(t, engine, job, nil)
 		require.ErrorIs(t, err, errNotify)
 		require.Equal(t, batch.StatusFailed, exec.Status)
@@ -369,7 +371,7 @@ func TestScanInterruptedThenRestarted(t *testing.T) {
 	repo, w := checkTable(t)
 	errDisk := errors.New("disk on fire")
 	skips := &skipRecorder[int, int]{}
-	engine := &batch.Engine{Repository: repo}
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
 	// Item 17 fails on its second processing only: in the scan that item
 	// 14's CHECK violation starts.
 	calls17 := 0
@@ -418,7 +420,7 @@ func TestScanInterruptedThenRestarted(t *testing.T) {
 }
 
 func TestStartLimit(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		step, err := batch.NewTaskletStep("flaky", batch.TaskletConfig{StartLimit: 2,
 			Tasklet: batch.TaskletFunc(func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) {
 				return batch.Finished, errBad
@@ -426,7 +428,7 @@ func TestStartLimit(t *testing.T) {
 		require.NoError(t, err)
 		job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
 		require.NoError(t, err)
-		engine := &batch.Engine{Repository: repo}
+		engine := mustLauncher(t, launcher.Config{Repository: repo})
 		for range 2 {
 			_, err := launchRun(t, engine, job, nil)
 			require.ErrorIs(t, err, errBad)
@@ -440,7 +442,7 @@ func TestStartLimit(t *testing.T) {
 }
 
 func TestPreventRestart(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		step, err := batch.NewTaskletStep("once", batch.TaskletConfig{
 			Tasklet: batch.TaskletFunc(func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) {
 				return batch.Finished, errBad
@@ -449,20 +451,20 @@ func TestPreventRestart(t *testing.T) {
 		job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}, PreventRestart: true})
 		require.NoError(t, err)
 		require.False(t, job.Restartable())
-		engine := &batch.Engine{Repository: repo}
+		engine := mustLauncher(t, launcher.Config{Repository: repo})
 		_, err = launchRun(t, engine, job, nil)
 		require.ErrorIs(t, err, errBad)
-		_, err = engine.Launch(context.Background(), job, nil)
+		_, err = engine.Run(context.Background(), job, nil)
 		require.ErrorIs(t, err, batch.ErrJobNotRestartable)
-		other, err := engine.Launch(context.Background(), job, batch.JobParameters{"day": batch.StringParam("tomorrow")})
-		require.NoError(t, err, "another instance starts as usual")
+		other, err := engine.Run(context.Background(), job, batch.JobParameters{"day": batch.StringParam("tomorrow")})
+		require.ErrorIs(t, err, errBad, "another instance starts as usual")
 		require.NotZero(t, other.ID)
 	})
 }
 
 func TestTaskletObservesStop(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
-		engine := &batch.Engine{Repository: repo}
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
+		engine := mustLauncher(t, launcher.Config{Repository: repo})
 		started := make(chan struct{})
 		step, err := batch.NewTaskletStep("long", batch.TaskletConfig{
 			Tasklet: batch.TaskletFunc(func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
@@ -479,13 +481,14 @@ func TestTaskletObservesStop(t *testing.T) {
 		require.NoError(t, err)
 		job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
 		require.NoError(t, err)
-		exec, err := engine.Launch(context.Background(), job, nil)
-		require.NoError(t, err)
+		stopErr := make(chan error, 1)
 		go func() {
 			<-started
-			engine.Stop(exec.ID)
+			ctx := context.Background()
+			stopErr <- engine.Stop(ctx, runningID(ctx, repo))
 		}()
-		exec, err = engine.Run(context.Background(), job, exec)
+		exec, err := engine.Run(context.Background(), job, nil)
+		require.NoError(t, <-stopErr)
 		require.NoError(t, err)
 		require.Equal(t, batch.StatusStopped, exec.Status)
 		require.Nil(t, batch.Stopping(context.Background()))

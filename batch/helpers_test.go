@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/memory"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 )
@@ -150,15 +152,21 @@ func seq(from, to int) []int {
 }
 
 // launchRun launches job with params and runs the new execution.
-func launchRun(t *testing.T, e *batch.Engine, job *batch.Job, params batch.JobParameters) (*batch.JobExecution, error) {
+func launchRun(t *testing.T, l *launcher.Launcher, job *batch.Job, params batch.JobParameters) (*batch.JobExecution, error) {
 	t.Helper()
-	exec, err := e.Launch(context.Background(), job, params)
+	return l.Run(context.Background(), job, params)
+}
+
+// mustLauncher returns a launcher with cfg.
+func mustLauncher(t testing.TB, cfg launcher.Config) *launcher.Launcher {
+	t.Helper()
+	l, err := launcher.New(cfg)
 	require.NoError(t, err)
-	return e.Run(context.Background(), job, exec)
+	return l
 }
 
 // stepExecutions returns the step executions of a job execution.
-func stepExecutions(t *testing.T, repo batch.JobRepository, execID int64) []*batch.StepExecution {
+func stepExecutions(t *testing.T, repo repository.JobRepository, execID int64) []*batch.StepExecution {
 	t.Helper()
 	ses, err := repo.StepExecutions(context.Background(), execID)
 	require.NoError(t, err)
@@ -166,7 +174,7 @@ func stepExecutions(t *testing.T, repo batch.JobRepository, execID int64) []*bat
 }
 
 // onlyStep returns the single step execution of a job execution.
-func onlyStep(t *testing.T, repo batch.JobRepository, execID int64) *batch.StepExecution {
+func onlyStep(t *testing.T, repo repository.JobRepository, execID int64) *batch.StepExecution {
 	t.Helper()
 	ses := stepExecutions(t, repo, execID)
 	require.Len(t, ses, 1)
@@ -187,7 +195,7 @@ func openSQLite(t *testing.T, path string) *sqlite.Repository {
 
 // repos runs fn once against each repository implementation that needs no
 // server: memory, and SQLite on a file.
-func repos(t *testing.T, fn func(t *testing.T, repo batch.JobRepository)) {
+func repos(t *testing.T, fn func(t *testing.T, repo repository.JobRepository)) {
 	t.Run("memory", func(t *testing.T) {
 		t.Parallel()
 		fn(t, memory.New())
@@ -200,7 +208,7 @@ func repos(t *testing.T, fn func(t *testing.T, repo batch.JobRepository)) {
 
 // requestStop is what an operator does to stop an execution: it marks the
 // stored execution STOPPING.
-func requestStop(ctx context.Context, repo batch.JobRepository, execID int64) error {
+func requestStop(ctx context.Context, repo repository.JobRepository, execID int64) error {
 	e, err := repo.JobExecution(ctx, execID)
 	if err != nil {
 		return err
@@ -210,4 +218,14 @@ func requestStop(ctx context.Context, repo batch.JobRepository, execID int64) er
 	}
 	e.Status = batch.StatusStopping
 	return repo.UpdateJobExecution(ctx, e)
+}
+
+// runningID returns the id of the running execution in repo, as an operator
+// would look it up; 0 if there is none.
+func runningID(ctx context.Context, repo repository.JobRepository) int64 {
+	es, err := repo.JobExecutions(ctx, batch.ExecutionQuery{Running: true, Limit: 1})
+	if err != nil || len(es) == 0 {
+		return 0
+	}
+	return es[0].ID
 }

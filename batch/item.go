@@ -29,8 +29,10 @@ type ItemProcessor[T, U any] interface {
 // ItemWriter writes one chunk of items. Write is called once per chunk, with
 // every item of the chunk that was not filtered, inside the chunk's
 // transaction: a writer whose database is the job repository's joins that
-// transaction through [JoinChunkTx], so that its rows and the step's
-// checkpoint commit together.
+// transaction through [JoinTx], so that its rows and the step's checkpoint
+// commit together (exactly once). A writer that commits on its own (another
+// database, a file, an API) commits before the checkpoint: after a crash its
+// last chunk may be written again, and its documentation says so.
 type ItemWriter[U any] interface {
 	Write(ctx context.Context, items []U) error
 }

@@ -2,10 +2,8 @@ package batch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 )
 
 // Job is a named sequence of steps. Build one with [NewJob].
@@ -69,132 +67,100 @@ func (j *Job) Restartable() bool { return !j.preventRestart }
 // Steps returns the job's steps in order.
 func (j *Job) Steps() []Step { return append([]Step(nil), j.steps...) }
 
+// Listeners returns the job's listeners.
+func (j *Job) Listeners() []Listener { return append([]Listener(nil), j.listeners...) }
+
 // Step is one step of a job. The chunk step ([NewChunkStep]) and the tasklet
-// step ([NewTaskletStep]) implement it; so can user types.
+// step ([NewTaskletStep]) implement it; so can user types, which may also
+// implement [StartPolicy] and [StepListeners].
 type Step interface {
 	// Name returns the step's name, unique within its job.
 	Name() string
 	// Execute does the step's work. It returns nil when the step completed,
 	// an error wrapping ErrStopped when it stopped on request, and any other
-	// error when it failed. Counts and context go in sc.StepExecution.
-	Execute(ctx context.Context, sc *StepContext) error
+	// error when it failed. Counts and context go in sc.StepExecution(),
+	// and are saved by sc.Commit and sc.Save.
+	Execute(ctx context.Context, sc StepContext) error
 }
 
-// StepContext is what a running step is given by the engine: its executions,
-// the repository, and the means to commit and to see stop requests.
-type StepContext struct {
+// StartPolicy is implemented by a step that says when it may start. Steps
+// that do not implement it are skipped on restart once they completed, and
+// may start any number of times.
+type StartPolicy interface {
+	// AllowStartIfComplete reports whether a restart runs the step again
+	// even though it completed in an earlier execution of the instance.
+	AllowStartIfComplete() bool
+	// StartLimit returns how many times the step may be started for one
+	// job instance; 0 means no limit. The start after the last fails with
+	// ErrStartLimitExceeded.
+	StartLimit() int
+}
+
+// StepListeners is implemented by a step that has listeners: the engine
+// calls their BeforeStep and AfterStep hooks around Execute. (Chunk hooks
+// are the step's own to call.)
+type StepListeners interface {
+	Listeners() []Listener
+}
+
+// StepContext is what the engine gives a running step: its executions, a
+// logger, the chunk transaction, and the stop requests.
+type StepContext interface {
 	// JobExecution is the running job execution. Its Context is the
 	// job-level execution context, for values steps hand on to later
 	// steps: it is saved after every step that completes and carried over
 	// to a restart.
-	JobExecution *JobExecution
+	JobExecution() *JobExecution
 	// StepExecution is this step's execution: its counts and the
-	// step-level context that its chunks commit.
-	StepExecution *StepExecution
-	Repository    JobRepository
-	Logger        *slog.Logger
-
-	run *jobRun
+	// step-level context that its chunks commit. It is replaced by the
+	// committed copy after each Commit.
+	StepExecution() *StepExecution
+	// Logger logs with the job, execution and step as attributes.
+	Logger() *slog.Logger
+	// Commit runs fn in one chunk transaction. fn gets a working copy of
+	// the step execution to update (counts, context) and a context
+	// carrying the chunk's transaction (see JoinTx); the copy is saved in
+	// the same transaction and becomes StepExecution only if everything
+	// committed. On failure the rollback count is incremented and the error
+	// returned. A commit whose outcome is unknown (the connection broke
+	// during COMMIT) is resolved by reading the stored checkpoint.
+	Commit(ctx context.Context, fn func(ctx context.Context, w *StepExecution) error) error
+	// Save stores StepExecution as it is, outside any chunk: for state a
+	// step must record before its first chunk.
+	Save(ctx context.Context) error
+	// StopRequested reports whether an operator asked the job execution to
+	// stop. Steps check it at every chunk boundary and return ErrStopped.
+	StopRequested() bool
+	// Stopping returns a channel that is closed when a stop is requested.
+	Stopping() <-chan struct{}
 }
 
-// StopRequested reports whether an operator asked the job execution to stop.
-// Steps check it at every chunk boundary and return ErrStopped.
-func (sc *StepContext) StopRequested() bool {
-	return sc.run != nil && sc.run.stopRequested()
+type stepContextKey struct{}
+
+// withStepContext returns ctx carrying sc, for StopRequested and Stopping
+// called by the components of a step.
+func withStepContext(ctx context.Context, sc StepContext) context.Context {
+	return context.WithValue(ctx, stepContextKey{}, sc)
 }
 
-// Commit runs fn in one chunk transaction. fn gets a working copy of the step
-// execution to update (counts, context) and a context carrying the chunk's
-// transaction; the copy is saved in the same transaction, and becomes
-// sc.StepExecution only if everything committed. On failure the rollback
-// count is incremented and the error returned.
-//
-// When the commit itself fails in a way that leaves its outcome unknown (the
-// connection broke during COMMIT), Commit reads the stored step execution:
-// if the checkpoint is there, the chunk committed and Commit returns nil.
-func (sc *StepContext) Commit(ctx context.Context, fn func(ctx context.Context, w *StepExecution) error) error {
-	w := sc.StepExecution.Clone()
-	wrote := false
-	status, err := sc.Repository.CommitChunk(ctx, w, func(ctx context.Context) error {
-		if err := fn(ctx, w); err != nil {
-			return err
-		}
-		wrote = true
-		return nil
-	})
-	// The commit failed after the write succeeded. If its outcome is
-	// unknown — or it is refused as stale because an earlier attempt whose
-	// answer was lost did land — the stored checkpoint tells.
-	if err != nil && wrote && !errors.Is(err, ErrFenced) {
-		if st, ok := sc.committedAnyway(context.WithoutCancel(ctx), w); ok {
-			w.Version++
-			status, err = st, nil
-		}
-	}
-	if err != nil {
-		sc.StepExecution.RollbackCount++
-		return err
-	}
-	*sc.StepExecution = *w
-	if sc.run != nil {
-		sc.run.noteStatus(status)
+// StopRequested reports whether a stop was requested for the job execution
+// running the step that ctx was handed to (by a chunk or tasklet step). A
+// tasklet doing long work checks it (or waits on Stopping) to end early: it
+// returns ErrStopped, and the step ends STOPPED.
+func StopRequested(ctx context.Context) bool {
+	sc, ok := ctx.Value(stepContextKey{}).(StepContext)
+	return ok && sc.StopRequested()
+}
+
+// Stopping returns a channel that is closed when a stop is requested for the
+// job execution running the step that ctx was handed to; nil (never ready)
+// for another context.
+func Stopping(ctx context.Context) <-chan struct{} {
+	if sc, ok := ctx.Value(stepContextKey{}).(StepContext); ok {
+		return sc.Stopping()
 	}
 	return nil
 }
-
-// committedAnyway reports whether the checkpoint w was stored although its
-// commit reported an error, and the job execution's status if so. The
-// connection that lost the answer may still be down: the stored state is
-// read with a few retries.
-func (sc *StepContext) committedAnyway(ctx context.Context, w *StepExecution) (BatchStatus, bool) {
-	var (
-		steps []*StepExecution
-		err   error
-	)
-	for attempt := 1; attempt <= 5; attempt++ {
-		if steps, err = sc.Repository.StepExecutions(ctx, w.JobExecutionID); err == nil {
-			break
-		}
-		if sleep(ctx, Backoff{Initial: 50 * time.Millisecond, Max: time.Second}.Delay(attempt)) != nil {
-			return "", false
-		}
-	}
-	if err != nil {
-		return "", false
-	}
-	for _, s := range steps {
-		if s.ID == w.ID {
-			if s.Version != w.Version+1 || s.CommitCount != w.CommitCount || s.ReadCount != w.ReadCount ||
-				s.WriteCount != w.WriteCount {
-				return "", false
-			}
-			for attempt := 1; ; attempt++ {
-				je, err := sc.Repository.JobExecution(ctx, w.JobExecutionID)
-				if err == nil {
-					return je.Status, true
-				}
-				if attempt == 5 || sleep(ctx, Backoff{Initial: 50 * time.Millisecond, Max: time.Second}.Delay(attempt)) != nil {
-					// Committed; the status is read again at the next chunk.
-					return StatusStarted, true
-				}
-			}
-		}
-	}
-	return "", false
-}
-
-type allowStartIfComplete interface{ AllowStartIfComplete() bool }
-
-type startLimited interface{ StartLimit() int }
-
-func (sc *StepContext) logger() *slog.Logger {
-	if sc.Logger != nil {
-		return sc.Logger
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-type listenerLister interface{ Listeners() []Listener }
 
 func configError(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/repository/memory"
 )
 
@@ -97,7 +98,7 @@ func TestListenersCalledInOrder(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	exec, err := launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+	exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusCompleted, exec.Status)
 	require.True(t, afterJob)
@@ -144,7 +145,7 @@ func TestListenerChunkErrorOnWriteFailure(t *testing.T) {
 	job, err := batch.NewJob("listen", batch.JobConfig{Steps: []batch.Step{step}, Listeners: []batch.Listener{rec}})
 	require.NoError(t, err)
 
-	_, err = launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+	_, err = launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 	require.ErrorIs(t, err, boom)
 	require.Equal(t, []string{
 		"before-job STARTED",
@@ -172,7 +173,7 @@ func TestListenerExitStatusPersisted(t *testing.T) {
 	job, err := batch.NewJob("exit", batch.JobConfig{Steps: []batch.Step{step}, Listeners: []batch.Listener{jobL}})
 	require.NoError(t, err)
 
-	exec, err := launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+	exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusCompleted, exec.Status)
 	require.Equal(t, jobExit, exec.ExitStatus)
@@ -203,7 +204,7 @@ func TestListenerErrorsFail(t *testing.T) {
 		require.NoError(t, err)
 		job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}, Listeners: []batch.Listener{failingListener{beforeJob: boom}}})
 		require.NoError(t, err)
-		exec, err := launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+		exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 		require.ErrorIs(t, err, boom)
 		require.Equal(t, batch.StatusFailed, exec.Status)
 		require.Contains(t, exec.ExitStatus.Description, "before-job listener")
@@ -220,7 +221,7 @@ func TestListenerErrorsFail(t *testing.T) {
 		require.NoError(t, err)
 		job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
 		require.NoError(t, err)
-		exec, err := launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+		exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 		require.ErrorIs(t, err, boom)
 		var se *batch.StepError
 		require.ErrorAs(t, err, &se)

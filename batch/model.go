@@ -28,6 +28,11 @@ type JobExecution struct {
 	// was alive. A running execution whose heartbeat is older than the lease
 	// is presumed dead.
 	Heartbeat time.Time
+	// Lease is how old the heartbeat may grow before the execution is
+	// presumed crashed. It is the execution's own, set when it was
+	// launched: no later launch with another lease changes how it is
+	// judged.
+	Lease time.Duration
 	// Context is the job-level execution context.
 	Context ExecutionContext
 	// Version counts the updates of the execution; an update made from a

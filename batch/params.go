@@ -133,7 +133,7 @@ func (p JobParameters) Time(name string) (time.Time, bool) {
 
 // Validate checks that every parameter can be stored and read back exactly:
 // a valid name, a known type, a value of that type, a string in valid UTF-8,
-// a time within the years 0000-9999. Engine.Launch calls it.
+// a time within the years 0000-9999. Every launch calls it.
 func (p JobParameters) Validate() error {
 	for _, name := range p.Names() {
 		v := p[name]

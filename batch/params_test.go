@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 )
 
 func TestParseParameter(t *testing.T) {
@@ -261,13 +262,13 @@ func TestTimeParameterOutsideFourDigitYears(t *testing.T) {
 
 	far := batch.JobParameters{"at": {Type: batch.ParamTime, Value: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Identifying: true}}
 	require.Error(t, far.Validate())
-	engine := &batch.Engine{Repository: openSQLite(t, filepath.Join(t.TempDir(), "batch.db"))}
+	engine := mustLauncher(t, launcher.Config{Repository: openSQLite(t, filepath.Join(t.TempDir(), "batch.db"))})
 	step, err := batch.NewTaskletStep("noop", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
 		func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) { return batch.Finished, nil })})
 	require.NoError(t, err)
 	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
-	_, err = engine.Launch(context.Background(), job, far)
+	_, err = engine.Run(context.Background(), job, far)
 	require.ErrorIs(t, err, batch.ErrInvalidConfig, "refused before anything is stored")
 }
 

@@ -10,13 +10,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/memory"
 )
 
 // importJob is a two-step job on a SQLite file: "prepare" (a tasklet that
 // creates the target table in the chunk transaction) then "load" (a chunk
 // step that inserts items in the chunk transaction, joined with
-// JoinChunkTx). The table's primary key makes an item written twice an error.
+// JoinTxx). The table's primary key makes an item written twice an error.
 type importJob struct {
 	job      *batch.Job
 	reader   *streamReader
@@ -30,12 +32,9 @@ func newImportJob(t *testing.T, db *sqlx.DB, n int, fail func(call int) error) *
 	prepare, err := batch.NewTaskletStep("prepare", batch.TaskletConfig{
 		Tasklet: batch.TaskletFunc(func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
 			ij.prepares++
-			tx, err := batch.JoinChunkTx(ctx, db)
+			tx, err := batch.JoinTxx(ctx, db)
 			if err != nil {
 				return batch.Finished, err
-			}
-			if tx == nil {
-				return batch.Finished, errors.New("no chunk transaction on the repository's database")
 			}
 			_, err = tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS imported (item INTEGER PRIMARY KEY)`)
 			return batch.Finished, err
@@ -43,12 +42,9 @@ func newImportJob(t *testing.T, db *sqlx.DB, n int, fail func(call int) error) *
 	})
 	require.NoError(t, err)
 	ij.writer = &recordingWriter[int]{fail: func(ctx context.Context, call int, items []int) error {
-		tx, err := batch.JoinChunkTx(ctx, db)
+		tx, err := batch.JoinTxx(ctx, db)
 		if err != nil {
 			return err
-		}
-		if tx == nil {
-			return errors.New("no chunk transaction on the repository's database")
 		}
 		for _, it := range items {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO imported (item) VALUES (?)`, it); err != nil {
@@ -88,13 +84,11 @@ func TestRestartResumesAfterLastCommittedChunk(t *testing.T) {
 		}
 		return nil
 	})
-	engine := &batch.Engine{Repository: repo}
-	exec1, err := engine.Launch(ctx, first.job, batch.JobParameters{
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
+	exec1, err := engine.Run(ctx, first.job, batch.JobParameters{
 		"file":    batch.StringParam("people.csv"),
 		"attempt": batch.IntParam(1).NonIdentifying(),
 	})
-	require.NoError(t, err)
-	exec1, err = engine.Run(ctx, first.job, exec1)
 	require.ErrorIs(t, err, disk)
 	var stepErr *batch.StepError
 	require.ErrorAs(t, err, &stepErr)
@@ -130,16 +124,14 @@ func TestRestartResumesAfterLastCommittedChunk(t *testing.T) {
 	// item 7.
 	repo = openSQLite(t, path)
 	second := newImportJob(t, repo.DB(), 10, nil)
-	engine = &batch.Engine{Repository: repo}
-	exec2, err := engine.Launch(ctx, second.job, batch.JobParameters{
+	engine = mustLauncher(t, launcher.Config{Repository: repo})
+	exec2, err := engine.Run(ctx, second.job, batch.JobParameters{
 		"file":    batch.StringParam("people.csv"),
 		"attempt": batch.IntParam(2).NonIdentifying(),
 	})
 	require.NoError(t, err)
 	require.Equal(t, exec1.InstanceID, exec2.InstanceID)
 	require.NotEqual(t, exec1.ID, exec2.ID)
-	exec2, err = engine.Run(ctx, second.job, exec2)
-	require.NoError(t, err)
 	require.Equal(t, batch.StatusCompleted, exec2.Status)
 	require.Equal(t, batch.ExitCodeCompleted, exec2.ExitStatus.Code)
 
@@ -162,7 +154,7 @@ func TestRestartResumesAfterLastCommittedChunk(t *testing.T) {
 	require.Equal(t, 1, n)
 
 	// A completed instance cannot be launched again.
-	_, err = engine.Launch(ctx, second.job, batch.JobParameters{"file": batch.StringParam("people.csv")})
+	_, err = engine.Run(ctx, second.job, batch.JobParameters{"file": batch.StringParam("people.csv")})
 	require.ErrorIs(t, err, batch.ErrJobComplete)
 	var le *batch.LaunchError
 	require.ErrorAs(t, err, &le)
@@ -171,7 +163,8 @@ func TestRestartResumesAfterLastCommittedChunk(t *testing.T) {
 	require.Equal(t, "import", le.JobName)
 
 	// Other identifying parameters are another instance.
-	exec3, err := engine.Launch(ctx, second.job, batch.JobParameters{"file": batch.StringParam("other.csv")})
+	exec3, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "import",
+		Parameters: batch.JobParameters{"file": batch.StringParam("other.csv")}})
 	require.NoError(t, err)
 	require.NotEqual(t, exec2.InstanceID, exec3.InstanceID)
 }
@@ -179,7 +172,7 @@ func TestRestartResumesAfterLastCommittedChunk(t *testing.T) {
 func TestRestartItemNumbersContinue(t *testing.T) {
 	t.Parallel()
 	repo := memory.New()
-	engine := &batch.Engine{Repository: repo}
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
 	reader := newStreamReader(10)
 	failAt := 0
 	step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
@@ -224,7 +217,7 @@ func TestRestartAllowStartIfComplete(t *testing.T) {
 	t.Parallel()
 	for _, allow := range []bool{false, true} {
 		repo := memory.New()
-		engine := &batch.Engine{Repository: repo}
+		engine := mustLauncher(t, launcher.Config{Repository: repo})
 		calls := 0
 		setup, err := batch.NewTaskletStep("setup", batch.TaskletConfig{Tasklet: countingTasklet(&calls), AllowStartIfComplete: allow})
 		require.NoError(t, err)
@@ -280,7 +273,7 @@ func (a *afterJobOnce) AfterJob(context.Context, *batch.JobExecution) error {
 func TestRestartWithAllStepsCompletedIsNoop(t *testing.T) {
 	t.Parallel()
 	repo := memory.New()
-	engine := &batch.Engine{Repository: repo}
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
 	calls := 0
 	step, err := batch.NewTaskletStep("only", batch.TaskletConfig{Tasklet: countingTasklet(&calls)})
 	require.NoError(t, err)
@@ -301,45 +294,48 @@ func TestRestartWithAllStepsCompletedIsNoop(t *testing.T) {
 func TestLaunchWhileRunningRefused(t *testing.T) {
 	t.Parallel()
 	repo := memory.New()
-	engine := &batch.Engine{Repository: repo}
-	calls := 0
-	step, err := batch.NewTaskletStep("only", batch.TaskletConfig{Tasklet: countingTasklet(&calls)})
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
+	params := batch.JobParameters{"day": batch.StringParam("monday")}
+	started, release := make(chan struct{}), make(chan struct{})
+	step, err := batch.NewTaskletStep("only", batch.TaskletConfig{Tasklet: blockingTasklet(started, release)})
 	require.NoError(t, err)
 	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
-	params := batch.JobParameters{"day": batch.StringParam("monday")}
-
-	exec, err := engine.Launch(context.Background(), job, params)
-	require.NoError(t, err)
+	exec, done := runAsync(t, engine, job, params)
 	require.Equal(t, batch.StatusStarting, exec.Status)
-	_, err = engine.Launch(context.Background(), job, params)
+	<-started
+	_, err = engine.Run(context.Background(), job, params)
 	require.ErrorIs(t, err, batch.ErrJobRunning)
 	var le *batch.LaunchError
 	require.ErrorAs(t, err, &le)
 	require.Equal(t, exec.ID, le.ExecutionID)
+	require.Equal(t, batch.DefaultLease, le.Lease)
+	require.ErrorContains(t, err, "presumed crashed after")
+	close(release)
+	require.NoError(t, (<-done).err)
 }
 
 // stepFunc is a Step made of a function, for tests of the engine itself.
 type stepFunc struct {
 	name string
-	fn   func(ctx context.Context, sc *batch.StepContext) error
+	fn   func(ctx context.Context, sc batch.StepContext) error
 }
 
-func (s stepFunc) Name() string                                             { return s.name }
-func (s stepFunc) Execute(ctx context.Context, sc *batch.StepContext) error { return s.fn(ctx, sc) }
+func (s stepFunc) Name() string                                            { return s.name }
+func (s stepFunc) Execute(ctx context.Context, sc batch.StepContext) error { return s.fn(ctx, sc) }
 
 func TestJobContextSavedAndCarriedToRestart(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		ctx := context.Background()
-		engine := &batch.Engine{Repository: repo}
+		engine := mustLauncher(t, launcher.Config{Repository: repo})
 		fail := true
 		var seen string
 		job, err := batch.NewJob("handoff", batch.JobConfig{Steps: []batch.Step{
-			stepFunc{"count", func(_ context.Context, sc *batch.StepContext) error {
-				return sc.JobExecution.Context.Put("total", "42")
+			stepFunc{"count", func(_ context.Context, sc batch.StepContext) error {
+				return sc.JobExecution().Context.Put("total", "42")
 			}},
-			stepFunc{"use", func(_ context.Context, sc *batch.StepContext) error {
-				seen, _ = sc.JobExecution.Context.String("total")
+			stepFunc{"use", func(_ context.Context, sc batch.StepContext) error {
+				seen, _ = sc.JobExecution().Context.String("total")
 				if fail {
 					return errors.New("not yet")
 				}
@@ -348,9 +344,7 @@ func TestJobContextSavedAndCarriedToRestart(t *testing.T) {
 		}})
 		require.NoError(t, err)
 
-		exec, err := engine.Launch(ctx, job, nil)
-		require.NoError(t, err)
-		exec, err = engine.Run(ctx, job, exec)
+		exec, err := engine.Run(ctx, job, nil)
 		require.Error(t, err)
 		require.Equal(t, "42", seen)
 		stored, err := repo.JobExecution(ctx, exec.ID)
@@ -359,9 +353,7 @@ func TestJobContextSavedAndCarriedToRestart(t *testing.T) {
 		require.Equal(t, "42", total, "saved after the step that set it")
 
 		fail, seen = false, ""
-		exec2, err := engine.Launch(ctx, job, nil)
-		require.NoError(t, err)
-		exec2, err = engine.Run(ctx, job, exec2)
+		exec2, err := engine.Run(ctx, job, nil)
 		require.NoError(t, err)
 		require.Equal(t, batch.StatusCompleted, exec2.Status)
 		require.Equal(t, "42", seen, "the restart skipped step count and still sees its value")

@@ -11,21 +11,22 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/memory"
 )
 
 func TestStopRequestAtChunkBoundary(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		ctx := context.Background()
-		engine := &batch.Engine{Repository: repo}
+		engine := mustLauncher(t, launcher.Config{Repository: repo})
 		reader := newStreamReader(10)
-		var execID int64
 		stop := true
 		w := &recordingWriter[int]{fail: func(ctx context.Context, call int, _ []int) error {
 			if stop && call == 2 {
 				// What an operator does, from another process, while
 				// chunk 2 is being written.
-				return requestStop(ctx, repo, execID)
+				return requestStop(ctx, repo, runningID(ctx, repo))
 			}
 			return nil
 		}}
@@ -35,10 +36,7 @@ func TestStopRequestAtChunkBoundary(t *testing.T) {
 		job, err := batch.NewJob("stoppable", batch.JobConfig{Steps: []batch.Step{step}})
 		require.NoError(t, err)
 
-		exec, err := engine.Launch(ctx, job, nil)
-		require.NoError(t, err)
-		execID = exec.ID
-		exec, err = engine.Run(ctx, job, exec)
+		exec, err := engine.Run(ctx, job, nil)
 		require.NoError(t, err, "a stopped execution is not an error")
 		require.Equal(t, batch.StatusStopped, exec.Status)
 		require.Equal(t, batch.ExitCodeStopped, exec.ExitStatus.Code)
@@ -73,18 +71,19 @@ func TestStopRequestBeforeRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	repo := memory.New()
-	engine := &batch.Engine{Repository: repo}
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
 	calls := 0
 	step, err := batch.NewTaskletStep("t", batch.TaskletConfig{Tasklet: countingTasklet(&calls)})
 	require.NoError(t, err)
 	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
 
-	exec, err := engine.Launch(ctx, job, nil)
+	// An operator's stop lands after the launch, before the run's first
+	// save.
+	early := &stopBeforeFirstSave{JobRepository: repo}
+	exec, err := mustLauncher(t, launcher.Config{Repository: early}).Run(ctx, job, nil)
 	require.NoError(t, err)
-	require.NoError(t, requestStop(ctx, repo, exec.ID))
-	exec, err = engine.Run(ctx, job, exec)
-	require.NoError(t, err)
+	require.True(t, early.done)
 	require.Equal(t, batch.StatusStopped, exec.Status)
 	require.Zero(t, calls)
 	require.Empty(t, stepExecutions(t, repo, exec.ID))
@@ -95,18 +94,34 @@ func TestStopRequestBeforeRun(t *testing.T) {
 	require.Equal(t, 1, calls)
 }
 
+// stopBeforeFirstSave requests a stop of an execution just before the
+// engine first saves it.
+type stopBeforeFirstSave struct {
+	repository.JobRepository
+	done bool
+}
+
+func (r *stopBeforeFirstSave) UpdateJobExecution(ctx context.Context, e *batch.JobExecution) error {
+	if !r.done {
+		r.done = true
+		if err := requestStop(ctx, r.JobRepository, e.ID); err != nil {
+			return err
+		}
+	}
+	return r.JobRepository.UpdateJobExecution(ctx, e)
+}
+
 func TestStopRequestInTasklet(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	repo := memory.New()
-	engine := &batch.Engine{Repository: repo}
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
 	calls := 0
-	var execID int64
 	step, err := batch.NewTaskletStep("t", batch.TaskletConfig{
 		Tasklet: batch.TaskletFunc(func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
 			calls++
 			if calls == 2 {
-				if err := requestStop(ctx, repo, execID); err != nil {
+				if err := requestStop(ctx, repo, runningID(ctx, repo)); err != nil {
 					return batch.Finished, err
 				}
 			}
@@ -116,27 +131,24 @@ func TestStopRequestInTasklet(t *testing.T) {
 	require.NoError(t, err)
 	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
-	exec, err := engine.Launch(ctx, job, nil)
-	require.NoError(t, err)
-	execID = exec.ID
-	exec, err = engine.Run(ctx, job, exec)
+	exec, err := engine.Run(ctx, job, nil)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusStopped, exec.Status)
 	require.Equal(t, 2, calls)
 	require.Equal(t, int64(2), onlyStep(t, repo, exec.ID).CommitCount)
 }
 
-func TestEngineStopInProcess(t *testing.T) {
+func TestLauncherStopInProcess(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	repo := memory.New()
-	engine := &batch.Engine{Repository: repo}
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
 	reader := newStreamReader(10)
-	var execID int64
 	stopped := false
-	w := &recordingWriter[int]{fail: func(_ context.Context, call int, _ []int) error {
+	w := &recordingWriter[int]{fail: func(ctx context.Context, call int, _ []int) error {
 		if call == 2 && !stopped {
-			stopped = engine.Stop(execID)
+			stopped = true
+			return engine.Stop(ctx, runningID(ctx, repo))
 		}
 		return nil
 	}}
@@ -145,14 +157,10 @@ func TestEngineStopInProcess(t *testing.T) {
 	job, err := batch.NewJob("stoppable", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
 
-	exec, err := engine.Launch(ctx, job, nil)
+	exec, err := engine.Run(ctx, job, nil)
 	require.NoError(t, err)
-	execID = exec.ID
-	require.False(t, engine.Stop(exec.ID), "not running yet")
-	exec, err = engine.Run(ctx, job, exec)
-	require.NoError(t, err)
-	require.True(t, stopped, "Stop reports the execution it runs")
-	require.False(t, engine.Stop(exec.ID), "no longer running")
+	require.True(t, stopped)
+	require.ErrorIs(t, engine.Stop(ctx, exec.ID), batch.ErrNotRunning, "no longer running")
 	require.Equal(t, batch.StatusStopped, exec.Status)
 	require.Equal(t, [][]int{{1, 2, 3}, {4, 5, 6}}, w.chunks)
 	stored, err := repo.JobExecution(ctx, exec.ID)
@@ -167,8 +175,8 @@ func TestEngineStopInProcess(t *testing.T) {
 }
 
 func TestCancelRunContextStops(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
-		engine := &batch.Engine{Repository: repo}
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
+		engine := mustLauncher(t, launcher.Config{Repository: repo})
 		reader := newStreamReader(10)
 		reached := make(chan struct{})
 		reader.block = func(ctx context.Context, i int) error {
@@ -185,15 +193,13 @@ func TestCancelRunContextStops(t *testing.T) {
 		job, err := batch.NewJob("cancellable", batch.JobConfig{Steps: []batch.Step{step}})
 		require.NoError(t, err)
 
-		exec, err := engine.Launch(context.Background(), job, nil)
-		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() {
 			<-reached
 			cancel()
 		}()
-		exec, err = engine.Run(ctx, job, exec)
+		exec, err := engine.Run(ctx, job, nil)
 		require.NoError(t, err)
 		require.Equal(t, batch.StatusStopped, exec.Status)
 		require.Equal(t, batch.ExitCodeStopped, exec.ExitStatus.Code)
@@ -218,8 +224,8 @@ func TestCancelRunContextStops(t *testing.T) {
 }
 
 func TestCancelRunContextStopsTasklet(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
-		engine := &batch.Engine{Repository: repo}
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
+		engine := mustLauncher(t, launcher.Config{Repository: repo})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		calls := 0
@@ -238,9 +244,7 @@ func TestCancelRunContextStopsTasklet(t *testing.T) {
 		require.NoError(t, err)
 		job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
 		require.NoError(t, err)
-		exec, err := engine.Launch(context.Background(), job, nil)
-		require.NoError(t, err)
-		exec, err = engine.Run(ctx, job, exec)
+		exec, err := engine.Run(ctx, job, nil)
 		require.NoError(t, err)
 		require.Equal(t, batch.StatusStopped, exec.Status)
 		require.Equal(t, 3, calls)
@@ -248,9 +252,9 @@ func TestCancelRunContextStopsTasklet(t *testing.T) {
 }
 
 func TestFencedAfterTakeover(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		ctx := context.Background()
-		engine := &batch.Engine{Repository: repo}
+		engine := mustLauncher(t, launcher.Config{Repository: repo})
 		params := batch.JobParameters{"region": batch.StringParam("eu")}
 		var takeover *batch.JobExecution
 		w := &recordingWriter[int]{fail: func(ctx context.Context, call int, _ []int) error {
@@ -259,7 +263,7 @@ func TestFencedAfterTakeover(t *testing.T) {
 				// execution's heartbeat older than its lease and takes the
 				// instance over.
 				var err error
-				takeover, err = repo.CreateJobExecution(ctx, batch.LaunchRequest{
+				takeover, err = repo.CreateJobExecution(ctx, repository.LaunchRequest{
 					JobName: "fenced", Parameters: params, Now: time.Now().Add(time.Hour), Lease: time.Millisecond,
 				})
 				return err
@@ -271,9 +275,7 @@ func TestFencedAfterTakeover(t *testing.T) {
 		job, err := batch.NewJob("fenced", batch.JobConfig{Steps: []batch.Step{step}})
 		require.NoError(t, err)
 
-		exec, err := engine.Launch(ctx, job, params)
-		require.NoError(t, err)
-		_, err = engine.Run(ctx, job, exec)
+		exec, err := engine.Run(ctx, job, params)
 		require.ErrorIs(t, err, batch.ErrFenced)
 		require.NotNil(t, takeover)
 		require.Equal(t, exec.InstanceID, takeover.InstanceID)
@@ -313,31 +315,34 @@ type runResult struct {
 	err  error
 }
 
-func runAsync(engine *batch.Engine, job *batch.Job, exec *batch.JobExecution) <-chan runResult {
+// runAsync starts job and returns its new execution and a channel that
+// delivers the run's end.
+func runAsync(t *testing.T, l *launcher.Launcher, job *batch.Job, params batch.JobParameters) (*batch.JobExecution, <-chan runResult) {
+	t.Helper()
+	exec, err := l.Start(context.Background(), job, params)
+	require.NoError(t, err)
 	done := make(chan runResult, 1)
 	go func() {
-		e, err := engine.Run(context.Background(), job, exec)
+		e, err := l.Wait(context.Background(), exec.ID)
 		done <- runResult{e, err}
 	}()
-	return done
+	return exec, done
 }
 
 func TestFencedByHeartbeat(t *testing.T) {
-	repos(t, func(t *testing.T, repo batch.JobRepository) {
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
 		ctx := context.Background()
-		engine := &batch.Engine{Repository: repo, HeartbeatInterval: 10 * time.Millisecond}
+		engine := mustLauncher(t, launcher.Config{Repository: repo, HeartbeatInterval: 10 * time.Millisecond})
 		started, release := make(chan struct{}), make(chan struct{})
 		defer close(release)
 		step, err := batch.NewTaskletStep("slow", batch.TaskletConfig{Tasklet: blockingTasklet(started, release)})
 		require.NoError(t, err)
 		job, err := batch.NewJob("hb-fenced", batch.JobConfig{Steps: []batch.Step{step}})
 		require.NoError(t, err)
-		exec, err := engine.Launch(ctx, job, nil)
-		require.NoError(t, err)
-		done := runAsync(engine, job, exec)
+		exec, done := runAsync(t, engine, job, nil)
 		<-started
 
-		_, err = repo.CreateJobExecution(ctx, batch.LaunchRequest{
+		_, err = repo.CreateJobExecution(ctx, repository.LaunchRequest{
 			JobName: "hb-fenced", Parameters: batch.JobParameters{}, Now: time.Now().Add(time.Hour), Lease: time.Millisecond,
 		})
 		require.NoError(t, err)
@@ -365,17 +370,15 @@ func TestHeartbeatAdvances(t *testing.T) {
 		{"lease/3", 30 * time.Millisecond, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			repos(t, func(t *testing.T, repo batch.JobRepository) {
+			repos(t, func(t *testing.T, repo repository.JobRepository) {
 				ctx := context.Background()
-				e := &batch.Engine{Repository: repo, Lease: tt.lease, HeartbeatInterval: tt.interval}
+				e := mustLauncher(t, launcher.Config{Repository: repo, Lease: tt.lease, HeartbeatInterval: tt.interval})
 				started, release := make(chan struct{}), make(chan struct{})
 				step, err := batch.NewTaskletStep("slow", batch.TaskletConfig{Tasklet: blockingTasklet(started, release)})
 				require.NoError(t, err)
 				job, err := batch.NewJob("hb", batch.JobConfig{Steps: []batch.Step{step}})
 				require.NoError(t, err)
-				exec, err := e.Launch(ctx, job, nil)
-				require.NoError(t, err)
-				done := runAsync(e, job, exec)
+				exec, done := runAsync(t, e, job, nil)
 				<-started
 
 				advances := 0
@@ -401,7 +404,7 @@ func TestHeartbeatAdvances(t *testing.T) {
 
 // statusLog records every job execution status the engine saves.
 type statusLog struct {
-	batch.JobRepository
+	repository.JobRepository
 	mu  sync.Mutex
 	log []batch.BatchStatus
 }
@@ -422,18 +425,14 @@ func TestSavesKeepAStopRequest(t *testing.T) {
 	ctx := context.Background()
 	mem := memory.New()
 	repo := &statusLog{JobRepository: mem}
-	var execID int64
-	one := stepFunc{"one", func(context.Context, *batch.StepContext) error {
-		return requestStop(ctx, mem, execID) // an operator elsewhere
+	one := stepFunc{"one", func(_ context.Context, sc batch.StepContext) error {
+		return requestStop(ctx, mem, sc.JobExecution().ID) // an operator elsewhere
 	}}
-	two := stepFunc{"two", func(context.Context, *batch.StepContext) error { return nil }}
+	two := stepFunc{"two", func(context.Context, batch.StepContext) error { return nil }}
 	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{one, two}})
 	require.NoError(t, err)
-	engine := &batch.Engine{Repository: repo}
-	exec, err := engine.Launch(ctx, job, nil)
-	require.NoError(t, err)
-	execID = exec.ID
-	final, err := engine.Run(ctx, job, exec)
+	engine := mustLauncher(t, launcher.Config{Repository: repo})
+	final, err := engine.Run(ctx, job, nil)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusStopped, final.Status)
 	require.Equal(t, []batch.BatchStatus{batch.StatusStarted, batch.StatusStopping, batch.StatusStopped}, repo.log)
@@ -457,18 +456,12 @@ func TestHeartbeatDuringAfterJobListeners(t *testing.T) {
 	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{s},
 		Listeners: []batch.Listener{slowAfterJob{time.Second}}})
 	require.NoError(t, err)
-	engine := &batch.Engine{Repository: repo, Lease: 300 * time.Millisecond}
-	exec, err := engine.Launch(ctx, job, nil)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() {
-		_, err := engine.Run(ctx, job, exec)
-		done <- err
-	}()
+	engine := mustLauncher(t, launcher.Config{Repository: repo, Lease: 300 * time.Millisecond})
+	exec, done := runAsync(t, engine, job, nil)
 	time.Sleep(700 * time.Millisecond) // well past the lease, inside the listener
-	_, err = engine.Launch(ctx, job, nil)
+	_, err = engine.Start(ctx, job, nil)
 	require.ErrorIs(t, err, batch.ErrJobRunning, "the run is alive: its heartbeat goes on")
-	require.NoError(t, <-done)
+	require.NoError(t, (<-done).err)
 	got, err := repo.JobExecution(ctx, exec.ID)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusCompleted, got.Status)

@@ -11,14 +11,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/writer"
 )
 
 // pausingRepo stands for process A being paused (a long GC, SIGSTOP, a
 // network partition) just before it starts step "two".
 type pausingRepo struct {
-	batch.JobRepository
+	repository.JobRepository
 	arrived, release chan struct{}
 }
 
@@ -60,12 +62,13 @@ func TestPausedProcessCannotStartAStepAfterTakeover(t *testing.T) {
 	}
 
 	pa := &pausingRepo{JobRepository: repo, arrived: make(chan struct{}), release: make(chan struct{})}
-	engA := &batch.Engine{Repository: pa, HeartbeatInterval: time.Hour}
+	// A's lease is short and it sends no heartbeat: paused, it lapses.
+	engA := mustLauncher(t, launcher.Config{Repository: pa, Lease: 50 * time.Millisecond, HeartbeatInterval: time.Hour})
 	jobA := mkJob(nil)
-	execA, err := engA.Launch(ctx, jobA, nil)
+	execA, err := engA.Start(ctx, jobA, nil)
 	require.NoError(t, err)
 	doneA := make(chan error, 1)
-	go func() { _, err := engA.Run(ctx, jobA, execA); doneA <- err }()
+	go func() { _, err := engA.Wait(ctx, execA.ID); doneA <- err }()
 	<-pa.arrived
 
 	time.Sleep(100 * time.Millisecond)
@@ -80,11 +83,11 @@ func TestPausedProcessCannotStartAStepAfterTakeover(t *testing.T) {
 		}
 		return v, nil
 	})
-	engB := &batch.Engine{Repository: repo, Lease: 50 * time.Millisecond}
-	execB, err := engB.Launch(ctx, jobB, nil)
+	engB := mustLauncher(t, launcher.Config{Repository: repo, Lease: 50 * time.Millisecond})
+	execB, err := engB.Start(ctx, jobB, nil)
 	require.NoError(t, err, "B takes over")
 	doneB := make(chan error, 1)
-	go func() { _, err := engB.Run(ctx, jobB, execB); doneB <- err }()
+	go func() { _, err := engB.Wait(ctx, execB.ID); doneB <- err }()
 	<-bAt5 // B committed items 1-4
 
 	close(pa.release)
@@ -93,7 +96,7 @@ func TestPausedProcessCannotStartAStepAfterTakeover(t *testing.T) {
 	close(bGo)
 	require.Error(t, <-doneB)
 
-	final, err := launchRun(t, &batch.Engine{Repository: repo}, mkJob(nil), nil)
+	final, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), mkJob(nil), nil)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusCompleted, final.Status)
 	requireRows(t, db, 20)

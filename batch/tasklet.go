@@ -15,7 +15,7 @@ const (
 // Tasklet is a step's whole work in one function, for work that is not
 // item-oriented: create a table, delete old rows, call a procedure, move a
 // file. Each call runs in its own chunk transaction: a tasklet whose database
-// is the repository's joins it with [JoinChunkTx]. step is a working copy of
+// is the repository's joins it with [JoinTx]. step is a working copy of
 // the step execution; what the tasklet puts in step.Context or its counts is
 // committed with the transaction.
 //
@@ -90,7 +90,8 @@ func (s *TaskletStep) Listeners() []Listener { return s.cfg.Listeners }
 
 // Execute calls the tasklet, each call in its own transaction, until it
 // returns Finished or an error, or a stop is requested.
-func (s *TaskletStep) Execute(ctx context.Context, sc *StepContext) error {
+func (s *TaskletStep) Execute(ctx context.Context, sc StepContext) error {
+	ctx = withStepContext(ctx, sc)
 	for {
 		if sc.StopRequested() {
 			return ErrStopped

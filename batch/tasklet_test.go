@@ -3,11 +3,13 @@ package batch_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/repository/memory"
 )
 
@@ -42,7 +44,7 @@ func TestTaskletContinuableRepeatsAndCommits(t *testing.T) {
 	job, err := batch.NewJob("purge", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
 
-	exec, err := launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+	exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusCompleted, exec.Status)
 	require.Equal(t, 4, calls)
@@ -77,7 +79,7 @@ func TestTaskletErrorRollsBack(t *testing.T) {
 	job, err := batch.NewJob("purge", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
 
-	exec, err := launchRun(t, &batch.Engine{Repository: repo}, job, nil)
+	exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
 	require.ErrorIs(t, err, boom)
 	var stepErr *batch.StepError
 	require.ErrorAs(t, err, &stepErr)
@@ -140,14 +142,34 @@ func TestNewJobValidation(t *testing.T) {
 	require.NotNil(t, job.Steps()[1], "NewJob copies the steps")
 }
 
-func TestEngineWithoutRepository(t *testing.T) {
+func TestLauncherWithoutRepository(t *testing.T) {
 	t.Parallel()
-	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{func() batch.Step {
-		s, err := batch.NewTaskletStep("t", batch.TaskletConfig{Tasklet: countingTasklet(new(int))})
-		require.NoError(t, err)
-		return s
-	}()}})
+	_, err := launcher.New(launcher.Config{})
+	require.ErrorContains(t, err, "Repository is required")
+}
+
+// TestTaskletJoinOnMemoryRepositoryFailsClosed: the getting-started tasklet
+// pattern, run on the memory repository, fails the step with ErrNoChunkTx
+// instead of a nil transaction.
+func TestTaskletJoinOnMemoryRepositoryFailsClosed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "other.db")).DB()
+	step, err := batch.NewTaskletStep("create", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+		func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
+			require.False(t, batch.InChunkTx(ctx, db.DB))
+			tx, err := batch.JoinTxx(ctx, db)
+			if err != nil {
+				return batch.Finished, err
+			}
+			_, err = tx.ExecContext(ctx, `CREATE TABLE t (x INTEGER)`)
+			return batch.Finished, err
+		})})
 	require.NoError(t, err)
-	_, err = (&batch.Engine{}).Launch(context.Background(), job, nil)
-	require.ErrorIs(t, err, batch.ErrInvalidConfig)
+	job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
+	require.NoError(t, err)
+	exec, err := mustLauncher(t, launcher.Config{Repository: memory.New()}).Run(ctx, job, nil)
+	require.ErrorIs(t, err, batch.ErrNoChunkTx)
+	require.ErrorContains(t, err, "the memory job repository keeps no SQL transaction")
+	require.Equal(t, batch.StatusFailed, exec.Status)
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/postgres"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 )
@@ -27,8 +28,9 @@ import (
 const (
 	ExitCompleted   = 0   // the execution COMPLETED (or the command succeeded)
 	ExitFailed      = 1   // the execution FAILED
-	ExitUsage       = 2   // usage or configuration error, or a refused launch; nothing was run
+	ExitUsage       = 2   // usage or configuration error; nothing was run
 	ExitStopped     = 3   // the execution STOPPED (on request or signal); restartable
+	ExitRefused     = 4   // the launch was refused: the instance completed, is running, was abandoned or may not restart
 	ExitInterrupted = 130 // a second signal ended the process before the execution could record its end
 )
 
@@ -38,7 +40,7 @@ const DefaultDB = "batch.db"
 
 // Main is the whole main function of a batch program: it runs the command
 // line in os.Args against the registry's jobs and exits with the runner's
-// exit code.
+// exit code. It is Program{Registry: reg}.Main().
 //
 //	func main() {
 //		var jobs launcher.Registry
@@ -46,7 +48,29 @@ const DefaultDB = "batch.db"
 //		launcher.Main(&jobs)
 //	}
 func Main(reg *Registry) {
-	os.Exit(Command(context.Background(), reg, os.Args[1:], os.Stdout, os.Stderr))
+	Program{Registry: reg}.Main()
+}
+
+// Program is a batch program's command line: its jobs, and what it brings of
+// its own instead of what the command line would open.
+type Program struct {
+	// Registry holds the jobs. Required.
+	Registry *Registry
+	// Repository, when set, is the job repository, for a program that
+	// already has one (on its own connection pool: see postgres.New); -db
+	// and BATCH_DB are then refused, and Repository is not closed. Default:
+	// the one -db names, opened and closed by the command.
+	Repository repository.JobRepository
+	// Logger receives the logs. Default: text lines on Stderr at the level
+	// of -log-level.
+	Logger *slog.Logger
+	// Stdout and Stderr default to os.Stdout and os.Stderr.
+	Stdout, Stderr io.Writer
+}
+
+// Main runs the command line in os.Args and exits with its exit code.
+func (p Program) Main() {
+	os.Exit(p.Run(context.Background(), os.Args[1:]))
 }
 
 const usage = `usage: %[1]s [flags] command [arguments]
@@ -65,15 +89,26 @@ parameters:
   name(type)=value         typed: string, int, float, bool, time (RFC 3339), date (2006-01-02)
   -name=value, -name(type)=value   not identifying: recorded, but not part of the instance's identity
 
-exit codes: 0 completed, 1 failed, 2 usage or configuration error, 3 stopped
+exit codes: 0 completed, 1 failed, 2 usage or configuration error, 3 stopped,
+  4 launch refused (instance completed, running, abandoned or not restartable)
 
 flags:
 `
 
-// Command runs one command line (without the program name) and returns the
-// exit code. Main calls it with os.Args; tests and programs with their own
-// main call it directly.
-func Command(ctx context.Context, reg *Registry, args []string, stdout, stderr io.Writer) int {
+// Run runs one command line (without the program name) and returns the exit
+// code. Main calls it with os.Args; tests and programs with their own main
+// call it directly.
+func (p Program) Run(ctx context.Context, args []string) int {
+	reg, stdout, stderr := p.Registry, p.Stdout, p.Stderr
+	if stdout == nil {
+		stdout = os.Stdout
+	}
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	if reg == nil {
+		reg = &Registry{}
+	}
 	prog := filepath.Base(os.Args[0])
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -96,6 +131,9 @@ func Command(ctx context.Context, reg *Registry, args []string, stdout, stderr i
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, fmt.Sprintf(format, a...))
 		return ExitUsage
+	}
+	if p.Repository != nil && (*dbFlag != "" || os.Getenv("BATCH_DB") != "") {
+		return fail("-db and BATCH_DB cannot be used: this program has its own job repository")
 	}
 	if *dbFlag == "" {
 		*dbFlag = envOr("BATCH_DB", DefaultDB)
@@ -156,12 +194,19 @@ func Command(ctx context.Context, reg *Registry, args []string, stdout, stderr i
 		return fail("unknown command %q (run %s -h for help)", cmd, prog)
 	}
 
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	repo, closeRepo, err := openRepository(ctx, *dbFlag, cmd == "run" || cmd == "restart")
-	if err != nil {
-		return fail("%v", err)
+	logger := p.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	}
-	defer closeRepo()
+	repo := p.Repository
+	if repo == nil {
+		var closeRepo func()
+		repo, closeRepo, err = openRepository(ctx, *dbFlag, cmd == "run" || cmd == "restart")
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer closeRepo()
+	}
 	l, err := New(Config{Registry: reg, Repository: repo, Lease: lease, Logger: logger, Stdout: stdout})
 	if err != nil {
 		return fail("%v", err)
@@ -169,9 +214,7 @@ func Command(ctx context.Context, reg *Registry, args []string, stdout, stderr i
 
 	switch cmd {
 	case "run":
-		return runJob(ctx, l, stdout, stderr, prog, func(ctx context.Context) (*batch.Job, *batch.JobExecution, error) {
-			return l.Launch(ctx, rest[0], params)
-		})
+		return runJob(ctx, l, stdout, stderr, prog, rest[0], params)
 	case "restart":
 		prev, err := l.Repository().JobExecution(ctx, execID)
 		if err != nil {
@@ -183,9 +226,7 @@ func Command(ctx context.Context, reg *Registry, args []string, stdout, stderr i
 		if !slices.Contains(reg.Names(), prev.JobName) {
 			return fail("restart: execution %d is of job %q, which this program does not have", prev.ID, prev.JobName)
 		}
-		return runJob(ctx, l, stdout, stderr, prog, func(ctx context.Context) (*batch.Job, *batch.JobExecution, error) {
-			return l.Launch(ctx, prev.JobName, prev.Parameters)
-		})
+		return runJob(ctx, l, stdout, stderr, prog, prev.JobName, prev.Parameters)
 	case "stop":
 		if err := l.Stop(ctx, execID); err != nil {
 			return fail("%v", err)
@@ -230,10 +271,19 @@ func status(ctx context.Context, l *Launcher, rest []string, stdout io.Writer, f
 	return ExitCompleted
 }
 
-func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog string,
-	launch func(ctx context.Context) (*batch.Job, *batch.JobExecution, error)) int {
-	job, exec, err := launch(ctx)
+func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog, name string, params batch.JobParameters) int {
+	job, err := l.Job(name, params)
 	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return ExitUsage
+	}
+	exec, err := l.Start(ctx, job, params)
+	var le *batch.LaunchError
+	switch {
+	case errors.As(err, &le):
+		fmt.Fprintf(stderr, "%s: %v\n%s\n", prog, err, refusalAdvice(le))
+		return ExitRefused
+	case err != nil:
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return ExitUsage
 	}
@@ -263,7 +313,7 @@ func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog str
 			os.Exit(ExitInterrupted)
 		}
 	}()
-	final, err := l.Execute(ctx, job, exec)
+	final, err := l.Wait(context.WithoutCancel(ctx), exec.ID)
 	if s, serr := l.Summary(context.WithoutCancel(ctx), exec.ID); serr == nil {
 		fmt.Fprint(stdout, s)
 	}
@@ -282,6 +332,21 @@ func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog str
 	return ExitFailed
 }
 
+// refusalAdvice says what to do about a refused launch.
+func refusalAdvice(le *batch.LaunchError) string {
+	switch {
+	case errors.Is(le.Err, batch.ErrJobComplete):
+		return "it completed: run it with other identifying parameters for a new instance"
+	case errors.Is(le.Err, batch.ErrJobRunning):
+		return fmt.Sprintf("wait for execution %d to end, or stop it (stop %d)", le.ExecutionID, le.ExecutionID)
+	case errors.Is(le.Err, batch.ErrJobAbandoned):
+		return "it was abandoned and is never restarted: run it with other identifying parameters for a new instance"
+	case errors.Is(le.Err, batch.ErrJobNotRestartable):
+		return "the job prevents restarts: run it with other identifying parameters for a new instance"
+	}
+	return ""
+}
+
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -293,7 +358,7 @@ func envOr(name, def string) string {
 // postgres:// URL or key=value connection string, or an SQLite file path
 // (optionally written sqlite:PATH). An SQLite file that does not exist is
 // created only when create is set. Errors never contain a password.
-func openRepository(ctx context.Context, db string, create bool) (batch.JobRepository, func(), error) {
+func openRepository(ctx context.Context, db string, create bool) (repository.JobRepository, func(), error) {
 	ref := parseDB(db)
 	switch ref.kind {
 	case dbPostgres:

@@ -9,12 +9,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/memory"
 )
 
 // failFinalSave loses the update that records an execution's end, as a
 // database that went away at that moment would.
-type failFinalSave struct{ batch.JobRepository }
+type failFinalSave struct{ repository.JobRepository }
 
 func (f failFinalSave) UpdateJobExecution(ctx context.Context, e *batch.JobExecution) error {
 	if !e.EndTime.IsZero() {
@@ -25,21 +26,16 @@ func (f failFinalSave) UpdateJobExecution(ctx context.Context, e *batch.JobExecu
 
 func TestEndNotRecordedIsNotSuccess(t *testing.T) {
 	var reg Registry
-	reg.MustRegister("j", func(Env) (*batch.Job, error) {
+	reg.MustRegister("j", func(Env) (batch.JobConfig, error) {
 		s, err := batch.NewTaskletStep("s", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
 			func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) { return batch.Finished, nil })})
-		if err != nil {
-			return nil, err
-		}
-		return batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{s}})
+		return batch.JobConfig{Steps: []batch.Step{s}}, err
 	})
 	mem := memory.New()
 	l, err := New(Config{Registry: &reg, Repository: failFinalSave{mem}})
 	require.NoError(t, err)
 	var out, errOut bytes.Buffer
-	code := runJob(context.Background(), l, &out, &errOut, "prog", func(ctx context.Context) (*batch.Job, *batch.JobExecution, error) {
-		return l.Launch(ctx, "j", nil)
-	})
+	code := runJob(context.Background(), l, &out, &errOut, "prog", "j", nil)
 	require.Equal(t, ExitFailed, code)
 	require.Contains(t, errOut.String(), "connection reset by peer")
 	stored, err := mem.JobExecutions(context.Background(), batch.ExecutionQuery{})

@@ -1,10 +1,16 @@
-// Package launcher starts and operates jobs.
+// Package launcher runs jobs and operates them: it is the engine.
 //
-// A Registry maps job names to factories; a factory builds a fresh
-// *batch.Job for each launch from an Env (the repository's database, the
-// execution's parameters). A Launcher runs jobs synchronously (Run) or in the
-// background (Start, Wait) and operates on executions: Restart, Stop,
-// Abandon, Executions, Summary.
+// A Launcher (New, with a job repository) runs a *batch.Job to its end (Run)
+// or in the background (Start, Wait), and operates on executions by id, from
+// this process or any other sharing the repository: Stop, Restart, Abandon,
+// Executions, Summary. Each execution it starts keeps the launcher's lease
+// and heartbeats until its end is saved. A panic in user code fails the step
+// with a PanicError instead of ending the process.
+//
+// A Registry maps job names to factories; a factory returns the
+// batch.JobConfig of a fresh job for each launch from an Env (the
+// repository's database, the execution's parameters), and the job takes the
+// name it is registered under.
 //
 // Main gives a batch program its whole command line:
 //
@@ -23,7 +29,8 @@
 //
 // with -db (BATCH_DB; an SQLite file, default batch.db, or a postgres:// URL)
 // and -lease (BATCH_LEASE; default 30s). Exit codes: 0 completed, 1 failed,
-// 2 usage or configuration error, 3 stopped. SIGINT/SIGTERM stop the running
-// execution at the next chunk boundary; a second signal exits at once.
-// docs/cli.md has the details.
+// 2 usage or configuration error, 3 stopped, 4 launch refused. SIGINT and
+// SIGTERM stop the running execution at the next chunk boundary; a second
+// signal exits at once. A program with its own repository, logger or output
+// uses Program instead of Main. docs/cli.md has the details.
 package launcher

@@ -14,7 +14,7 @@ import (
 	"github.com/chunkwise/chunkwise/repository/memory"
 )
 
-func greetJob(env launcher.Env) (*batch.Job, error) {
+func greetJob(env launcher.Env) (batch.JobConfig, error) {
 	name, _ := env.Parameters.String("name")
 	step, err := batch.NewChunkStep("greet", batch.ChunkConfig[string, string]{
 		Reader: reader.FromSlice([]string{"hello", "goodbye"}),
@@ -26,10 +26,7 @@ func greetJob(env launcher.Env) (*batch.Job, error) {
 			return nil
 		}),
 	})
-	if err != nil {
-		return nil, err
-	}
-	return batch.NewJob("greet", batch.JobConfig{Steps: []batch.Step{step}})
+	return batch.JobConfig{Steps: []batch.Step{step}}, err
 }
 
 func ExampleLauncher() {
@@ -40,9 +37,14 @@ func ExampleLauncher() {
 		panic(err)
 	}
 	ctx := context.Background()
-	exec, err := l.Run(ctx, "greet", batch.JobParameters{"name": batch.StringParam("Ada")})
+	params := batch.JobParameters{"name": batch.StringParam("Ada")}
+	job, err := l.Job("greet", params) // built by the registered factory
+	if err != nil {
+		panic(err)
+	}
+	exec, err := l.Run(ctx, job, params)
 	fmt.Println(exec.Status, err)
-	_, err = l.Run(ctx, "greet", batch.JobParameters{"name": batch.StringParam("Ada")})
+	_, err = l.Run(ctx, job, params)
 	fmt.Println(err)
 	// Output:
 	// hello, Ada; goodbye, Ada
@@ -50,7 +52,7 @@ func ExampleLauncher() {
 	// batch: job instance already completed: job "greet" instance 1 (execution 2)
 }
 
-func ExampleCommand() {
+func ExampleProgram() {
 	var jobs launcher.Registry
 	jobs.MustRegister("greet", greetJob)
 	dir, _ := os.MkdirTemp("", "example")
@@ -58,7 +60,8 @@ func ExampleCommand() {
 	db := filepath.Join(dir, "batch.db")
 
 	var out bytes.Buffer
-	code := launcher.Command(context.Background(), &jobs, []string{"-db", db, "-log-level", "error", "run", "name=Grace"}, &out, os.Stderr)
+	p := launcher.Program{Registry: &jobs, Stdout: &out}
+	code := p.Run(context.Background(), []string{"-db", db, "-log-level", "error", "run", "name=Grace"})
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		if !strings.Contains(line, "started") { // times vary
 			fmt.Println(line)

@@ -12,32 +12,43 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
 )
 
 // Config configures a Launcher.
 type Config struct {
-	// Registry holds the jobs. Required.
-	Registry *Registry
 	// Repository stores the executions. Required.
-	Repository batch.JobRepository
-	// DB is the repository's SQL database, handed to job factories. Default:
-	// the repository's own when it has a DB() method, else nil.
+	Repository repository.JobRepository
+	// Registry holds the jobs by name, for Job and Restart. Default none:
+	// the launcher runs the *batch.Job values it is given.
+	Registry *Registry
+	// DB is the repository's SQL database, handed to job factories in Env.
+	// Default: the repository's own when it has a DB() *sqlx.DB method,
+	// else nil.
 	DB *sqlx.DB
-	// Lease is how old a running execution's heartbeat may be before it is
-	// presumed crashed. Default batch.DefaultLease (30s).
+	// Lease is the lease of the executions this launcher starts, stored
+	// with each: how old its heartbeat may grow before a launch elsewhere
+	// presumes it crashed. It has no bearing on executions started by
+	// others, which are judged by their own. Default batch.DefaultLease
+	// (30s).
 	Lease time.Duration
+	// HeartbeatInterval is how often a running execution records that it
+	// is alive; it should be well within the lease. Default Lease/3.
+	HeartbeatInterval time.Duration
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
-	// Stdout is handed to job factories. Default io.Discard.
+	// Stdout is handed to job factories in Env. Default io.Discard.
 	Stdout io.Writer
 }
 
-// Launcher starts jobs, synchronously or in the background, and operates on
-// their executions: restart, stop, abandon, list and summarize. It is safe
-// for concurrent use.
+// Launcher runs jobs and operates on their executions. Run runs a job to its
+// end, Start in the background (Wait waits for it); Restart, Stop and
+// Abandon act on an execution by its id, from this process or any other
+// that shares the repository; Executions and Summary describe them. It is
+// safe for concurrent use.
 type Launcher struct {
 	reg    *Registry
-	engine *batch.Engine
+	engine *engine
 	env    Env
 
 	mu      sync.Mutex
@@ -52,11 +63,17 @@ type result struct {
 
 // New returns a launcher.
 func New(cfg Config) (*Launcher, error) {
-	if cfg.Registry == nil || cfg.Repository == nil {
-		return nil, fmt.Errorf("launcher: Registry and Repository are required")
+	if cfg.Repository == nil {
+		return nil, fmt.Errorf("launcher: Repository is required")
 	}
-	if cfg.Lease < 0 {
-		return nil, fmt.Errorf("launcher: negative lease %v", cfg.Lease)
+	if cfg.Lease < 0 || cfg.HeartbeatInterval < 0 {
+		return nil, fmt.Errorf("launcher: negative lease %v or heartbeat interval %v", cfg.Lease, cfg.HeartbeatInterval)
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = batch.DefaultLease
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = cfg.Lease / 3
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -69,9 +86,13 @@ func New(cfg Config) (*Launcher, error) {
 			cfg.DB = d.DB()
 		}
 	}
+	if cfg.Registry == nil {
+		cfg.Registry = &Registry{}
+	}
 	return &Launcher{
-		reg:     cfg.Registry,
-		engine:  &batch.Engine{Repository: cfg.Repository, Lease: cfg.Lease, Logger: cfg.Logger},
+		reg: cfg.Registry,
+		engine: &engine{repo: cfg.Repository, lease: cfg.Lease, heartbeatInterval: cfg.HeartbeatInterval,
+			logger: cfg.Logger},
 		env:     Env{DB: cfg.DB, Repository: cfg.Repository, Logger: cfg.Logger, Stdout: cfg.Stdout},
 		running: map[int64]chan struct{}{},
 		results: map[int64]result{},
@@ -79,70 +100,63 @@ func New(cfg Config) (*Launcher, error) {
 }
 
 // Repository returns the launcher's job repository.
-func (l *Launcher) Repository() batch.JobRepository { return l.engine.Repository }
+func (l *Launcher) Repository() repository.JobRepository { return l.engine.repo }
 
-// Launch creates an execution of the named job with params (a new instance,
-// or a restart of a failed or stopped one) without running it. Run it with
-// Execute. Most callers want Run or Start.
-func (l *Launcher) Launch(ctx context.Context, jobName string, params batch.JobParameters) (*batch.Job, *batch.JobExecution, error) {
+// Job builds the job registered under name for a launch with params.
+func (l *Launcher) Job(name string, params batch.JobParameters) (*batch.Job, error) {
 	if params == nil {
 		params = batch.JobParameters{}
 	}
 	env := l.env
 	env.Parameters = params
-	job, err := l.reg.Job(jobName, env)
-	if err != nil {
-		return nil, nil, err
-	}
-	exec, err := l.engine.Launch(ctx, job, params)
-	if err != nil {
-		return nil, nil, err
-	}
-	return job, exec, nil
+	return l.reg.Job(name, env)
 }
 
-// Execute runs an execution made by Launch to its end; see batch.Engine.Run.
-func (l *Launcher) Execute(ctx context.Context, job *batch.Job, exec *batch.JobExecution) (*batch.JobExecution, error) {
-	return l.engine.Run(ctx, job, exec)
-}
-
-// Run launches the named job and runs it to its end. The error is non-nil
-// when the launch is refused (see batch.JobRepository.CreateJobExecution) or
-// the execution FAILED; a STOPPED execution is not an error.
-func (l *Launcher) Run(ctx context.Context, jobName string, params batch.JobParameters) (*batch.JobExecution, error) {
-	job, exec, err := l.Launch(ctx, jobName, params)
+// Run launches job with params — a new instance, or a restart of its failed
+// or stopped instance — and runs it to its end. Completed steps of earlier
+// executions of the instance are skipped; a step that failed or stopped
+// resumes from its last committed context.
+//
+// The error is a *batch.LaunchError when the launch is refused (see
+// repository.JobRepository.CreateJobExecution), the step's error when the
+// execution FAILED, and an error wrapping batch.ErrFenced when another
+// process took the instance over; a STOPPED execution is not an error.
+// Cancelling ctx interrupts the running chunk (it rolls back) and ends the
+// execution STOPPED; Stop stops it gracefully at the next chunk boundary.
+func (l *Launcher) Run(ctx context.Context, job *batch.Job, params batch.JobParameters) (*batch.JobExecution, error) {
+	exec, err := l.engine.launch(ctx, job, params)
 	if err != nil {
 		return nil, err
 	}
-	return l.Execute(ctx, job, exec)
+	return l.engine.run(ctx, job, exec)
 }
 
-// Start launches the named job and runs it in the background. It returns the
-// execution's id once the execution exists; Wait waits for its end.
-// Cancelling ctx interrupts the run.
-func (l *Launcher) Start(ctx context.Context, jobName string, params batch.JobParameters) (int64, error) {
-	job, exec, err := l.Launch(ctx, jobName, params)
+// Start launches job with params as Run does and runs it in the background.
+// It returns the new execution once it exists (in STARTING); Wait waits for
+// its end. Cancelling ctx interrupts the run.
+func (l *Launcher) Start(ctx context.Context, job *batch.Job, params batch.JobParameters) (*batch.JobExecution, error) {
+	exec, err := l.engine.launch(ctx, job, params)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	done := make(chan struct{})
 	l.mu.Lock()
 	l.running[exec.ID] = done
 	l.mu.Unlock()
 	go func() {
-		final, err := l.Execute(ctx, job, exec)
+		final, err := l.engine.run(ctx, job, exec)
 		l.mu.Lock()
 		l.results[exec.ID] = result{exec: final, err: err}
 		delete(l.running, exec.ID)
 		l.mu.Unlock()
 		close(done)
 	}()
-	return exec.ID, nil
+	return exec.Clone(), nil
 }
 
 // Wait waits for a run that Start began in this launcher and returns its
-// final execution and error. For an execution this launcher is not running,
-// it returns the execution as stored.
+// final execution and error, as Run would. For an execution this launcher is
+// not running, it returns the execution as stored.
 func (l *Launcher) Wait(ctx context.Context, executionID int64) (*batch.JobExecution, error) {
 	l.mu.Lock()
 	done, ok := l.running[executionID]
@@ -156,6 +170,7 @@ func (l *Launcher) Wait(ctx context.Context, executionID int64) (*batch.JobExecu
 	}
 	l.mu.Lock()
 	res, ok := l.results[executionID]
+	delete(l.results, executionID)
 	l.mu.Unlock()
 	if ok {
 		return res.exec, res.err
@@ -164,8 +179,8 @@ func (l *Launcher) Wait(ctx context.Context, executionID int64) (*batch.JobExecu
 }
 
 // Restart launches again the instance of a FAILED or STOPPED execution, with
-// the same parameters, and runs it to its end. Completed steps are skipped;
-// the failed or stopped step resumes from its last commit.
+// the same parameters, and runs it to its end as Run does. The job is built
+// from the registry.
 func (l *Launcher) Restart(ctx context.Context, executionID int64) (*batch.JobExecution, error) {
 	prev, err := l.Repository().JobExecution(ctx, executionID)
 	if err != nil {
@@ -174,7 +189,11 @@ func (l *Launcher) Restart(ctx context.Context, executionID int64) (*batch.JobEx
 	if prev.Status == batch.StatusCompleted {
 		return nil, &batch.LaunchError{JobName: prev.JobName, InstanceID: prev.InstanceID, ExecutionID: prev.ID, Err: batch.ErrJobComplete}
 	}
-	return l.Run(ctx, prev.JobName, prev.Parameters)
+	job, err := l.Job(prev.JobName, prev.Parameters)
+	if err != nil {
+		return nil, err
+	}
+	return l.Run(ctx, job, prev.Parameters)
 }
 
 // Stop asks a running execution to stop. The process running it — this one
@@ -183,7 +202,7 @@ func (l *Launcher) Restart(ctx context.Context, executionID int64) (*batch.JobEx
 // execution STOPPED, restartable. Stop returns an error wrapping
 // batch.ErrNotRunning for an execution that is not running.
 func (l *Launcher) Stop(ctx context.Context, executionID int64) error {
-	local := l.engine.Stop(executionID)
+	local := l.engine.stop(executionID)
 	err := l.setStatus(ctx, executionID, func(e *batch.JobExecution) error {
 		switch {
 		case e.Status == batch.StatusStopping:
@@ -202,7 +221,7 @@ func (l *Launcher) Stop(ctx context.Context, executionID int64) error {
 
 // Abandon marks a FAILED or STOPPED execution ABANDONED: its instance will
 // never be restarted. A running execution must be stopped first, unless its
-// heartbeat is older than the lease (its process is gone).
+// heartbeat is older than its lease (its process is gone).
 func (l *Launcher) Abandon(ctx context.Context, executionID int64) error {
 	return l.setStatus(ctx, executionID, func(e *batch.JobExecution) error {
 		switch {
@@ -210,7 +229,7 @@ func (l *Launcher) Abandon(ctx context.Context, executionID int64) error {
 			return errNoChange
 		case e.Status == batch.StatusCompleted:
 			return fmt.Errorf("abandon execution %d: it completed", e.ID)
-		case e.Status.Running() && time.Since(e.Heartbeat) <= l.lease():
+		case e.Status.Running() && time.Since(e.Heartbeat) <= leaseOf(e):
 			return fmt.Errorf("abandon execution %d: it is %s; stop it first: %w", e.ID, e.Status, batch.ErrJobRunning)
 		}
 		e.Status = batch.StatusAbandoned
@@ -222,9 +241,10 @@ func (l *Launcher) Abandon(ctx context.Context, executionID int64) error {
 	})
 }
 
-func (l *Launcher) lease() time.Duration {
-	if l.engine.Lease > 0 {
-		return l.engine.Lease
+// leaseOf returns the lease an execution was started with.
+func leaseOf(e *batch.JobExecution) time.Duration {
+	if e.Lease > 0 {
+		return e.Lease
 	}
 	return batch.DefaultLease
 }

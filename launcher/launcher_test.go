@@ -36,7 +36,7 @@ type testJobs struct {
 
 func newTestJobs(t *testing.T) *testJobs {
 	tj := &testJobs{out: &writer.Slice[int]{}}
-	tj.reg.MustRegister("count", func(env launcher.Env) (*batch.Job, error) {
+	tj.reg.MustRegister("count", func(env launcher.Env) (batch.JobConfig, error) {
 		n, ok := env.Parameters.Int("n")
 		if !ok {
 			n = 10
@@ -65,18 +65,12 @@ func newTestJobs(t *testing.T) *testJobs {
 			}),
 			ChunkSize: 2,
 		})
-		if err != nil {
-			return nil, err
-		}
-		return batch.NewJob("count", batch.JobConfig{Steps: []batch.Step{step}})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
 	})
-	tj.reg.MustRegister("noop", func(launcher.Env) (*batch.Job, error) {
+	tj.reg.MustRegister("noop", func(launcher.Env) (batch.JobConfig, error) {
 		step, err := batch.NewTaskletStep("noop", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
 			func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) { return batch.Finished, nil })})
-		if err != nil {
-			return nil, err
-		}
-		return batch.NewJob("noop", batch.JobConfig{Steps: []batch.Step{step}})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
 	})
 	return tj
 }
@@ -89,6 +83,27 @@ func openRepo(t *testing.T, path string) *sqlite.Repository {
 	return repo
 }
 
+// runNamed runs the job registered under name.
+func runNamed(t *testing.T, l *launcher.Launcher, name string, params batch.JobParameters) (*batch.JobExecution, error) {
+	t.Helper()
+	job, err := l.Job(name, params)
+	if err != nil {
+		return nil, err
+	}
+	return l.Run(context.Background(), job, params)
+}
+
+// startNamed starts the job registered under name and returns the new
+// execution's id.
+func startNamed(t *testing.T, l *launcher.Launcher, name string, params batch.JobParameters) int64 {
+	t.Helper()
+	job, err := l.Job(name, params)
+	require.NoError(t, err)
+	exec, err := l.Start(context.Background(), job, params)
+	require.NoError(t, err)
+	return exec.ID
+}
+
 func newLauncher(t *testing.T, tj *testJobs) (*launcher.Launcher, string) {
 	path := filepath.Join(t.TempDir(), "batch.db")
 	l, err := launcher.New(launcher.Config{Registry: &tj.reg, Repository: openRepo(t, path)})
@@ -98,7 +113,7 @@ func newLauncher(t *testing.T, tj *testJobs) (*launcher.Launcher, string) {
 
 func TestRegistry(t *testing.T) {
 	var reg launcher.Registry
-	f := func(launcher.Env) (*batch.Job, error) { return nil, errors.New("broken") }
+	f := func(launcher.Env) (batch.JobConfig, error) { return batch.JobConfig{}, errors.New("broken") }
 	require.NoError(t, reg.Register("b", f))
 	require.NoError(t, reg.Register("a", f))
 	require.ErrorContains(t, reg.Register("a", f), "registered twice")
@@ -110,11 +125,14 @@ func TestRegistry(t *testing.T) {
 	_, err = reg.Job("a", launcher.Env{})
 	require.ErrorContains(t, err, "broken")
 
-	reg.MustRegister("misnamed", func(launcher.Env) (*batch.Job, error) {
-		return newTestJobs(t).reg.Job("noop", launcher.Env{})
-	})
-	_, err = reg.Job("misnamed", launcher.Env{})
-	require.ErrorContains(t, err, `registered as "misnamed" is named "noop"`)
+	// The job's name is the one it is registered under: it is given once.
+	tj := newTestJobs(t)
+	job, err := tj.reg.Job("noop", launcher.Env{})
+	require.NoError(t, err)
+	require.Equal(t, "noop", job.Name())
+	reg.MustRegister("empty", func(launcher.Env) (batch.JobConfig, error) { return batch.JobConfig{}, nil })
+	_, err = reg.Job("empty", launcher.Env{})
+	require.ErrorIs(t, err, batch.ErrInvalidConfig)
 	require.Panics(t, func() { reg.MustRegister("a", f) })
 }
 
@@ -125,7 +143,7 @@ func TestRunAndRestart(t *testing.T) {
 	params := batch.JobParameters{"n": batch.IntParam(10)}
 
 	tj.failAt.Store(7)
-	failed, err := l.Run(ctx, "count", params)
+	failed, err := runNamed(t, l, "count", params)
 	require.Error(t, err)
 	require.Equal(t, batch.StatusFailed, failed.Status)
 	require.Equal(t, []int{1, 2, 3, 4, 5, 6}, tj.out.Items(), "chunks before the failing one were written")
@@ -139,9 +157,9 @@ func TestRunAndRestart(t *testing.T) {
 
 	_, err = l.Restart(ctx, done.ID)
 	require.ErrorIs(t, err, batch.ErrJobComplete)
-	_, err = l.Run(ctx, "count", params)
+	_, err = runNamed(t, l, "count", params)
 	require.ErrorIs(t, err, batch.ErrJobComplete)
-	_, err = l.Run(ctx, "nosuch", nil)
+	_, err = runNamed(t, l, "nosuch", nil)
 	require.ErrorIs(t, err, launcher.ErrUnknownJob)
 
 	s, err := l.Summary(ctx, failed.ID)
@@ -163,8 +181,7 @@ func TestStartWaitStop(t *testing.T) {
 	l, _ := newLauncher(t, tj)
 	ctx := context.Background()
 
-	id, err := l.Start(ctx, "count", batch.JobParameters{"n": batch.IntParam(1000)})
-	require.NoError(t, err)
+	id := startNamed(t, l, "count", batch.JobParameters{"n": batch.IntParam(1000)})
 	<-tj.started
 	require.NoError(t, l.Stop(ctx, id))
 	final, err := l.Wait(ctx, id)
@@ -191,19 +208,18 @@ func TestAbandon(t *testing.T) {
 	tj.started = make(chan struct{}, 1)
 	l, _ := newLauncher(t, tj)
 	ctx := context.Background()
-	id, err := l.Start(ctx, "count", batch.JobParameters{"n": batch.IntParam(1000)})
-	require.NoError(t, err)
+	id := startNamed(t, l, "count", batch.JobParameters{"n": batch.IntParam(1000)})
 	<-tj.started
 	require.ErrorIs(t, l.Abandon(ctx, id), batch.ErrJobRunning, "a running execution must be stopped first")
 	require.NoError(t, l.Stop(ctx, id))
-	_, err = l.Wait(ctx, id)
+	_, err := l.Wait(ctx, id)
 	require.NoError(t, err)
 	require.NoError(t, l.Abandon(ctx, id))
 	require.NoError(t, l.Abandon(ctx, id), "abandoning twice is harmless")
 	_, err = l.Restart(ctx, id)
 	require.ErrorIs(t, err, batch.ErrJobAbandoned)
 
-	done, err := l.Run(ctx, "noop", nil)
+	done, err := runNamed(t, l, "noop", nil)
 	require.NoError(t, err)
 	require.ErrorContains(t, l.Abandon(ctx, done.ID), "it completed")
 }
@@ -211,7 +227,7 @@ func TestAbandon(t *testing.T) {
 // command runs the command line against the registry.
 func command(tj *testJobs, args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
-	code := launcher.Command(context.Background(), &tj.reg, args, &stdout, &stderr)
+	code := launcher.Program{Registry: &tj.reg, Stdout: &stdout, Stderr: &stderr}.Run(context.Background(), args)
 	return code, stdout.String(), stderr.String()
 }
 
@@ -239,8 +255,9 @@ func TestCommand(t *testing.T) {
 	require.Equal(t, []int{1, 2, 3, 4, 5, 6}, tj.out.Items())
 
 	code, _, errOut = command(tj, "-db", db, "run", "count", "n(int)=6")
-	require.Equal(t, 2, code)
+	require.Equal(t, launcher.ExitRefused, code)
 	require.Contains(t, errOut, "already completed")
+	require.Contains(t, errOut, "run it with other identifying parameters")
 
 	code, out, _ = command(tj, "-db", db, "status")
 	require.Equal(t, 0, code)
@@ -282,12 +299,15 @@ func TestCommand(t *testing.T) {
 
 func TestCommandRunsTheOnlyJob(t *testing.T) {
 	var reg launcher.Registry
-	reg.MustRegister("noop", func(env launcher.Env) (*batch.Job, error) {
-		return newTestJobs(t).reg.Job("noop", env)
+	reg.MustRegister("noop", func(env launcher.Env) (batch.JobConfig, error) {
+		step, err := batch.NewTaskletStep("noop", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+			func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) { return batch.Finished, nil })})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
 	})
 	db := filepath.Join(t.TempDir(), "batch.db")
 	var stdout bytes.Buffer
-	code := launcher.Command(context.Background(), &reg, []string{"-db", db, "run", "day(date)=2026-11-24"}, &stdout, io.Discard)
+	code := launcher.Program{Registry: &reg, Stdout: &stdout, Stderr: io.Discard}.Run(context.Background(),
+		[]string{"-db", db, "run", "day(date)=2026-11-24"})
 	require.Equal(t, 0, code)
 	require.Contains(t, stdout.String(), "parameters: day(date)=2026-11-24")
 }
@@ -300,8 +320,7 @@ func TestStopFromAnotherProcess(t *testing.T) {
 	tj.started = make(chan struct{}, 1)
 	l, db := newLauncher(t, tj)
 	ctx := context.Background()
-	id, err := l.Start(ctx, "count", batch.JobParameters{"n": batch.IntParam(1000)})
-	require.NoError(t, err)
+	id := startNamed(t, l, "count", batch.JobParameters{"n": batch.IntParam(1000)})
 	<-tj.started
 
 	code, out, errOut := command(tj, "-db", db, "stop", strconv.FormatInt(id, 10))
@@ -374,7 +393,7 @@ func TestPasswordsNeverPrintedByARun(t *testing.T) {
 func TestSummaryShowsSkipsByPhase(t *testing.T) {
 	var reg launcher.Registry
 	errBad := errors.New("bad")
-	reg.MustRegister("skippy", func(launcher.Env) (*batch.Job, error) {
+	reg.MustRegister("skippy", func(launcher.Env) (batch.JobConfig, error) {
 		step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
 			Reader: reader.FromSlice([]int{1, 2, 3, 4}),
 			Processor: batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
@@ -386,17 +405,58 @@ func TestSummaryShowsSkipsByPhase(t *testing.T) {
 			Writer: batch.WriterFunc[int](func(context.Context, []int) error { return nil }),
 			Skip:   batch.MatchErrors(errBad),
 		})
-		if err != nil {
-			return nil, err
-		}
-		return batch.NewJob("skippy", batch.JobConfig{Steps: []batch.Step{step}})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
 	})
 	l, err := launcher.New(launcher.Config{Registry: &reg, Repository: openRepo(t, filepath.Join(t.TempDir(), "b.db"))})
 	require.NoError(t, err)
-	exec, err := l.Run(context.Background(), "skippy", nil)
+	exec, err := runNamed(t, l, "skippy", nil)
 	require.NoError(t, err)
 	s, err := l.Summary(context.Background(), exec.ID)
 	require.NoError(t, err)
 	require.Contains(t, s, "step load skipped: 0 in read, 2 in process, 0 in write")
 	require.Regexp(t, `load\s+COMPLETED\s+4\s+2\s+0\s+2`, s)
+}
+
+// TestProgramWithItsOwnRepository: a program that already has a repository
+// (and pool) hands it to the command line, which uses it and refuses -db.
+func TestProgramWithItsOwnRepository(t *testing.T) {
+	tj := newTestJobs(t)
+	repo := openRepo(t, filepath.Join(t.TempDir(), "own.db"))
+	var stdout, stderr bytes.Buffer
+	p := launcher.Program{Registry: &tj.reg, Repository: repo, Stdout: &stdout, Stderr: &stderr}
+	require.Equal(t, launcher.ExitCompleted, p.Run(context.Background(), []string{"run", "noop"}), stderr.String())
+	es, err := repo.JobExecutions(context.Background(), batch.ExecutionQuery{})
+	require.NoError(t, err)
+	require.Len(t, es, 1, "the run is in the program's repository")
+	require.Equal(t, launcher.ExitUsage, p.Run(context.Background(), []string{"-db", "other.db", "status"}))
+	require.Contains(t, stderr.String(), "this program has its own job repository")
+	require.NoError(t, repo.DB().Ping(), "the program's repository is not closed")
+}
+
+// TestPanicExitsFailed: a job whose processor panics fails with the panic
+// and its stack recorded, and the command exits 1.
+func TestPanicExitsFailed(t *testing.T) {
+	var reg launcher.Registry
+	reg.MustRegister("panics", func(launcher.Env) (batch.JobConfig, error) {
+		step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
+			Reader: reader.FromSlice([]int{1, 2, 3}),
+			Processor: batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
+				var seen []int
+				return seen[i], nil // out of range: a bug in user code
+			}),
+			Writer: batch.WriterFunc[int](func(context.Context, []int) error { return nil }),
+		})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	})
+	db := filepath.Join(t.TempDir(), "batch.db")
+	var stdout, stderr bytes.Buffer
+	p := launcher.Program{Registry: &reg, Stdout: &stdout, Stderr: &stderr}
+	code := p.Run(context.Background(), []string{"-db", db, "-log-level", "error", "run"})
+	require.Equal(t, launcher.ExitFailed, code, stderr.String())
+	require.Contains(t, stderr.String(), "panic: runtime error: index out of range [1] with length 0")
+	stdout.Reset()
+	require.Equal(t, launcher.ExitCompleted, p.Run(context.Background(), []string{"-db", db, "status", "1"}))
+	require.Contains(t, stdout.String(), "FAILED")
+	require.Contains(t, stdout.String(), "panic: runtime error: index out of range [1] with length 0")
+	require.Contains(t, stdout.String(), "launcher_test.go", "the stack is recorded")
 }

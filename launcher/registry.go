@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
 )
 
 // ErrUnknownJob: no job of that name is registered.
@@ -18,13 +19,13 @@ var ErrUnknownJob = errors.New("launcher: unknown job")
 
 // Env is what a job factory is given to build its job: the database the job
 // repository runs on (so that writers join the chunk transaction), the
-// repository itself, and where to log.
+// repository itself, where to log, and the execution's parameters.
 type Env struct {
 	// DB is the job repository's database; nil when the repository has no
 	// SQL database (the memory repository).
 	DB *sqlx.DB
 	// Repository is the job repository.
-	Repository batch.JobRepository
+	Repository repository.JobRepository
 	// Logger is the program's logger.
 	Logger *slog.Logger
 	// Stdout is where a job may print results for the person running it.
@@ -35,9 +36,10 @@ type Env struct {
 	Parameters batch.JobParameters
 }
 
-// JobFactory builds a job. It is called for each launch, so a job gets fresh
-// readers and writers every time.
-type JobFactory func(env Env) (*batch.Job, error)
+// JobFactory builds the configuration of a job: its steps and listeners. It
+// is called for each launch, so a job gets fresh readers and writers every
+// time. The job's name is the one it is registered under.
+type JobFactory func(env Env) (batch.JobConfig, error)
 
 // Registry holds the jobs a program can run, by name. The zero value is
 // ready to use; it is safe for concurrent use.
@@ -91,12 +93,9 @@ func (r *Registry) Job(name string, env Env) (*batch.Job, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownJob, name)
 	}
-	job, err := f(env)
+	cfg, err := f(env)
 	if err != nil {
 		return nil, fmt.Errorf("launcher: build job %q: %w", name, err)
 	}
-	if job.Name() != name {
-		return nil, fmt.Errorf("launcher: job registered as %q is named %q", name, job.Name())
-	}
-	return job, nil
+	return batch.NewJob(name, cfg)
 }

@@ -58,7 +58,7 @@ func (l *Launcher) describeStatus(e *batch.JobExecution) string {
 	s := string(e.Status)
 	if e.Status.Running() {
 		age := time.Since(e.Heartbeat).Round(time.Second)
-		if age > l.lease() {
+		if age > leaseOf(e) {
 			s += fmt.Sprintf(" (no heartbeat for %s: presumed crashed; restart it)", age)
 		}
 	}

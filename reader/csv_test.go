@@ -18,6 +18,7 @@ import (
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/repository"
 )
 
 // row is the item most tests read: the fields of a record and where it
@@ -70,9 +71,9 @@ func readAll[T any](t *testing.T, r batch.ItemReader[T]) []T {
 // loaded again.
 func roundTrip(t *testing.T, ec batch.ExecutionContext) batch.ExecutionContext {
 	t.Helper()
-	b, err := batch.MarshalContext(ec)
+	b, err := repository.MarshalContext(ec)
 	require.NoError(t, err)
-	ec, err = batch.UnmarshalContext(b)
+	ec, err = repository.UnmarshalContext(b)
 	require.NoError(t, err)
 	return ec
 }

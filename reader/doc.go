@@ -11,9 +11,8 @@
 // start. Errors in the input come back as [*ParseError], naming the file and
 // the line.
 //
-// [FromSlice] and [Func] adapt a slice and a function; a [Slice] is
-// restartable too.
+// [FromSlice] adapts a slice, and is restartable too; batch.ReaderFunc
+// adapts a function.
 //
-// Readers are not safe for concurrent use: a step reads from one goroutine,
-// and a partitioned step gives every partition its own reader.
+// Readers are not safe for concurrent use: a step reads from one goroutine.
 package reader

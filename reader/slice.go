@@ -74,9 +74,3 @@ func (s *Slice[T]) Update(_ context.Context, ec batch.ExecutionContext) error {
 
 // Close does nothing: a Slice holds no resources.
 func (s *Slice[T]) Close(context.Context) error { return nil }
-
-// Func adapts f to a [batch.ItemReader]. f must follow the ItemReader
-// contract: it returns io.EOF, unwrapped, at the end of its input.
-func Func[T any](f func(ctx context.Context) (T, error)) batch.ReaderFunc[T] {
-	return f
-}

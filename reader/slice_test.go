@@ -43,10 +43,10 @@ func TestSlice(t *testing.T) {
 	require.Empty(t, readAll(t, reader.FromSlice[int](nil)))
 }
 
-func TestFunc(t *testing.T) {
+func TestReaderFunc(t *testing.T) {
 	t.Parallel()
 	n := 0
-	r := reader.Func(func(context.Context) (int, error) {
+	r := batch.ReaderFunc[int](func(context.Context) (int, error) {
 		if n == 3 {
 			return 0, io.EOF
 		}

@@ -11,7 +11,9 @@ import (
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/pgtest"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/postgres"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 	"github.com/chunkwise/chunkwise/writer"
@@ -28,7 +30,7 @@ type benchRow struct {
 // the chunk transaction, checkpoint — and reports rows per second.
 func BenchmarkChunkImport(b *testing.B) {
 	type repo interface {
-		batch.JobRepository
+		repository.JobRepository
 		DB() *sqlx.DB
 	}
 	stores := []struct {
@@ -75,18 +77,17 @@ func BenchmarkChunkImport(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				engine := &batch.Engine{Repository: r}
+				engine, err := launcher.New(launcher.Config{Repository: r})
+				if err != nil {
+					b.Fatal(err)
+				}
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					step, _ := batch.NewChunkStep("load", batch.ChunkConfig[benchRow, benchRow]{
 						Reader: reader.FromSlice(items), Writer: w, ChunkSize: chunk,
 					})
 					job, _ := batch.NewJob("load", batch.JobConfig{Steps: []batch.Step{step}})
-					exec, err := engine.Launch(ctx, job, batch.JobParameters{"run": batch.IntParam(int64(i))})
-					if err != nil {
-						b.Fatal(err)
-					}
-					if _, err := engine.Run(ctx, job, exec); err != nil {
+					if _, err := engine.Run(ctx, job, batch.JobParameters{"run": batch.IntParam(int64(i))}); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -96,6 +97,6 @@ func BenchmarkChunkImport(b *testing.B) {
 	}
 }
 
-func migrate(ctx context.Context, r batch.JobRepository) error {
+func migrate(ctx context.Context, r repository.JobRepository) error {
 	return r.(interface{ Migrate(context.Context) error }).Migrate(ctx)
 }

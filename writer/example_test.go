@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 	"github.com/chunkwise/chunkwise/writer"
@@ -40,12 +41,11 @@ func ExampleNewSQL() {
 		Reader: reader.FromSlice([]int{1, 2, 3, 4, 5}), Writer: w, ChunkSize: 2,
 	})
 	job, _ := batch.NewJob("squares", batch.JobConfig{Steps: []batch.Step{step}})
-	engine := &batch.Engine{Repository: repo}
-	exec, err := engine.Launch(ctx, job, nil)
+	l, err := launcher.New(launcher.Config{Repository: repo})
 	if err != nil {
 		panic(err)
 	}
-	exec, err = engine.Run(ctx, job, exec)
+	exec, err := l.Run(ctx, job, nil)
 	fmt.Println(exec.Status, err)
 
 	var sum int

@@ -175,9 +175,16 @@ func (r *RejectFile[T, U]) Close(context.Context) error {
 
 // RejectTableConfig configures a RejectTable.
 type RejectTableConfig struct {
-	// DB is the database of the table. Required. When it is the job
-	// repository's, rejects are inserted in the chunk's transaction.
+	// DB is the database of the table. Required. Unless OwnTransaction is
+	// set, it must be the job repository's handle: rejects are inserted in
+	// the chunk's transaction, and a skip without one on DB fails with
+	// batch.ErrNoChunkTx.
 	DB *sqlx.DB
+	// OwnTransaction makes each insert commit on its own, for a table
+	// outside the job repository's database: a crash can repeat the
+	// rejects of one chunk. Default false: exactly once, in the chunk's
+	// transaction.
+	OwnTransaction bool
 	// Table is the table's name, optionally schema-qualified; letters,
 	// digits and '_' only. It is created if missing. Default "batch_reject".
 	Table string
@@ -187,11 +194,11 @@ type RejectTableConfig struct {
 // error, into a table with the columns created_at, step, phase, item, error,
 // input and output (the items as JSON text).
 //
-// Guarantee: when DB is the job repository's database, each reject is
-// inserted in the transaction of the chunk that counts the skip — exactly
-// once. On another database each insert commits on its own: a crash can
-// repeat the rejects of one chunk.
+// Guarantee: by default each reject is inserted in the transaction of the
+// chunk that counts the skip — exactly once. With OwnTransaction each insert
+// commits on its own: a crash can repeat the rejects of one chunk.
 type RejectTable[T, U any] struct {
+	own    bool
 	db     *sqlx.DB
 	table  string
 	insert string
@@ -212,6 +219,7 @@ func NewRejectTable[T, U any](cfg RejectTableConfig) (*RejectTable[T, U], error)
 		return nil, fmt.Errorf("writer: reject table: invalid table name %q", cfg.Table)
 	}
 	return &RejectTable[T, U]{
+		own:   cfg.OwnTransaction,
 		db:    cfg.DB,
 		table: cfg.Table,
 		create: `CREATE TABLE IF NOT EXISTS ` + cfg.Table + ` (created_at TIMESTAMP NOT NULL, step TEXT NOT NULL,
@@ -235,8 +243,8 @@ func (r *RejectTable[T, U]) Update(context.Context, batch.ExecutionContext) erro
 // Close does nothing.
 func (r *RejectTable[T, U]) Close(context.Context) error { return nil }
 
-// OnSkip inserts the reject, in the chunk's transaction when there is one on
-// the table's database.
+// OnSkip inserts the reject, in the chunk's transaction unless the table
+// commits on its own.
 func (r *RejectTable[T, U]) OnSkip(ctx context.Context, s *batch.Skip[T, U]) error {
 	rej := newReject(s)
 	var in, out any
@@ -255,14 +263,14 @@ func (r *RejectTable[T, U]) OnSkip(ctx context.Context, s *batch.Skip[T, U]) err
 		out = string(b)
 	}
 	args := []any{rej.Time, rej.Step, rej.Phase, rej.Item, rej.Error, in, out}
-	tx, err := batch.JoinChunkTx(ctx, r.db)
-	if err != nil {
-		return fmt.Errorf("writer: reject table %s: %w", r.table, err)
-	}
-	if tx != nil {
-		_, err = tx.ExecContext(ctx, r.insert, args...)
-	} else {
+	var err error
+	if r.own {
 		_, err = r.db.ExecContext(ctx, r.insert, args...)
+	} else {
+		var tx *sqlx.Tx
+		if tx, err = batch.JoinTxx(ctx, r.db); err == nil {
+			_, err = tx.ExecContext(ctx, r.insert, args...)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("writer: reject table %s: %w", r.table, err)

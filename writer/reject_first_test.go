@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 	"github.com/chunkwise/chunkwise/writer"
@@ -62,17 +63,14 @@ func TestRejectFileFirstCommitLost(t *testing.T) {
 		require.NoError(t, err)
 		return job
 	}
-	engine := &batch.Engine{Repository: &dieOnFirstCommit{Repository: base}}
-	job := newJob()
-	exec, err := engine.Launch(ctx, job, nil)
+	engine, err := launcher.New(launcher.Config{Repository: &dieOnFirstCommit{Repository: base}})
 	require.NoError(t, err)
-	_, err = engine.Run(ctx, job, exec)
+	job := newJob()
+	_, err = engine.Run(ctx, job, nil)
 	require.ErrorContains(t, err, "killed before COMMIT")
 
 	job = newJob()
-	exec, err = engine.Launch(ctx, job, nil)
-	require.NoError(t, err)
-	exec, err = engine.Run(ctx, job, exec)
+	exec, err := engine.Run(ctx, job, nil)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusCompleted, exec.Status)
 	var got []string

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 	"github.com/chunkwise/chunkwise/writer"
@@ -124,17 +125,14 @@ func TestRejectsExactlyOnce(t *testing.T) {
 		require.NoError(t, err)
 		return job
 	}
-	engine := &batch.Engine{Repository: repo}
-	exec, err := engine.Launch(ctx, newJob(), nil)
+	engine, err := launcher.New(launcher.Config{Repository: repo})
 	require.NoError(t, err)
-	_, err = engine.Run(ctx, newJob(), exec)
+	_, err = engine.Run(ctx, newJob(), nil)
 	require.ErrorContains(t, err, "operator pulled the plug")
 
 	stopAt.Store(0)
 	job := newJob()
-	exec, err = engine.Launch(ctx, job, nil)
-	require.NoError(t, err)
-	exec, err = engine.Run(ctx, job, exec)
+	exec, err := engine.Run(ctx, job, nil)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusCompleted, exec.Status)
 

@@ -18,10 +18,18 @@ var identPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][
 
 // SQLConfig configures a SQL writer.
 type SQLConfig[T any] struct {
-	// DB is the database to write to. Required. When it is the *sqlx.DB the
-	// job repository was built on, every chunk is written inside the chunk's
-	// transaction.
+	// DB is the database to write to. Required. Unless OwnTransaction is
+	// set, it must be the job repository's handle (repo.DB(), or
+	// launcher.Env.DB): every chunk is written inside the chunk's
+	// transaction, and a chunk without one on DB fails with
+	// batch.ErrNoChunkTx.
 	DB *sqlx.DB
+	// OwnTransaction makes the writer commit each chunk in a transaction of
+	// its own on DB, just before the step's checkpoint: for a database that
+	// is not the job repository's. A crash between the two commits writes
+	// the chunk again on restart (make the insert idempotent with Suffix).
+	// Default false: join the chunk transaction, exactly once.
+	OwnTransaction bool
 	// Table is the table to insert into, optionally schema-qualified.
 	// Required; letters, digits and '_' only.
 	Table string
@@ -45,12 +53,12 @@ type SQLConfig[T any] struct {
 // SQL inserts each chunk of items into a table with multi-row INSERT
 // statements — one round trip for a chunk of ordinary size.
 //
-// Guarantee: when DB is the job repository's database, the rows and the
-// step's checkpoint commit in one transaction, so after a crash at any moment
-// a restart writes every item exactly once. On another database the rows
-// commit in their own transaction just before the checkpoint: a crash
-// between the two redoes at most one chunk, so make the insert idempotent
-// with Suffix (an upsert) if duplicates matter.
+// Guarantee: by default the rows and the step's checkpoint commit in one
+// transaction (DB must then be the job repository's handle), so after a
+// crash at any moment a restart writes every item exactly once. With
+// OwnTransaction the rows commit in their own transaction just before the
+// checkpoint: a crash between the two redoes at most one chunk, so make the
+// insert idempotent with Suffix (an upsert) if duplicates matter.
 type SQL[T any] struct {
 	db        *sqlx.DB
 	table     string
@@ -58,6 +66,7 @@ type SQL[T any] struct {
 	values    func(T) []any
 	suffix    string
 	perInsert int
+	own       bool
 }
 
 // NewSQL returns a SQL writer. Invalid table or column names, missing fields
@@ -90,21 +99,21 @@ func NewSQL[T any](cfg SQLConfig[T]) (*SQL[T], error) {
 	}
 	return &SQL[T]{
 		db: cfg.DB, table: cfg.Table, columns: append([]string(nil), cfg.Columns...),
-		values: cfg.Values, suffix: cfg.Suffix, perInsert: maxParams / len(cfg.Columns),
+		values: cfg.Values, suffix: cfg.Suffix, perInsert: maxParams / len(cfg.Columns), own: cfg.OwnTransaction,
 	}, nil
 }
 
-// Write inserts items. It joins the chunk's transaction when there is one on
-// the writer's database, and otherwise runs and commits its own.
+// Write inserts items: in the chunk's transaction, or with OwnTransaction in
+// a transaction of its own that it commits.
 func (w *SQL[T]) Write(ctx context.Context, items []T) error {
 	if len(items) == 0 {
 		return nil
 	}
-	tx, err := batch.JoinChunkTx(ctx, w.db)
-	if err != nil {
-		return fmt.Errorf("writer: sql %s: %w", w.table, err)
-	}
-	if tx != nil {
+	if !w.own {
+		tx, err := batch.JoinTxx(ctx, w.db)
+		if err != nil {
+			return fmt.Errorf("writer: sql %s: %w", w.table, err)
+		}
 		return w.insert(ctx, tx, items)
 	}
 	own, err := w.db.BeginTxx(ctx, nil)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/pgtest"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/postgres"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 	"github.com/chunkwise/chunkwise/writer"
@@ -22,7 +23,7 @@ type row struct {
 }
 
 type sqlRepo interface {
-	batch.JobRepository
+	repository.JobRepository
 	DB() *sqlx.DB
 }
 
@@ -78,7 +79,7 @@ func TestSQLWriter(t *testing.T) {
 			db := repo.DB()
 			_, err := db.Exec(`CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL)`)
 			require.NoError(t, err)
-			e, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "w"})
+			e, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "w"})
 			require.NoError(t, err)
 			s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "s", Status: batch.StatusStarted, StartTime: time.Now()}
 			require.NoError(t, repo.CreateStepExecution(ctx, s))
@@ -116,9 +117,27 @@ func TestSQLWriter(t *testing.T) {
 			require.NoError(t, db.Get(&got, `SELECT name FROM items WHERE id = 1`))
 			require.Equal(t, "changed", got)
 
-			// Outside a chunk transaction it commits on its own.
-			require.NoError(t, w.Write(ctx, rows(2, 100)))
-			require.Equal(t, 23, count(t, db))
+			// Outside a chunk transaction it fails closed and writes nothing.
+			err = w.Write(ctx, rows(2, 100))
+			require.ErrorIs(t, err, batch.ErrNoChunkTx)
+			require.Equal(t, 21, count(t, db))
+
+			// A second pool on the same database cannot join either: the
+			// rows would commit apart from the checkpoint.
+			var second *sqlx.DB
+			if name == "sqlite" {
+				var file string
+				require.NoError(t, db.Get(&file, `SELECT file FROM pragma_database_list WHERE name = 'main'`))
+				second = sqlx.MustOpen("sqlite", sqlite.DSN(file))
+			} else {
+				second = sqlx.MustOpen("postgres", pgtest.DSN(t))
+			}
+			defer second.Close()
+			other := newWriter(t, second, 0, "")
+			_, err = repo.CommitChunk(ctx, s, func(ctx context.Context) error { return other.Write(ctx, rows(2, 200)) })
+			require.ErrorIs(t, err, batch.ErrNoChunkTx)
+			require.ErrorContains(t, err, "cannot span two connection pools")
+			require.Equal(t, 21, count(t, db))
 		})
 	}
 }
@@ -131,11 +150,21 @@ func TestSQLWriterOtherDatabaseCommitsFirst(t *testing.T) {
 	defer target.Close()
 	_, err = target.Exec(`CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL)`)
 	require.NoError(t, err)
-	e, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "w"})
+	e, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "w"})
 	require.NoError(t, err)
 	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "s", Status: batch.StatusStarted}
 	require.NoError(t, repo.CreateStepExecution(ctx, s))
-	w := newWriter(t, target, 0, "")
+	// Joining is the default: on another database it fails, writing nothing.
+	_, err = repo.CommitChunk(ctx, s, func(ctx context.Context) error { return newWriter(t, target, 0, "").Write(ctx, rows(5, 1)) })
+	require.ErrorIs(t, err, batch.ErrNoChunkTx)
+	require.Zero(t, count(t, target))
+
+	// OwnTransaction: the rows commit on their own, before the checkpoint.
+	w, err := writer.NewSQL(writer.SQLConfig[row]{
+		DB: target, Table: "items", Columns: []string{"id", "name"},
+		Values: func(r row) []any { return []any{r.ID, r.Name} }, OwnTransaction: true,
+	})
+	require.NoError(t, err)
 	stale := s.Clone()
 	stale.Version = 99
 	_, err = repo.CommitChunk(ctx, stale, func(ctx context.Context) error { return w.Write(ctx, rows(5, 1)) })
@@ -167,7 +196,7 @@ func TestSQLWriterWrongValueCount(t *testing.T) {
 	_, err := repo.DB().Exec(`CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL)`)
 	require.NoError(t, err)
 	w, err := writer.NewSQL(writer.SQLConfig[row]{DB: repo.DB(), Table: "items", Columns: []string{"id", "name"},
-		Values: func(r row) []any { return []any{r.ID} }})
+		Values: func(r row) []any { return []any{r.ID} }, OwnTransaction: true})
 	require.NoError(t, err)
 	err = w.Write(context.Background(), rows(2, 1))
 	require.ErrorContains(t, err, "item 1 of the chunk: 1 values for 2 columns")

@@ -41,18 +41,18 @@ const createTable = `CREATE TABLE IF NOT EXISTS people (
 	created_at TIMESTAMP NOT NULL
 )`
 
-func newJob(env launcher.Env) (*batch.Job, error) {
+func newJob(env launcher.Env) (batch.JobConfig, error) {
 	if env.DB == nil {
-		return nil, errors.New("csvimport needs a SQL job repository (SQLite or PostgreSQL)")
+		return batch.JobConfig{}, errors.New("csvimport needs a SQL job repository (SQLite or PostgreSQL)")
 	}
 	failRow, err := failAt()
 	if err != nil {
-		return nil, err
+		return batch.JobConfig{}, err
 	}
 
 	schema, err := batch.NewTaskletStep("schema", batch.TaskletConfig{
 		Tasklet: batch.TaskletFunc(func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
-			tx, err := batch.JoinChunkTx(ctx, env.DB)
+			tx, err := batch.JoinTxx(ctx, env.DB)
 			if err != nil {
 				return batch.Finished, err
 			}
@@ -61,12 +61,12 @@ func newJob(env launcher.Env) (*batch.Job, error) {
 		}),
 	})
 	if err != nil {
-		return nil, err
+		return batch.JobConfig{}, err
 	}
 
 	chunk, err := chunkSize(env.Parameters)
 	if err != nil {
-		return nil, err
+		return batch.JobConfig{}, err
 	}
 	cfg := reader.CSVConfig[person]{Header: true, Map: mapPerson}
 	if path, ok := env.Parameters.String("input"); ok {
@@ -77,7 +77,7 @@ func newJob(env launcher.Env) (*batch.Job, error) {
 	}
 	r, err := reader.NewCSV(cfg)
 	if err != nil {
-		return nil, err
+		return batch.JobConfig{}, err
 	}
 	w, err := writer.NewSQL(writer.SQLConfig[person]{
 		DB:      env.DB,
@@ -88,7 +88,7 @@ func newJob(env launcher.Env) (*batch.Job, error) {
 		},
 	})
 	if err != nil {
-		return nil, err
+		return batch.JobConfig{}, err
 	}
 	imp, err := batch.NewChunkStep("import", batch.ChunkConfig[person, person]{
 		Reader:    r,
@@ -97,9 +97,9 @@ func newJob(env launcher.Env) (*batch.Job, error) {
 		ChunkSize: chunk,
 	})
 	if err != nil {
-		return nil, err
+		return batch.JobConfig{}, err
 	}
-	return batch.NewJob(jobName, batch.JobConfig{Steps: []batch.Step{schema, imp}})
+	return batch.JobConfig{Steps: []batch.Step{schema, imp}}, nil
 }
 
 // failAt reads FAIL_AT: the row whose processing fails on purpose, 0 for none.

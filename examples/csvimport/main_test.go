@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/internal/pgtest"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 )
 
@@ -148,7 +149,7 @@ func TestSampleImport(t *testing.T) {
 			require.Equal(t, "Thompson, Frances", name, "a quoted field with a comma")
 
 			again := run(t, b, nil, "run")
-			require.Equal(t, 2, again.code)
+			require.Equal(t, launcher.ExitRefused, again.code)
 			require.Contains(t, again.stderr, "already completed")
 			requireExactlyOnce(t, b.db, 1000)
 		})
@@ -309,7 +310,7 @@ func TestKillAndRestart(t *testing.T) {
 				// Within the lease the dead execution still counts as
 				// running, unless the import finished before the kill.
 				refused := run(t, b, nil, args...)
-				require.Equal(t, 2, refused.code, refused.stderr)
+				require.Equal(t, launcher.ExitRefused, refused.code, refused.stderr)
 				if strings.Contains(refused.stderr, "already completed") {
 					break
 				}

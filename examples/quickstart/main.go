@@ -19,22 +19,22 @@ type payment struct {
 	Amount float64 `csv:"amount"`
 }
 
-func newJob(env launcher.Env) (*batch.Job, error) {
+func newJob(env launcher.Env) (batch.JobConfig, error) {
 	path, _ := env.Parameters.String("input")
 	mapRow, err := reader.MapStruct[payment]()
 	if err != nil {
-		return nil, err
+		return batch.JobConfig{}, err
 	}
 	in, err := reader.NewCSV(reader.CSVConfig[payment]{Path: path, Header: true, Map: mapRow})
 	if err != nil {
-		return nil, err
+		return batch.JobConfig{}, err
 	}
 	out, err := writer.NewSQL(writer.SQLConfig[payment]{
 		DB: env.DB, Table: "payments", Columns: []string{"name", "amount"},
 		Values: func(p payment) []any { return []any{p.Name, p.Amount} },
 	})
 	if err != nil {
-		return nil, err
+		return batch.JobConfig{}, err
 	}
 	dropZero := batch.ProcessorFunc[payment, payment](func(_ context.Context, p payment) (payment, error) {
 		if p.Amount == 0 {
@@ -46,20 +46,20 @@ func newJob(env launcher.Env) (*batch.Job, error) {
 		Reader: in, Processor: dropZero, Writer: out, ChunkSize: 500,
 	})
 	if err != nil {
-		return nil, err
+		return batch.JobConfig{}, err
 	}
 	create, err := createTable(env)
 	if err != nil {
-		return nil, err
+		return batch.JobConfig{}, err
 	}
-	return batch.NewJob("payments", batch.JobConfig{Steps: []batch.Step{create, step}})
+	return batch.JobConfig{Steps: []batch.Step{create, step}}, nil
 }
 
 // createTable is a tasklet step that creates the table if it is missing.
 func createTable(env launcher.Env) (batch.Step, error) {
 	return batch.NewTaskletStep("create-table", batch.TaskletConfig{
 		Tasklet: batch.TaskletFunc(func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
-			tx, err := batch.JoinChunkTx(ctx, env.DB)
+			tx, err := batch.JoinTxx(ctx, env.DB)
 			if err != nil {
 				return batch.Finished, err
 			}

@@ -23,7 +23,8 @@ func TestQuickstart(t *testing.T) {
 	var jobs launcher.Registry
 	jobs.MustRegister("payments", newJob)
 	var out bytes.Buffer
-	code := launcher.Command(context.Background(), &jobs, []string{"-db", db, "run", "input=" + input}, &out, io.Discard)
+	p := launcher.Program{Registry: &jobs, Stdout: &out, Stderr: io.Discard}
+	code := p.Run(context.Background(), []string{"-db", db, "run", "input=" + input})
 	require.Equal(t, 0, code, out.String())
 	require.Regexp(t, `load\s+COMPLETED\s+3\s+2\s+1`, out.String(), "read 3, wrote 2, filtered 1")
 

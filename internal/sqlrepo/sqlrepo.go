@@ -17,6 +17,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
 )
 
 // Dialect is what differs between SQL databases.
@@ -44,7 +45,7 @@ func ValidatePrefix(p string) error {
 	return nil
 }
 
-// Repository is a batch.JobRepository on a SQL database.
+// Repository is a repository.JobRepository on a SQL database.
 type Repository struct {
 	db *sqlx.DB
 	d  Dialect
@@ -72,7 +73,7 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 		return db.Rebind(s)
 	}
 	const execCols = `e.id, e.job_instance_id, i.job_name, e.version, e.status, e.exit_code, e.exit_description,
-		e.create_time, e.start_time, e.end_time, e.last_updated, e.heartbeat, e.parameters, e.context`
+		e.create_time, e.start_time, e.end_time, e.last_updated, e.heartbeat, e.lease_ms, e.parameters, e.context`
 	const stepCols = `s.id, s.job_execution_id, s.step_name, s.version, s.status, s.exit_code, s.exit_description,
 		s.start_time, s.end_time, s.last_updated, s.read_count, s.write_count, s.filter_count, s.commit_count,
 		s.rollback_count, s.read_skip_count, s.process_skip_count, s.write_skip_count, s.context`
@@ -82,7 +83,7 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 			ON CONFLICT (job_name, job_key) DO NOTHING`),
 		selectInstanceLock: q(`SELECT id FROM {{p}}job_instance WHERE job_name = ? AND job_key = ?{{forUpdate}}`),
 		selectInstance:     q(`SELECT id, job_name, job_key, create_time FROM {{p}}job_instance WHERE id = ?`),
-		lastExecution: q(`SELECT id, status, heartbeat FROM {{p}}job_execution WHERE job_instance_id = ?
+		lastExecution: q(`SELECT id, status, heartbeat, lease_ms FROM {{p}}job_execution WHERE job_instance_id = ?
 			ORDER BY id DESC LIMIT 1{{forUpdate}}`),
 		markExecutionCrashed: q(`UPDATE {{p}}job_execution SET status = 'FAILED', exit_code = 'FAILED',
 			exit_description = ?, end_time = ?, last_updated = ?, version = version + 1
@@ -91,8 +92,8 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 			exit_description = ?, end_time = ?, last_updated = ?, version = version + 1
 			WHERE job_execution_id = ? AND status IN ` + running),
 		insertExecution: q(`INSERT INTO {{p}}job_execution (job_instance_id, version, status, exit_code,
-			exit_description, create_time, last_updated, heartbeat, parameters, context)
-			VALUES (?, 0, 'STARTING', 'UNKNOWN', '', ?, ?, ?, ?, '{}') RETURNING id`),
+			exit_description, create_time, last_updated, heartbeat, lease_ms, parameters, context)
+			VALUES (?, 0, 'STARTING', 'UNKNOWN', '', ?, ?, ?, ?, ?, '{}') RETURNING id`),
 		selectExecution: q(`SELECT ` + execCols + ` FROM {{p}}job_execution e
 			JOIN {{p}}job_instance i ON i.id = e.job_instance_id WHERE e.id = ?`),
 		updateExecution: q(`UPDATE {{p}}job_execution SET status = ?, exit_code = ?, exit_description = ?,
@@ -130,7 +131,7 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 	return r, nil
 }
 
-var _ batch.JobRepository = (*Repository)(nil)
+var _ repository.JobRepository = (*Repository)(nil)
 
 // DB returns the database the repository runs on. A writer built on the same
 // *sqlx.DB joins the chunk transaction.
@@ -158,8 +159,8 @@ func (r *Repository) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error
 	return tx.Commit()
 }
 
-// CreateJobExecution implements batch.JobRepository.
-func (r *Repository) CreateJobExecution(ctx context.Context, req batch.LaunchRequest) (*batch.JobExecution, error) {
+// CreateJobExecution implements repository.JobRepository.
+func (r *Repository) CreateJobExecution(ctx context.Context, req repository.LaunchRequest) (*batch.JobExecution, error) {
 	now := req.At()
 	params, err := json.Marshal(req.Parameters)
 	if err != nil {
@@ -182,13 +183,15 @@ func (r *Repository) CreateJobExecution(ctx context.Context, req batch.LaunchReq
 			ID        int64     `db:"id"`
 			Status    string    `db:"status"`
 			Heartbeat time.Time `db:"heartbeat"`
+			LeaseMS   int64     `db:"lease_ms"`
 		}
 		err := tx.GetContext(ctx, &last, r.q.lastExecution, instanceID)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		if err == nil {
-			rule := batch.ApplyLaunchRules(req, instanceID, last.ID, batch.BatchStatus(last.Status), last.Heartbeat, now)
+			rule := repository.ApplyLaunchRules(req, instanceID, repository.LastExecution{ID: last.ID,
+				Status: batch.BatchStatus(last.Status), Heartbeat: last.Heartbeat, Lease: time.Duration(last.LeaseMS) * time.Millisecond}, now)
 			if rule.Crashed != "" {
 				if _, err := tx.ExecContext(ctx, r.q.markExecutionCrashed, rule.Crashed, now, now, last.ID); err != nil {
 					return err
@@ -206,7 +209,8 @@ func (r *Repository) CreateJobExecution(ctx context.Context, req batch.LaunchReq
 				return nil
 			}
 		}
-		if err := tx.GetContext(ctx, &id, r.q.insertExecution, instanceID, now, now, now, string(params)); err != nil {
+		if err := tx.GetContext(ctx, &id, r.q.insertExecution, instanceID, now, now, now,
+			req.LeaseOrDefault().Milliseconds(), string(params)); err != nil {
 			if r.d.IsUniqueViolation != nil && r.d.IsUniqueViolation(err) {
 				return &batch.LaunchError{JobName: req.JobName, InstanceID: instanceID, Err: batch.ErrJobRunning}
 			}
@@ -243,6 +247,7 @@ type execRow struct {
 	EndTime         sql.NullTime `db:"end_time"`
 	LastUpdated     time.Time    `db:"last_updated"`
 	Heartbeat       time.Time    `db:"heartbeat"`
+	LeaseMS         int64        `db:"lease_ms"`
 	Parameters      string       `db:"parameters"`
 	Context         string       `db:"context"`
 }
@@ -254,12 +259,13 @@ func (row *execRow) execution() (*batch.JobExecution, error) {
 		ExitStatus: batch.ExitStatus{Code: row.ExitCode, Description: row.ExitDescription},
 		CreatedAt:  row.CreateTime.UTC(), StartTime: nullTime(row.StartTime), EndTime: nullTime(row.EndTime),
 		UpdatedAt: row.LastUpdated.UTC(), Heartbeat: row.Heartbeat.UTC(),
+		Lease: time.Duration(row.LeaseMS) * time.Millisecond,
 	}
 	if err := json.Unmarshal([]byte(row.Parameters), &e.Parameters); err != nil {
 		return nil, fmt.Errorf("execution %d: parameters: %w", row.ID, err)
 	}
 	var err error
-	if e.Context, err = batch.UnmarshalContext([]byte(row.Context)); err != nil {
+	if e.Context, err = repository.UnmarshalContext([]byte(row.Context)); err != nil {
 		return nil, fmt.Errorf("execution %d: %w", row.ID, err)
 	}
 	return e, nil
@@ -279,7 +285,7 @@ func toNull(t time.Time) sql.NullTime {
 	return sql.NullTime{Time: t.UTC(), Valid: true}
 }
 
-// JobExecution implements batch.JobRepository.
+// JobExecution implements repository.JobRepository.
 func (r *Repository) JobExecution(ctx context.Context, id int64) (*batch.JobExecution, error) {
 	var row execRow
 	if err := r.db.GetContext(ctx, &row, r.q.selectExecution, id); err != nil {
@@ -292,9 +298,9 @@ func (r *Repository) JobExecution(ctx context.Context, id int64) (*batch.JobExec
 	return e, r.wrap("get job execution", err)
 }
 
-// UpdateJobExecution implements batch.JobRepository.
+// UpdateJobExecution implements repository.JobRepository.
 func (r *Repository) UpdateJobExecution(ctx context.Context, e *batch.JobExecution) error {
-	ec, err := batch.MarshalContext(e.Context)
+	ec, err := repository.MarshalContext(e.Context)
 	if err != nil {
 		return r.wrap("update job execution", err)
 	}
@@ -317,7 +323,7 @@ func (r *Repository) UpdateJobExecution(ctx context.Context, e *batch.JobExecuti
 	return nil
 }
 
-// Heartbeat implements batch.JobRepository.
+// Heartbeat implements repository.JobRepository.
 func (r *Repository) Heartbeat(ctx context.Context, id int64, now time.Time) (batch.BatchStatus, error) {
 	var status string
 	if err := r.db.GetContext(ctx, &status, r.q.heartbeat, now.UTC(), id); err != nil {
@@ -329,7 +335,7 @@ func (r *Repository) Heartbeat(ctx context.Context, id int64, now time.Time) (ba
 	return batch.BatchStatus(status), nil
 }
 
-// JobExecutions implements batch.JobRepository.
+// JobExecutions implements repository.JobRepository.
 func (r *Repository) JobExecutions(ctx context.Context, q batch.ExecutionQuery) ([]*batch.JobExecution, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -355,7 +361,7 @@ func (r *Repository) JobExecutions(ctx context.Context, q batch.ExecutionQuery) 
 	return out, nil
 }
 
-// JobInstance implements batch.JobRepository.
+// JobInstance implements repository.JobRepository.
 func (r *Repository) JobInstance(ctx context.Context, id int64) (*batch.JobInstance, error) {
 	var row struct {
 		ID         int64     `db:"id"`
@@ -372,7 +378,7 @@ func (r *Repository) JobInstance(ctx context.Context, id int64) (*batch.JobInsta
 	return &batch.JobInstance{ID: row.ID, JobName: row.JobName, JobKey: row.JobKey, CreatedAt: row.CreateTime.UTC()}, nil
 }
 
-// JobNames implements batch.JobRepository.
+// JobNames implements repository.JobRepository.
 func (r *Repository) JobNames(ctx context.Context) ([]string, error) {
 	names := []string{}
 	if err := r.db.SelectContext(ctx, &names, r.q.jobNames); err != nil {
@@ -414,15 +420,15 @@ func (row *stepRow) step() (*batch.StepExecution, error) {
 		ProcessSkipCount: row.ProcessSkipCount, WriteSkipCount: row.WriteSkipCount,
 	}
 	var err error
-	if s.Context, err = batch.UnmarshalContext([]byte(row.Context)); err != nil {
+	if s.Context, err = repository.UnmarshalContext([]byte(row.Context)); err != nil {
 		return nil, fmt.Errorf("step execution %d: %w", row.ID, err)
 	}
 	return s, nil
 }
 
-// CreateStepExecution implements batch.JobRepository.
+// CreateStepExecution implements repository.JobRepository.
 func (r *Repository) CreateStepExecution(ctx context.Context, s *batch.StepExecution) error {
-	ec, err := batch.MarshalContext(s.Context)
+	ec, err := repository.MarshalContext(s.Context)
 	if err != nil {
 		return r.wrap("create step execution", err)
 	}
@@ -450,7 +456,7 @@ func (r *Repository) CreateStepExecution(ctx context.Context, s *batch.StepExecu
 }
 
 func (r *Repository) updateStep(ctx context.Context, ex sqlx.ExecerContext, s *batch.StepExecution) error {
-	ec, err := batch.MarshalContext(s.Context)
+	ec, err := repository.MarshalContext(s.Context)
 	if err != nil {
 		return err
 	}
@@ -494,7 +500,7 @@ func (r *Repository) whyNotUpdated(ctx context.Context, ex sqlx.ExecerContext, s
 	return fmt.Errorf("step execution %d: job execution is %s: %w", s.ID, row.Status, batch.ErrFenced)
 }
 
-// UpdateStepExecution implements batch.JobRepository.
+// UpdateStepExecution implements repository.JobRepository.
 func (r *Repository) UpdateStepExecution(ctx context.Context, s *batch.StepExecution) error {
 	if err := r.updateStep(ctx, r.db, s); err != nil {
 		return r.wrap("update step execution", err)
@@ -503,7 +509,7 @@ func (r *Repository) UpdateStepExecution(ctx context.Context, s *batch.StepExecu
 	return nil
 }
 
-// StepExecutions implements batch.JobRepository.
+// StepExecutions implements repository.JobRepository.
 func (r *Repository) StepExecutions(ctx context.Context, jobExecutionID int64) ([]*batch.StepExecution, error) {
 	var rows []stepRow
 	if err := r.db.SelectContext(ctx, &rows, r.q.selectSteps, jobExecutionID); err != nil {
@@ -520,7 +526,7 @@ func (r *Repository) StepExecutions(ctx context.Context, jobExecutionID int64) (
 	return out, nil
 }
 
-// LastStepExecution implements batch.JobRepository.
+// LastStepExecution implements repository.JobRepository.
 func (r *Repository) LastStepExecution(ctx context.Context, instanceID int64, stepName string) (*batch.StepExecution, error) {
 	var row stepRow
 	if err := r.db.GetContext(ctx, &row, r.q.lastStep, instanceID, stepName); err != nil {
@@ -533,7 +539,7 @@ func (r *Repository) LastStepExecution(ctx context.Context, instanceID int64, st
 	return s, r.wrap("last step execution", err)
 }
 
-// StepExecutionCount implements batch.JobRepository.
+// StepExecutionCount implements repository.JobRepository.
 func (r *Repository) StepExecutionCount(ctx context.Context, instanceID int64, stepName string) (int, error) {
 	var n int
 	if err := r.db.GetContext(ctx, &n, r.q.countSteps, instanceID, stepName); err != nil {
@@ -563,12 +569,12 @@ func (r *Repository) fence(ctx context.Context, tx *sqlx.Tx, jobExecutionID int6
 	return err
 }
 
-// CommitChunk implements batch.JobRepository. write gets a context carrying a
-// batch.ChunkTx on the repository's database.
+// CommitChunk implements repository.JobRepository. write gets a context
+// carrying a chunk transaction on the repository's database.
 func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, write func(ctx context.Context) error) (batch.BatchStatus, error) {
-	ct := batch.NewChunkTx(ctx, r.db, r.d.TxOptions)
+	wctx, ct := repository.BeginChunk(ctx, r.db, r.d.TxOptions)
 	defer func() { _ = ct.Rollback() }()
-	if err := write(batch.WithChunkTx(ctx, ct)); err != nil {
+	if err := write(wctx); err != nil {
 		return "", err
 	}
 	tx, err := ct.Tx()

@@ -13,9 +13,10 @@ import (
 	"time"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
 )
 
-// Repository is an in-memory batch.JobRepository. The zero value is not
+// Repository is an in-memory repository.JobRepository. The zero value is not
 // usable; call New. It is safe for concurrent use.
 type Repository struct {
 	mu         sync.Mutex
@@ -25,7 +26,7 @@ type Repository struct {
 	nextID     int64
 }
 
-var _ batch.JobRepository = (*Repository)(nil)
+var _ repository.JobRepository = (*Repository)(nil)
 
 // New returns an empty repository.
 func New() *Repository { return &Repository{} }
@@ -35,8 +36,8 @@ func (r *Repository) id() int64 {
 	return r.nextID
 }
 
-// CreateJobExecution implements batch.JobRepository.
-func (r *Repository) CreateJobExecution(_ context.Context, req batch.LaunchRequest) (*batch.JobExecution, error) {
+// CreateJobExecution implements repository.JobRepository.
+func (r *Repository) CreateJobExecution(_ context.Context, req repository.LaunchRequest) (*batch.JobExecution, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := req.At()
@@ -56,7 +57,8 @@ func (r *Repository) CreateJobExecution(_ context.Context, req batch.LaunchReque
 		if e.InstanceID != inst.ID {
 			continue
 		}
-		rule := batch.ApplyLaunchRules(req, inst.ID, e.ID, e.Status, e.Heartbeat, now)
+		rule := repository.ApplyLaunchRules(req, inst.ID, repository.LastExecution{ID: e.ID, Status: e.Status,
+			Heartbeat: e.Heartbeat, Lease: e.Lease}, now)
 		if rule.Crashed != "" {
 			r.markCrashed(e, now, rule.Crashed)
 		}
@@ -68,7 +70,7 @@ func (r *Repository) CreateJobExecution(_ context.Context, req batch.LaunchReque
 	e := &batch.JobExecution{
 		ID: r.id(), InstanceID: inst.ID, JobName: req.JobName, Parameters: req.Parameters,
 		Status: batch.StatusStarting, ExitStatus: batch.ExitUnknown,
-		CreatedAt: now, UpdatedAt: now, Heartbeat: now, Context: batch.ExecutionContext{},
+		CreatedAt: now, UpdatedAt: now, Heartbeat: now, Lease: req.LeaseOrDefault(), Context: batch.ExecutionContext{},
 	}
 	e = e.Clone()
 	r.executions = append(r.executions, e)
@@ -97,7 +99,7 @@ func (r *Repository) execution(id int64) *batch.JobExecution {
 	return nil
 }
 
-// JobExecution implements batch.JobRepository.
+// JobExecution implements repository.JobRepository.
 func (r *Repository) JobExecution(_ context.Context, id int64) (*batch.JobExecution, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -108,7 +110,7 @@ func (r *Repository) JobExecution(_ context.Context, id int64) (*batch.JobExecut
 	return e.Clone(), nil
 }
 
-// UpdateJobExecution implements batch.JobRepository.
+// UpdateJobExecution implements repository.JobRepository.
 func (r *Repository) UpdateJobExecution(_ context.Context, u *batch.JobExecution) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -127,7 +129,7 @@ func (r *Repository) UpdateJobExecution(_ context.Context, u *batch.JobExecution
 	return nil
 }
 
-// Heartbeat implements batch.JobRepository.
+// Heartbeat implements repository.JobRepository.
 func (r *Repository) Heartbeat(_ context.Context, id int64, now time.Time) (batch.BatchStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -141,7 +143,7 @@ func (r *Repository) Heartbeat(_ context.Context, id int64, now time.Time) (batc
 	return e.Status, nil
 }
 
-// JobExecutions implements batch.JobRepository.
+// JobExecutions implements repository.JobRepository.
 func (r *Repository) JobExecutions(_ context.Context, q batch.ExecutionQuery) ([]*batch.JobExecution, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -160,7 +162,7 @@ func (r *Repository) JobExecutions(_ context.Context, q batch.ExecutionQuery) ([
 	return out, nil
 }
 
-// JobInstance implements batch.JobRepository.
+// JobInstance implements repository.JobRepository.
 func (r *Repository) JobInstance(_ context.Context, id int64) (*batch.JobInstance, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -173,7 +175,7 @@ func (r *Repository) JobInstance(_ context.Context, id int64) (*batch.JobInstanc
 	return nil, batch.ErrNotFound
 }
 
-// JobNames implements batch.JobRepository.
+// JobNames implements repository.JobRepository.
 func (r *Repository) JobNames(context.Context) ([]string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -187,7 +189,7 @@ func (r *Repository) JobNames(context.Context) ([]string, error) {
 	return names, nil
 }
 
-// CreateStepExecution implements batch.JobRepository.
+// CreateStepExecution implements repository.JobRepository.
 func (r *Repository) CreateStepExecution(_ context.Context, s *batch.StepExecution) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -234,14 +236,14 @@ func (r *Repository) saveStep(u *batch.StepExecution) error {
 	return nil
 }
 
-// UpdateStepExecution implements batch.JobRepository.
+// UpdateStepExecution implements repository.JobRepository.
 func (r *Repository) UpdateStepExecution(_ context.Context, u *batch.StepExecution) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.saveStep(u)
 }
 
-// StepExecutions implements batch.JobRepository.
+// StepExecutions implements repository.JobRepository.
 func (r *Repository) StepExecutions(_ context.Context, jobExecutionID int64) ([]*batch.StepExecution, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -254,7 +256,7 @@ func (r *Repository) StepExecutions(_ context.Context, jobExecutionID int64) ([]
 	return out, nil
 }
 
-// LastStepExecution implements batch.JobRepository.
+// LastStepExecution implements repository.JobRepository.
 func (r *Repository) LastStepExecution(_ context.Context, instanceID int64, stepName string) (*batch.StepExecution, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -276,7 +278,7 @@ func (r *Repository) LastStepExecution(_ context.Context, instanceID int64, step
 	return last.Clone(), nil
 }
 
-// StepExecutionCount implements batch.JobRepository.
+// StepExecutionCount implements repository.JobRepository.
 func (r *Repository) StepExecutionCount(_ context.Context, instanceID int64, stepName string) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -289,14 +291,15 @@ func (r *Repository) StepExecutionCount(_ context.Context, instanceID int64, ste
 	return n, nil
 }
 
-// CommitChunk implements batch.JobRepository. There is no transaction to
-// join: write runs first and the checkpoint is saved after it, so a writer
-// that fails leaves the checkpoint as it was.
+// CommitChunk implements repository.JobRepository. There is no transaction to
+// join (batch.JoinTx fails with batch.ErrNoChunkTx): write runs first and the
+// checkpoint is saved after it, so a writer that fails leaves the checkpoint
+// as it was.
 func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, write func(ctx context.Context) error) (batch.BatchStatus, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	if err := write(ctx); err != nil {
+	if err := write(repository.WithoutChunkTx(ctx, "the memory job repository keeps no SQL transaction")); err != nil {
 		return "", err
 	}
 	r.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/writer"
 )
@@ -47,7 +48,8 @@ func TestManyJobsAtOnce(t *testing.T) {
 		require.NoError(t, err)
 		return job
 	}
-	engine := &batch.Engine{Repository: repo, HeartbeatInterval: 20 * time.Millisecond}
+	engine, err := launcher.New(launcher.Config{Repository: repo, HeartbeatInterval: 20 * time.Millisecond})
+	require.NoError(t, err)
 
 	stop := make(chan struct{})
 	var operator sync.WaitGroup
@@ -76,15 +78,10 @@ func TestManyJobsAtOnce(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				job := newJob(j)
-				exec, err := engine.Launch(ctx, job, nil)
-				if errors.Is(err, batch.ErrJobRunning) {
-					return
+				final, err := engine.Run(ctx, job, nil)
+				if errors.Is(err, batch.ErrJobRunning) || errors.Is(err, batch.ErrJobComplete) {
+					return // the other launch has it
 				}
-				if err != nil {
-					results <- err
-					return
-				}
-				final, err := engine.Run(ctx, job, exec)
 				if err == nil && final.Status != batch.StatusCompleted {
 					err = fmt.Errorf("job %d ended %s", j, final.Status)
 				}

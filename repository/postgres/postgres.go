@@ -1,4 +1,4 @@
-// Package postgres is the PostgreSQL batch.JobRepository, for production.
+// Package postgres is the PostgreSQL job repository, for production.
 //
 // Build it on a *sqlx.DB of any database/sql PostgreSQL driver (lib/pq is
 // registered by this package as "postgres"; pgx's stdlib works as well):
@@ -7,9 +7,10 @@
 //	repo, err := postgres.New(db, postgres.Config{})
 //	err = repo.Migrate(ctx)
 //
-// A writer built on the same *sqlx.DB joins each chunk's transaction (see
-// batch.JoinChunkTx), so that its rows and the step's checkpoint commit
-// together: a crash leaves both or neither.
+// A writer built on repo.DB() joins each chunk's transaction (see
+// batch.JoinTx), so that its rows and the step's checkpoint commit together:
+// a crash leaves both or neither. A second pool opened on the same database
+// cannot join: a transaction belongs to one pool.
 package postgres
 
 import (
@@ -24,6 +25,7 @@ import (
 	_ "github.com/lib/pq" // the "postgres" database/sql driver
 
 	"github.com/chunkwise/chunkwise/internal/sqlrepo"
+	"github.com/chunkwise/chunkwise/repository"
 )
 
 //go:embed migrations/*.sql
@@ -37,13 +39,20 @@ type Config struct {
 	TablePrefix string
 }
 
-// Repository is the PostgreSQL job repository. Its methods implement
-// batch.JobRepository.
+// Repository is the PostgreSQL job repository: a repository.JobRepository.
 type Repository struct {
-	*sqlrepo.Repository
+	// JobRepository is the SQL implementation the methods come from.
+	repository.JobRepository
+	db     *sqlx.DB
 	prefix string
 	owned  bool
 }
+
+// DB returns the database the repository runs on. Writers and tasklets on
+// this handle (or on its *sql.DB) join each chunk's transaction with
+// batch.JoinTx, so that their statements and the step's checkpoint commit
+// together.
+func (r *Repository) DB() *sqlx.DB { return r.db }
 
 // Dialect is PostgreSQL's.
 var dialect = sqlrepo.Dialect{
@@ -66,7 +75,7 @@ func New(db *sqlx.DB, cfg Config) (*Repository, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repository postgres: %w", err)
 	}
-	return &Repository{Repository: r, prefix: cfg.TablePrefix}, nil
+	return &Repository{JobRepository: r, db: db, prefix: cfg.TablePrefix}, nil
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value

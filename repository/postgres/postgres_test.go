@@ -11,6 +11,7 @@ import (
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/pgtest"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/postgres"
 	"github.com/chunkwise/chunkwise/repository/repotest"
 )
@@ -25,8 +26,8 @@ func open(t *testing.T) *postgres.Repository {
 
 func TestConformance(t *testing.T) {
 	repotest.Run(t, repotest.Harness{
-		New: func(t *testing.T) batch.JobRepository { return open(t) },
-		DB:  func(r batch.JobRepository) *sqlx.DB { return r.(*postgres.Repository).DB() },
+		New: func(t *testing.T) repository.JobRepository { return open(t) },
+		DB:  func(r repository.JobRepository) *sqlx.DB { return r.(*postgres.Repository).DB() },
 	})
 }
 
@@ -56,7 +57,7 @@ func TestMigrateConcurrentlyAndIdempotent(t *testing.T) {
 	defer db.Close()
 	var n int
 	require.NoError(t, db.Get(&n, `SELECT COUNT(*) FROM jobs_schema_migration`))
-	require.Equal(t, 1, n)
+	require.Equal(t, 2, n, "one row per migration")
 }
 
 // TestLaunchWaitsForFinalSave: a launch that finds an execution STARTED with
@@ -66,7 +67,7 @@ func TestLaunchWaitsForFinalSave(t *testing.T) {
 	ctx := context.Background()
 	repo := open(t)
 	db := repo.DB()
-	e1, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "j"})
+	e1, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "j"})
 	require.NoError(t, err)
 	e1.Status = batch.StatusStarted
 	require.NoError(t, repo.UpdateJobExecution(ctx, e1))
@@ -81,7 +82,7 @@ func TestLaunchWaitsForFinalSave(t *testing.T) {
 
 	launched := make(chan error, 1)
 	go func() {
-		_, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "j", Lease: time.Second})
+		_, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "j", Lease: time.Second})
 		launched <- err
 	}()
 	time.Sleep(200 * time.Millisecond) // the launch now waits for the row

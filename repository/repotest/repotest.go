@@ -1,14 +1,16 @@
-// Package repotest is the conformance suite for batch.JobRepository
+// Package repotest is the conformance suite for repository.JobRepository
 // implementations. Every repository of this module passes it; a custom
 // implementation should too:
 //
 //	func TestConformance(t *testing.T) {
-//		repotest.Run(t, repotest.Harness{New: func(t *testing.T) batch.JobRepository { ... }})
+//		repotest.Run(t, repotest.Harness{New: func(t *testing.T) repository.JobRepository { ... }})
 //	}
 package repotest
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"strings"
 	"sync"
@@ -19,16 +21,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
 )
 
 // Harness tells the suite how to get a repository.
 type Harness struct {
 	// New returns a new, empty, migrated repository for one test. Required.
-	New func(t *testing.T) batch.JobRepository
+	New func(t *testing.T) repository.JobRepository
 	// DB returns the SQL database of a repository returned by New, for the
 	// tests of the shared chunk transaction; nil for a repository without
 	// one.
-	DB func(repo batch.JobRepository) *sqlx.DB
+	DB func(repo repository.JobRepository) *sqlx.DB
 	// Sequential runs the subtests one after the other (for stores that
 	// cannot take parallel tests).
 	Sequential bool
@@ -48,12 +51,14 @@ func Run(t *testing.T, h Harness) {
 		{"AbandonedInstanceRefused", testAbandonedRefused},
 		{"FailedAndStoppedRestart", testRestart},
 		{"LapsedHeartbeatMarkedCrashed", testCrashed},
+		{"ExecutionJudgedByItsOwnLease", testOwnLease},
 		{"ConcurrentLaunchesOneWins", testConcurrentLaunches},
 		{"OptimisticLocking", testOptimisticLocking},
 		{"Heartbeat", testHeartbeat},
 		{"StepExecutions", testStepExecutions},
 		{"CommitChunk", testCommitChunk},
 		{"CommitChunkSharedTransaction", testCommitChunkSharedTx},
+		{"JoinFailsClosed", testJoinFailsClosed},
 		{"LargeExecutionContext", testLargeContext},
 		{"Queries", testQueries},
 		{"NotFound", testNotFound},
@@ -70,14 +75,14 @@ func Run(t *testing.T, h Harness) {
 	}
 }
 
-func launch(t *testing.T, repo batch.JobRepository, job string, p batch.JobParameters) *batch.JobExecution {
+func launch(t *testing.T, repo repository.JobRepository, job string, p batch.JobParameters) *batch.JobExecution {
 	t.Helper()
-	e, err := repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: job, Parameters: p})
+	e, err := repo.CreateJobExecution(context.Background(), repository.LaunchRequest{JobName: job, Parameters: p})
 	require.NoError(t, err)
 	return e
 }
 
-func finish(t *testing.T, repo batch.JobRepository, e *batch.JobExecution, s batch.BatchStatus) {
+func finish(t *testing.T, repo repository.JobRepository, e *batch.JobExecution, s batch.BatchStatus) {
 	t.Helper()
 	e.Status = s
 	e.EndTime = time.Now().UTC()
@@ -153,7 +158,7 @@ func testCompletedRefused(t *testing.T, h Harness) {
 	repo := h.New(t)
 	e := launch(t, repo, "import", params("a.csv"))
 	finish(t, repo, e, batch.StatusCompleted)
-	_, err := repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: "import", Parameters: params("a.csv")})
+	_, err := repo.CreateJobExecution(context.Background(), repository.LaunchRequest{JobName: "import", Parameters: params("a.csv")})
 	requireLaunchError(t, err, batch.ErrJobComplete, e.InstanceID)
 	require.Contains(t, err.Error(), "already completed")
 }
@@ -161,11 +166,11 @@ func testCompletedRefused(t *testing.T, h Harness) {
 func testRunningRefused(t *testing.T, h Harness) {
 	repo := h.New(t)
 	e := launch(t, repo, "import", params("a.csv"))
-	_, err := repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: "import", Parameters: params("a.csv"), Lease: time.Hour})
+	_, err := repo.CreateJobExecution(context.Background(), repository.LaunchRequest{JobName: "import", Parameters: params("a.csv"), Lease: time.Hour})
 	requireLaunchError(t, err, batch.ErrJobRunning, e.InstanceID)
 	e.Status = batch.StatusStarted
 	require.NoError(t, repo.UpdateJobExecution(context.Background(), e))
-	_, err = repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: "import", Parameters: params("a.csv"), Lease: time.Hour})
+	_, err = repo.CreateJobExecution(context.Background(), repository.LaunchRequest{JobName: "import", Parameters: params("a.csv"), Lease: time.Hour})
 	requireLaunchError(t, err, batch.ErrJobRunning, e.InstanceID)
 }
 
@@ -173,7 +178,7 @@ func testAbandonedRefused(t *testing.T, h Harness) {
 	repo := h.New(t)
 	e := launch(t, repo, "import", params("a.csv"))
 	finish(t, repo, e, batch.StatusAbandoned)
-	_, err := repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: "import", Parameters: params("a.csv")})
+	_, err := repo.CreateJobExecution(context.Background(), repository.LaunchRequest{JobName: "import", Parameters: params("a.csv")})
 	requireLaunchError(t, err, batch.ErrJobAbandoned, e.InstanceID)
 }
 
@@ -202,13 +207,19 @@ func testCrashed(t *testing.T, h Harness) {
 	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted, StartTime: time.Now().UTC()}
 	require.NoError(t, repo.CreateStepExecution(ctx, s))
 
-	// Within the lease: refused.
-	_, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "import", Parameters: params("a.csv"),
-		Lease: time.Minute, Now: time.Now().Add(30 * time.Second)})
+	// Within the execution's own lease (the default, 30s): refused, and
+	// the refusal says how old the heartbeat is and when it lapses.
+	_, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "import", Parameters: params("a.csv"),
+		Lease: time.Millisecond, Now: time.Now().Add(20 * time.Second)})
 	require.ErrorIs(t, err, batch.ErrJobRunning)
+	var le *batch.LaunchError
+	require.ErrorAs(t, err, &le)
+	require.Equal(t, batch.DefaultLease, le.Lease)
+	require.InDelta(t, 20*time.Second, le.HeartbeatAge, float64(5*time.Second))
+	require.ErrorContains(t, err, "presumed crashed after")
 
 	// Past the lease: the old execution is marked FAILED and a new one made.
-	e2, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "import", Parameters: params("a.csv"),
+	e2, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "import", Parameters: params("a.csv"),
 		Lease: time.Minute, Now: time.Now().Add(2 * time.Minute)})
 	require.NoError(t, err)
 	require.Equal(t, e.InstanceID, e2.InstanceID)
@@ -228,6 +239,36 @@ func testCrashed(t *testing.T, h Harness) {
 	require.ErrorIs(t, err, batch.ErrFenced)
 }
 
+// testOwnLease: a running execution keeps the lease it was launched with; a
+// later launch with a shorter one cannot declare it crashed early.
+func testOwnLease(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	e, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "import", Parameters: params("a.csv"),
+		Lease: 10 * time.Minute})
+	require.NoError(t, err)
+	require.Equal(t, 10*time.Minute, e.Lease)
+	got, err := repo.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, 10*time.Minute, got.Lease)
+
+	_, err = repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "import", Parameters: params("a.csv"),
+		Lease: time.Second, Now: time.Now().Add(5 * time.Minute)})
+	require.ErrorIs(t, err, batch.ErrJobRunning)
+	got, err = repo.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusStarting, got.Status)
+
+	e2, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "import", Parameters: params("a.csv"),
+		Lease: time.Second, Now: time.Now().Add(11 * time.Minute)})
+	require.NoError(t, err)
+	require.Equal(t, time.Second, e2.Lease)
+	got, err = repo.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusFailed, got.Status)
+	require.Contains(t, got.ExitStatus.Description, "lease 10m0s")
+}
+
 func testConcurrentLaunches(t *testing.T, h Harness) {
 	repo := h.New(t)
 	const n = 20
@@ -244,7 +285,7 @@ func testConcurrentLaunches(t *testing.T, h Harness) {
 		go func() {
 			defer wg.Done()
 			<-start
-			e, err := repo.CreateJobExecution(context.Background(), batch.LaunchRequest{JobName: "race", Parameters: params("x")})
+			e, err := repo.CreateJobExecution(context.Background(), repository.LaunchRequest{JobName: "race", Parameters: params("x")})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -422,6 +463,37 @@ func testCommitChunk(t *testing.T, h Harness) {
 	require.ErrorIs(t, err, batch.ErrFenced)
 }
 
+// testJoinFailsClosed: outside a SQL repository's chunk, joining fails with
+// ErrNoChunkTx and says why.
+func testJoinFailsClosed(t *testing.T, h Harness) {
+	ctx := context.Background()
+	db := sqlx.NewDb(sql.OpenDB(unusedConnector{}), "unused")
+	defer db.Close()
+	_, err := batch.JoinTxx(ctx, db)
+	require.ErrorIs(t, err, batch.ErrNoChunkTx)
+	require.ErrorContains(t, err, "not a chunk's")
+	if h.DB != nil {
+		return
+	}
+	repo := h.New(t)
+	e := launch(t, repo, "job", nil)
+	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted}
+	require.NoError(t, repo.CreateStepExecution(ctx, s))
+	_, err = repo.CommitChunk(ctx, s, func(ctx context.Context) error {
+		_, err := batch.JoinTxx(ctx, db)
+		return err
+	})
+	require.ErrorIs(t, err, batch.ErrNoChunkTx)
+}
+
+// unusedConnector makes a *sql.DB that is never connected.
+type unusedConnector struct{}
+
+func (unusedConnector) Connect(context.Context) (driver.Conn, error) {
+	return nil, errors.New("repotest: not a real database")
+}
+func (unusedConnector) Driver() driver.Driver { return nil }
+
 func testCommitChunkSharedTx(t *testing.T, h Harness) {
 	if h.DB == nil {
 		t.Skip("repository has no SQL database")
@@ -441,12 +513,28 @@ func testCommitChunkSharedTx(t *testing.T, h Harness) {
 	require.NoError(t, repo.CreateStepExecution(ctx, s))
 	insert := func(id int) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
-			tx, err := batch.JoinChunkTx(ctx, db)
+			if !batch.InChunkTx(ctx, db.DB) {
+				return errors.New("InChunkTx: no chunk transaction on the repository's database")
+			}
+			tx, err := batch.JoinTxx(ctx, db)
 			if err != nil {
 				return err
 			}
-			if tx == nil {
-				return errors.New("no chunk transaction on the repository's database")
+			// The same transaction through database/sql, and through another
+			// sqlx handle on the same pool.
+			plain, err := batch.JoinTx(ctx, db.DB)
+			if err != nil {
+				return err
+			}
+			if plain != tx.Tx {
+				return errors.New("JoinTx and JoinTxx returned different transactions")
+			}
+			again, err := batch.JoinTxx(ctx, sqlx.NewDb(db.DB, db.DriverName()))
+			if err != nil {
+				return err
+			}
+			if again.Tx != tx.Tx {
+				return errors.New("a second sqlx handle on the same pool got another transaction")
 			}
 			_, err = tx.ExecContext(ctx, db.Rebind(`INSERT INTO shared_tx_rows (id) VALUES (?)`), id)
 			return err
@@ -469,14 +557,19 @@ func testCommitChunkSharedTx(t *testing.T, h Harness) {
 	require.ErrorIs(t, err, batch.ErrFenced)
 	require.Equal(t, 1, count())
 
-	// Another database handle is not joined.
+	// Another pool cannot join: the writer gets ErrNoChunkTx, never a nil
+	// transaction.
 	other, err := sqlx.Open(db.DriverName(), "unused")
 	require.NoError(t, err)
 	defer other.Close()
 	_, err = repo.CommitChunk(ctx, s, func(ctx context.Context) error {
-		tx, err := batch.JoinChunkTx(ctx, other)
-		require.NoError(t, err)
+		require.False(t, batch.InChunkTx(ctx, other.DB))
+		tx, err := batch.JoinTxx(ctx, other)
+		require.ErrorIs(t, err, batch.ErrNoChunkTx)
+		require.ErrorContains(t, err, "not the job repository's")
 		require.Nil(t, tx)
+		_, err = batch.JoinTx(ctx, nil)
+		require.ErrorIs(t, err, batch.ErrNoChunkTx)
 		return nil
 	})
 	require.ErrorIs(t, err, batch.ErrFenced)
@@ -577,15 +670,15 @@ func testPreventRestart(t *testing.T, h Harness) {
 	ctx := context.Background()
 	e := launch(t, repo, "once", params("a"))
 	finish(t, repo, e, batch.StatusFailed)
-	_, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "once", Parameters: params("a"), PreventRestart: true})
+	_, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "once", Parameters: params("a"), PreventRestart: true})
 	requireLaunchError(t, err, batch.ErrJobNotRestartable, e.InstanceID)
-	_, err = repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "once", Parameters: params("b"), PreventRestart: true})
+	_, err = repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "once", Parameters: params("b"), PreventRestart: true})
 	require.NoError(t, err, "a new instance starts")
 
 	// A crashed execution is still recorded as crashed when the restart is
 	// refused.
 	c := launch(t, repo, "once", params("c"))
-	_, err = repo.CreateJobExecution(ctx, batch.LaunchRequest{JobName: "once", Parameters: params("c"), PreventRestart: true,
+	_, err = repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "once", Parameters: params("c"), PreventRestart: true,
 		Lease: time.Second, Now: time.Now().Add(time.Hour)})
 	requireLaunchError(t, err, batch.ErrJobNotRestartable, c.InstanceID)
 	got, err := repo.JobExecution(ctx, c.ID)

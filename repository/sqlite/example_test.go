@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 )
 
@@ -23,22 +24,38 @@ func ExampleOpen() {
 	if err := repo.Migrate(ctx); err != nil { // idempotent: run it at every start
 		panic(err)
 	}
-	exec, err := repo.CreateJobExecution(ctx, batch.LaunchRequest{
-		JobName:    "nightly",
-		Parameters: batch.JobParameters{"day": batch.StringParam("2026-11-24")},
+
+	// A tasklet that creates a table in the repository's own file, in the
+	// step's transaction: the table exists exactly when the step completed.
+	create, err := batch.NewTaskletStep("create", batch.TaskletConfig{
+		Tasklet: batch.TaskletFunc(func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
+			tx, err := batch.JoinTxx(ctx, repo.DB())
+			if err != nil {
+				return batch.Finished, err
+			}
+			_, err = tx.ExecContext(ctx, `CREATE TABLE totals (day TEXT, total INTEGER)`)
+			return batch.Finished, err
+		}),
 	})
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(exec.JobName, exec.ID, exec.Status)
+	job, err := batch.NewJob("nightly", batch.JobConfig{Steps: []batch.Step{create}})
+	if err != nil {
+		panic(err)
+	}
+	l, err := launcher.New(launcher.Config{Repository: repo})
+	if err != nil {
+		panic(err)
+	}
+	params := batch.JobParameters{"day": batch.StringParam("2026-11-24")}
+	exec, err := l.Run(ctx, job, params)
+	fmt.Println(exec.JobName, exec.ID, exec.Status, err)
 
-	// The same instance cannot be launched again while this one runs.
-	_, err = repo.CreateJobExecution(ctx, batch.LaunchRequest{
-		JobName:    "nightly",
-		Parameters: batch.JobParameters{"day": batch.StringParam("2026-11-24")},
-	})
+	// The instance completed: the same parameters are refused.
+	_, err = l.Run(ctx, job, params)
 	fmt.Println(err)
 	// Output:
-	// nightly 1 STARTING
-	// batch: job instance is already running: job "nightly" instance 1 (execution 1)
+	// nightly 1 COMPLETED <nil>
+	// batch: job instance already completed: job "nightly" instance 1 (execution 1)
 }

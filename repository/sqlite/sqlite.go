@@ -1,4 +1,4 @@
-// Package sqlite is the embedded batch.JobRepository: a single SQLite file,
+// Package sqlite is the embedded job repository: a single SQLite file,
 // no server, no cgo (it uses modernc.org/sqlite). It is the default of the
 // command-line runner, so that a batch program runs with no setup.
 //
@@ -6,7 +6,7 @@
 //	err = repo.Migrate(ctx)
 //
 // The same file can hold the job's own tables: a writer built on repo.DB()
-// joins each chunk's transaction (see batch.JoinChunkTx).
+// joins each chunk's transaction (see batch.JoinTx).
 package sqlite
 
 import (
@@ -22,6 +22,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/chunkwise/chunkwise/internal/sqlrepo"
+	"github.com/chunkwise/chunkwise/repository"
 )
 
 //go:embed migrations/*.sql
@@ -34,13 +35,20 @@ type Config struct {
 	TablePrefix string
 }
 
-// Repository is the SQLite job repository. Its methods implement
-// batch.JobRepository.
+// Repository is the SQLite job repository: a repository.JobRepository.
 type Repository struct {
-	*sqlrepo.Repository
+	// JobRepository is the SQL implementation the methods come from.
+	repository.JobRepository
+	db     *sqlx.DB
 	prefix string
 	owned  bool
 }
+
+// DB returns the database the repository runs on. Writers and tasklets on
+// this handle (or on its *sql.DB) join each chunk's transaction with
+// batch.JoinTx, so that their statements and the step's checkpoint commit
+// together.
+func (r *Repository) DB() *sqlx.DB { return r.db }
 
 var dialect = sqlrepo.Dialect{
 	Name: "sqlite",
@@ -76,7 +84,7 @@ func New(db *sqlx.DB, cfg Config) (*Repository, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repository sqlite: %w", err)
 	}
-	return &Repository{Repository: r, prefix: cfg.TablePrefix}, nil
+	return &Repository{JobRepository: r, db: db, prefix: cfg.TablePrefix}, nil
 }
 
 // Open opens (creating if needed) the database file at path and returns a

@@ -1,0 +1,108 @@
+// Package chunktx carries a chunk's SQL transaction in a context, from the
+// job repository that owns it to the writers and tasklets that join it. The
+// repository package exposes it to repository implementations, the batch
+// package to job authors.
+package chunktx
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Tx is the transaction of one chunk. It begins on first use, with the
+// chunk's context, so that it lives as long as the chunk whatever context a
+// writer joins it with.
+type Tx struct {
+	ctx  context.Context
+	db   *sqlx.DB
+	opts *sql.TxOptions
+
+	mu sync.Mutex
+	tx *sqlx.Tx
+}
+
+// New returns a transaction on db that has not begun.
+func New(ctx context.Context, db *sqlx.DB, opts *sql.TxOptions) *Tx {
+	return &Tx{ctx: ctx, db: db, opts: opts}
+}
+
+// DB returns the database the transaction runs on.
+func (c *Tx) DB() *sqlx.DB { return c.db }
+
+// Tx returns the transaction, beginning it on first call.
+func (c *Tx) Tx() (*sqlx.Tx, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tx == nil {
+		tx, err := c.db.BeginTxx(c.ctx, c.opts)
+		if err != nil {
+			return nil, err
+		}
+		c.tx = tx
+	}
+	return c.tx, nil
+}
+
+// Began reports whether the transaction began.
+func (c *Tx) Began() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tx != nil
+}
+
+// Commit commits the transaction if it began.
+func (c *Tx) Commit() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tx == nil {
+		return nil
+	}
+	err := c.tx.Commit()
+	c.tx = nil
+	return err
+}
+
+// Rollback rolls the transaction back if it began.
+func (c *Tx) Rollback() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tx == nil {
+		return nil
+	}
+	err := c.tx.Rollback()
+	c.tx = nil
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+type key struct{}
+
+// value is what a chunk's context carries: a transaction, or the reason why
+// there is none.
+type value struct {
+	tx     *Tx
+	reason string
+}
+
+// With returns ctx carrying t.
+func With(ctx context.Context, t *Tx) context.Context {
+	return context.WithValue(ctx, key{}, value{tx: t})
+}
+
+// Without returns ctx saying that the chunk has no SQL transaction, and why.
+func Without(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, key{}, value{reason: reason})
+}
+
+// From returns the transaction ctx carries; when it carries none, the reason
+// given to Without, or "" when ctx is not a chunk's.
+func From(ctx context.Context) (*Tx, string) {
+	v, _ := ctx.Value(key{}).(value)
+	return v.tx, v.reason
+}

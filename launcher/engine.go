@@ -1,0 +1,512 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
+)
+
+// engine launches and runs jobs against a repository. It is the Launcher's
+// core; it knows nothing of registries and command lines.
+type engine struct {
+	repo              repository.JobRepository
+	lease             time.Duration
+	heartbeatInterval time.Duration
+	logger            *slog.Logger
+
+	mu   sync.Mutex
+	runs map[int64]*jobRun // the executions this engine is running
+}
+
+// stop asks an execution that this engine is running to stop at its next
+// chunk boundary, and reports whether the engine is running it.
+func (e *engine) stop(executionID int64) bool {
+	e.mu.Lock()
+	r, ok := e.runs[executionID]
+	e.mu.Unlock()
+	if ok {
+		r.requestStop()
+	}
+	return ok
+}
+
+// launch creates a new execution of job with params, in STARTING, applying
+// the launch rules of repository.JobRepository.CreateJobExecution.
+func (e *engine) launch(ctx context.Context, job *batch.Job, params batch.JobParameters) (*batch.JobExecution, error) {
+	if params == nil {
+		params = batch.JobParameters{}
+	}
+	if err := params.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", batch.ErrInvalidConfig, err)
+	}
+	return e.repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: job.Name(), Parameters: params, Lease: e.lease,
+		PreventRestart: !job.Restartable()})
+}
+
+// run runs exec, an execution of job created by launch, to its end and
+// returns it as finally saved.
+func (e *engine) run(ctx context.Context, job *batch.Job, exec *batch.JobExecution) (*batch.JobExecution, error) {
+	r := &jobRun{id: exec.ID, engine: e, job: job, exec: exec.Clone(),
+		log: e.logger.With("job", job.Name(), "execution", exec.ID), stopCh: make(chan struct{})}
+	e.mu.Lock()
+	if e.runs == nil {
+		e.runs = map[int64]*jobRun{}
+	}
+	e.runs[exec.ID] = r
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.runs, exec.ID)
+		e.mu.Unlock()
+	}()
+	return r.run(ctx)
+}
+
+type jobRun struct {
+	id     int64 // the execution's id; r.exec changes as it is saved
+	engine *engine
+	job    *batch.Job
+	exec   *batch.JobExecution
+	log    *slog.Logger
+
+	stop      atomic.Bool
+	stopOnce  sync.Once
+	stopCh    chan struct{} // closed when a stop is requested
+	fenced    atomic.Bool
+	cancelRun context.CancelCauseFunc
+}
+
+func (r *jobRun) stopRequested() bool { return r.stop.Load() }
+
+func (r *jobRun) requestStop() {
+	r.stop.Store(true)
+	r.stopOnce.Do(func() { close(r.stopCh) })
+}
+
+func (r *jobRun) noteStatus(s batch.BatchStatus) {
+	switch {
+	case s == batch.StatusStopping:
+		r.requestStop()
+	case !s.Running():
+		r.fenced.Store(true)
+		if r.cancelRun != nil {
+			r.cancelRun(fmt.Errorf("%w: execution %d is now %s", batch.ErrFenced, r.id, s))
+		}
+	}
+}
+
+func (r *jobRun) repo() repository.JobRepository { return r.engine.repo }
+
+// PanicError is the error a step or job fails with when user code — a
+// reader, processor, writer, listener or tasklet — panicked: the panic value
+// and the goroutine's stack.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("panic: %v\n\n%s", e.Value, e.Stack)
+}
+
+// protect calls fn and turns a panic into a *PanicError.
+func protect(fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return fn()
+}
+
+func (r *jobRun) run(parent context.Context) (*batch.JobExecution, error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	r.cancelRun = cancel
+	// Bookkeeping must survive the interruption of the work.
+	book := context.WithoutCancel(parent)
+
+	// A restart carries on the job-level context of the execution before.
+	if len(r.exec.Context) == 0 {
+		prev, err := r.repo().JobExecutions(book, batch.ExecutionQuery{InstanceID: r.exec.InstanceID, Limit: 2})
+		if err != nil {
+			return r.exec, fmt.Errorf("job %s execution %d: %w", r.job.Name(), r.id, err)
+		}
+		for _, p := range prev {
+			if p.ID < r.id {
+				r.exec.Context = p.Context.Clone()
+				break
+			}
+		}
+	}
+	if r.exec.Context == nil {
+		r.exec.Context = batch.ExecutionContext{}
+	}
+
+	if err := r.saveJob(book, func(e *batch.JobExecution) {
+		e.Status = batch.StatusStarted
+		if r.stopRequested() {
+			e.Status = batch.StatusStopping
+		}
+		e.StartTime = time.Now().UTC()
+		e.ExitStatus = batch.ExitExecuting
+	}); err != nil {
+		return r.exec, err
+	}
+	r.log.Info("job started", "instance", r.exec.InstanceID, "parameters", r.exec.Parameters.Format())
+
+	// The heartbeat goes on until the end is saved: after-job listeners
+	// may take their time.
+	var wg sync.WaitGroup
+	hbCtx, stopHB := context.WithCancel(book)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.heartbeat(hbCtx)
+	}()
+	defer func() {
+		stopHB()
+		wg.Wait()
+	}()
+	status, exit, runErr := r.steps(ctx, book)
+
+	if r.fenced.Load() {
+		err := fmt.Errorf("job %s execution %d: %w", r.job.Name(), r.id, batch.ErrFenced)
+		r.log.Error("job fenced off", "error", err)
+		return r.exec, err
+	}
+	final := r.exec.Clone()
+	final.Status, final.ExitStatus = status, exit
+	for _, l := range r.job.Listeners() {
+		if al, ok := l.(batch.AfterJobListener); ok {
+			if err := protect(func() error { return al.AfterJob(book, final) }); err != nil && runErr == nil {
+				runErr = fmt.Errorf("job %s: after-job listener: %w", r.job.Name(), err)
+				final.Status, final.ExitStatus = batch.StatusFailed, batch.ExitFailed.WithDescription(runErr.Error())
+			}
+		}
+	}
+	status, exit = final.Status, final.ExitStatus
+	if err := r.saveJob(book, func(e *batch.JobExecution) {
+		e.Status, e.ExitStatus, e.Context = status, exit, final.Context
+		e.EndTime = time.Now().UTC()
+	}); err != nil {
+		r.log.Error("job end not saved", "status", status, "error", err)
+		if runErr != nil {
+			return r.exec, fmt.Errorf("%w (and its end was not saved: %w)", runErr, err)
+		}
+		return r.exec, err
+	}
+	r.log.Info("job finished", "status", status, "exit", exit.Code, "duration", r.exec.EndTime.Sub(r.exec.StartTime).Round(time.Millisecond))
+	if status == batch.StatusFailed {
+		if runErr == nil {
+			runErr = errors.New(exit.Description)
+		}
+		return r.exec, runErr
+	}
+	return r.exec, nil
+}
+
+// steps runs the job's steps and returns the job's outcome.
+func (r *jobRun) steps(ctx, book context.Context) (batch.BatchStatus, batch.ExitStatus, error) {
+	for _, l := range r.job.Listeners() {
+		if bl, ok := l.(batch.BeforeJobListener); ok {
+			if err := protect(func() error { return bl.BeforeJob(ctx, r.exec) }); err != nil {
+				err = fmt.Errorf("job %s: before-job listener: %w", r.job.Name(), err)
+				return batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error()), err
+			}
+		}
+	}
+	ran := 0
+	for _, step := range r.job.Steps() {
+		if r.stopRequested() {
+			return batch.StatusStopped, batch.ExitStopped.WithDescription("stopped before step " + step.Name()), nil
+		}
+		se, skip, err := r.newStepExecution(book, step)
+		if err != nil {
+			return batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error()), err
+		}
+		if skip {
+			r.log.Info("step already completed, skipped", "step", step.Name())
+			continue
+		}
+		ran++
+		status, stepErr := r.runStep(ctx, book, step, se)
+		if status == batch.StatusCompleted {
+			// Save the job-level context the step may have changed.
+			if err := r.saveJob(book, func(*batch.JobExecution) {}); err != nil {
+				return batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error()), err
+			}
+		}
+		if status != batch.StatusCompleted {
+			exit := batch.ExitStatus{Code: se.ExitStatus.Code, Description: se.ExitStatus.Description}
+			return status, exit, stepErr
+		}
+	}
+	if ran == 0 {
+		return batch.StatusCompleted, batch.ExitNoop.WithDescription("all steps already completed"), nil
+	}
+	return batch.StatusCompleted, batch.ExitCompleted, nil
+}
+
+func (r *jobRun) newStepExecution(ctx context.Context, step batch.Step) (*batch.StepExecution, bool, error) {
+	last, err := r.repo().LastStepExecution(ctx, r.exec.InstanceID, step.Name())
+	if errors.Is(err, batch.ErrNotFound) {
+		last, err = nil, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("step %s: %w", step.Name(), err)
+	}
+	se := &batch.StepExecution{
+		JobExecutionID: r.id,
+		StepName:       step.Name(),
+		Status:         batch.StatusStarted,
+		ExitStatus:     batch.ExitExecuting,
+		StartTime:      time.Now().UTC(),
+		Context:        batch.ExecutionContext{},
+	}
+	policy, _ := step.(batch.StartPolicy)
+	if last != nil {
+		if last.Status == batch.StatusCompleted {
+			if policy == nil || !policy.AllowStartIfComplete() {
+				return nil, true, nil
+			}
+		} else {
+			se.Context = last.Context.Clone()
+		}
+	}
+	if policy != nil && policy.StartLimit() > 0 {
+		n, err := r.repo().StepExecutionCount(ctx, r.exec.InstanceID, step.Name())
+		if err != nil {
+			return nil, false, fmt.Errorf("step %s: %w", step.Name(), err)
+		}
+		if n >= policy.StartLimit() {
+			return nil, false, &batch.StepError{Step: step.Name(),
+				Err: fmt.Errorf("%w: started %d times, limit %d", batch.ErrStartLimitExceeded, n, policy.StartLimit())}
+		}
+	}
+	if err := r.repo().CreateStepExecution(ctx, se); err != nil {
+		return nil, false, fmt.Errorf("step %s: %w", step.Name(), err)
+	}
+	return se, false, nil
+}
+
+func (r *jobRun) runStep(ctx, book context.Context, step batch.Step, se *batch.StepExecution) (batch.BatchStatus, error) {
+	log := r.log.With("step", step.Name(), "step_execution", se.ID)
+	restart := len(se.Context) > 0
+	log.Info("step started", "restart", restart)
+	var listeners []batch.Listener
+	if sl, ok := step.(batch.StepListeners); ok {
+		listeners = sl.Listeners()
+	}
+	sc := &stepContext{run: r, se: se, log: log}
+
+	var err error
+	for _, l := range listeners {
+		if bl, ok := l.(batch.BeforeStepListener); ok {
+			if err = protect(func() error { return bl.BeforeStep(ctx, se) }); err != nil {
+				err = &batch.StepError{Step: step.Name(), Phase: "before-step listener", Err: err}
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = protect(func() error { return step.Execute(ctx, sc) })
+	}
+	var pe *PanicError
+	switch {
+	case err == nil:
+		se.Status, se.ExitStatus = batch.StatusCompleted, batch.ExitCompleted
+	case errors.Is(err, batch.ErrStopped):
+		se.Status, se.ExitStatus = batch.StatusStopped, batch.ExitStopped.WithDescription("stopped on request")
+		err = nil
+	case errors.Is(context.Cause(ctx), batch.ErrFenced):
+		err = context.Cause(ctx)
+		se.Status, se.ExitStatus = batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error())
+	case ctx.Err() != nil && !errors.As(err, &pe):
+		se.Status, se.ExitStatus = batch.StatusStopped, batch.ExitStopped.WithDescription("interrupted: "+context.Cause(ctx).Error())
+		err = nil
+	default:
+		var stepErr *batch.StepError
+		if !errors.As(err, &stepErr) {
+			err = &batch.StepError{Step: step.Name(), Err: err}
+		}
+		se.Status, se.ExitStatus = batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error())
+	}
+	for _, l := range listeners {
+		if al, ok := l.(batch.AfterStepListener); ok {
+			if lerr := protect(func() error { return al.AfterStep(book, se) }); lerr != nil && se.Status == batch.StatusCompleted {
+				err = &batch.StepError{Step: step.Name(), Phase: "after-step listener", Err: lerr}
+				se.Status, se.ExitStatus = batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error())
+			}
+		}
+	}
+	se.EndTime = time.Now().UTC()
+	if err != nil {
+		// The step's own error is logged whether or not its end is saved.
+		log.Error("step failed", "error", err)
+	}
+	if uerr := r.repo().UpdateStepExecution(book, se); uerr != nil {
+		if errors.Is(uerr, batch.ErrStaleVersion) || errors.Is(uerr, batch.ErrFenced) {
+			r.fenced.Store(true)
+		}
+		uerr = fmt.Errorf("step %s: save: %w", step.Name(), uerr)
+		log.Error("step not saved", "error", uerr)
+		if err != nil {
+			return batch.StatusFailed, fmt.Errorf("%w (and its end was not saved: %w)", err, uerr)
+		}
+		return batch.StatusFailed, uerr
+	}
+	log.Info("step finished", "status", se.Status, "read", se.ReadCount, "written", se.WriteCount,
+		"filtered", se.FilterCount, "commits", se.CommitCount, "rollbacks", se.RollbackCount)
+	return se.Status, err
+}
+
+// saveJob applies mutate to a copy of the execution and saves it, retrying
+// with the stored version when the stored execution changed meanwhile (a stop
+// request, which is kept); the execution takes the copy's values only once
+// saved. It fails with ErrFenced when the stored execution is no longer
+// running.
+func (r *jobRun) saveJob(ctx context.Context, mutate func(*batch.JobExecution)) error {
+	for attempt := 0; ; attempt++ {
+		next := r.exec.Clone()
+		mutate(next)
+		if next.Status == batch.StatusStarted && r.stopRequested() {
+			next.Status = batch.StatusStopping
+		}
+		err := r.repo().UpdateJobExecution(ctx, next)
+		if err == nil {
+			*r.exec = *next
+			return nil
+		}
+		if !errors.Is(err, batch.ErrStaleVersion) || attempt >= 20 {
+			return fmt.Errorf("job %s execution %d: save: %w", r.job.Name(), r.id, err)
+		}
+		cur, gerr := r.repo().JobExecution(ctx, r.id)
+		if gerr != nil {
+			return fmt.Errorf("job %s execution %d: save: %w", r.job.Name(), r.id, gerr)
+		}
+		if !cur.Status.Running() {
+			r.fenced.Store(true)
+			return fmt.Errorf("job %s execution %d is %s: %w", r.job.Name(), r.id, cur.Status, batch.ErrFenced)
+		}
+		if cur.Status == batch.StatusStopping {
+			r.requestStop()
+		}
+		r.exec.Version = cur.Version
+	}
+}
+
+func (r *jobRun) heartbeat(ctx context.Context) {
+	t := time.NewTicker(r.engine.heartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			status, err := r.repo().Heartbeat(ctx, r.id, now.UTC())
+			if err != nil {
+				if ctx.Err() == nil {
+					r.log.Warn("heartbeat failed", "error", err)
+				}
+				continue
+			}
+			r.noteStatus(status)
+		}
+	}
+}
+
+// stepContext is the batch.StepContext of one step execution.
+type stepContext struct {
+	run *jobRun
+	se  *batch.StepExecution
+	log *slog.Logger
+}
+
+func (sc *stepContext) JobExecution() *batch.JobExecution   { return sc.run.exec }
+func (sc *stepContext) StepExecution() *batch.StepExecution { return sc.se }
+func (sc *stepContext) Logger() *slog.Logger                { return sc.log }
+func (sc *stepContext) StopRequested() bool                 { return sc.run.stopRequested() }
+func (sc *stepContext) Stopping() <-chan struct{}           { return sc.run.stopCh }
+
+func (sc *stepContext) Save(ctx context.Context) error {
+	return sc.run.repo().UpdateStepExecution(ctx, sc.se)
+}
+
+func (sc *stepContext) Commit(ctx context.Context, fn func(ctx context.Context, w *batch.StepExecution) error) error {
+	w := sc.se.Clone()
+	wrote := false
+	status, err := sc.run.repo().CommitChunk(ctx, w, func(ctx context.Context) error {
+		if err := fn(ctx, w); err != nil {
+			return err
+		}
+		wrote = true
+		return nil
+	})
+	// The commit failed after the write succeeded. If its outcome is
+	// unknown — or it is refused as stale because an earlier attempt whose
+	// answer was lost did land — the stored checkpoint tells.
+	if err != nil && wrote && !errors.Is(err, batch.ErrFenced) {
+		if st, ok := sc.committedAnyway(context.WithoutCancel(ctx), w); ok {
+			w.Version++
+			status, err = st, nil
+		}
+	}
+	if err != nil {
+		sc.se.RollbackCount++
+		return err
+	}
+	*sc.se = *w
+	sc.run.noteStatus(status)
+	return nil
+}
+
+// committedAnyway reports whether the checkpoint w was stored although its
+// commit reported an error, and the job execution's status if so. The
+// connection that lost the answer may still be down: the stored state is
+// read with a few retries.
+func (sc *stepContext) committedAnyway(ctx context.Context, w *batch.StepExecution) (batch.BatchStatus, bool) {
+	backoff := batch.Backoff{Initial: 50 * time.Millisecond, Max: time.Second}
+	var (
+		steps []*batch.StepExecution
+		err   error
+	)
+	for attempt := 1; attempt <= 5; attempt++ {
+		if steps, err = sc.run.repo().StepExecutions(ctx, w.JobExecutionID); err == nil {
+			break
+		}
+		if backoff.Wait(ctx, attempt) != nil {
+			return "", false
+		}
+	}
+	if err != nil {
+		return "", false
+	}
+	for _, s := range steps {
+		if s.ID == w.ID {
+			if s.Version != w.Version+1 || s.CommitCount != w.CommitCount || s.ReadCount != w.ReadCount ||
+				s.WriteCount != w.WriteCount {
+				return "", false
+			}
+			for attempt := 1; ; attempt++ {
+				je, err := sc.run.repo().JobExecution(ctx, w.JobExecutionID)
+				if err == nil {
+					return je.Status, true
+				}
+				if attempt == 5 || backoff.Wait(ctx, attempt) != nil {
+					// Committed; the status is read again at the next chunk.
+					return batch.StatusStarted, true
+				}
+			}
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,12 @@
+// Package repository is for those who implement a job repository: the
+// interface the engine talks to ([JobRepository]), the chunk transaction
+// handed to writers ([BeginChunk]), the launch rules every implementation
+// applies ([ApplyLaunchRules]) and the encoding of execution contexts.
+// It sits beside package batch as database/sql/driver sits beside
+// database/sql: job authors do not need it.
+//
+// The implementations of this module are in its subpackages: postgres (for
+// production), sqlite (the embedded default) and memory (tests). repotest
+// holds the conformance suite each of them passes; a new implementation
+// should pass it too.
+package repository
