@@ -10,7 +10,10 @@ all: lint test
 ## test: every test, with the race detector. PostgreSQL tests use
 ## BATCH_TEST_POSTGRES_DSN (see README); without it they skip.
 test:
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	@$(GO) test -race -count=1 -timeout 20m $(PKGS); status=$$?; \
+	if [ -z "$$BATCH_TEST_POSTGRES_DSN" ] && ! docker info >/dev/null 2>&1; then \
+		echo "note: the PostgreSQL tests were skipped: BATCH_TEST_POSTGRES_DSN is not set and Docker is not reachable (see README)"; \
+	fi; exit $$status
 
 ## test-short: the quick subset (no crash tests), without the race detector.
 test-short:

@@ -30,6 +30,9 @@ const (
 	// nothing left to read, and must not read again the bad records that
 	// may follow the last item.
 	eofKey = "batch.chunk.eof"
+	// resumedKey is set by a restarted step before its first chunk: the
+	// number of the first item it reads (see StepExecution.ResumedAt).
+	resumedKey = "batch.chunk.resumed-at"
 )
 
 // Defaults of the fault-tolerance settings.
@@ -221,11 +224,6 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 			return &StepError{Step: s.name, Phase: "update", Err: err}
 		}
 	}
-	if len(s.streams) > 0 {
-		if err := sc.Save(ctx); err != nil {
-			return &StepError{Step: s.name, Phase: "update", Err: err}
-		}
-	}
 	var atEOF bool
 	if _, err := se.Context.Get(eofKey, &atEOF); err == nil && atEOF {
 		return nil // the last chunk committed before a failure at the very end
@@ -236,8 +234,20 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 	if s.reader == nil {
 		// A reader without a position starts again from its beginning: the
 		// chunk-relative state of a partial commit does not apply.
-		done, readErrors = 0, 0
+		base, done, readErrors = 0, 0, 0
 	}
+	delete(se.Context, resumedKey)
+	if base+done > 0 {
+		if err := se.Context.Put(resumedKey, base+done+1); err != nil {
+			return &StepError{Step: s.name, Phase: "update", Err: err}
+		}
+	}
+	if len(s.streams) > 0 || base+done > 0 {
+		if err := sc.Save(ctx); err != nil {
+			return &StepError{Step: s.name, Phase: "update", Err: err}
+		}
+	}
+	base, _ = se.Context.Int64(itemsKey) // item numbers go on counting
 	var commitSeq uint64
 	for n := int64(1); ; n++ {
 		if sc.StopRequested() {

@@ -78,12 +78,12 @@ func ExampleNewChunkStep() {
 
 func ExampleParseParameters() {
 	params, err := batch.ParseParameters([]string{
-		"file=people.csv",                    // identifying string
-		"day(date)=2024-05-01",               // identifying, typed
-		"limit(int)=500",                     // identifying, typed
-		"-run.id(int)=7",                     // not identifying: same instance whatever its value
-		"-verbose(bool)=true",                // not identifying
-		"at(time)=2024-05-01T04:00:00+02:00", // stored in UTC
+		"file=people.csv",                   // identifying string
+		"day:date=2024-05-01",               // identifying, typed
+		"limit:int=500",                     // identifying, typed
+		"+attempt:int=7",                    // not identifying: same instance whatever its value
+		"+verbose:bool=true",                // not identifying
+		"at:time=2024-05-01T04:00:00+02:00", // stored in UTC
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -96,18 +96,18 @@ func ExampleParseParameters() {
 		fmt.Println(arg)
 	}
 
-	_, err = batch.ParseParameters([]string{"limit(int)=many"})
+	_, err = batch.ParseParameters([]string{"limit:int=many"})
 	fmt.Println(err)
 	// Output:
 	// limit: 500
 	// identifying: [at day file limit]
-	// at(time)=2024-05-01T02:00:00Z
-	// day(date)=2024-05-01
+	// at:time=2024-05-01T02:00:00Z
+	// +attempt:int=7
+	// day:date=2024-05-01
 	// file=people.csv
-	// limit(int)=500
-	// -run.id(int)=7
-	// -verbose(bool)=true
-	// batch: parameter "limit(int)=many": not an int: "many"
+	// limit:int=500
+	// +verbose:bool=true
+	// batch: parameter "limit:int=many": not an int: "many"
 }
 
 func ExampleNewTaskletStep() {

@@ -11,6 +11,7 @@ type Job struct {
 	name           string
 	steps          []Step
 	listeners      []Listener
+	params         ParamSpecs
 	preventRestart bool
 }
 
@@ -22,6 +23,11 @@ type JobConfig struct {
 	// Listeners receive the job's events (BeforeJobListener,
 	// AfterJobListener). Default none.
 	Listeners []Listener
+	// Parameters declares the parameters the job takes; every launch is
+	// checked against them (ParamSpecs.Apply): a missing required one, an
+	// unknown one or one of the wrong type refuses the launch, and defaults
+	// fill in the others. Default none: any parameters are taken as given.
+	Parameters ParamSpecs
 	// PreventRestart makes an instance that failed or stopped impossible to
 	// run again: a launch of it fails with ErrJobNotRestartable. For jobs
 	// whose work must not be repeated partly. Default false.
@@ -53,8 +59,11 @@ func NewJob(name string, cfg JobConfig) (*Job, error) {
 	if err := validateListeners("job "+name, jobListeners, cfg.Listeners); err != nil {
 		return nil, err
 	}
+	if err := cfg.Parameters.Validate(); err != nil {
+		return nil, fmt.Errorf("job %s: %w", name, err)
+	}
 	return &Job{name: name, steps: append([]Step(nil), cfg.Steps...), listeners: cfg.Listeners,
-		preventRestart: cfg.PreventRestart}, nil
+		params: append(ParamSpecs(nil), cfg.Parameters...), preventRestart: cfg.PreventRestart}, nil
 }
 
 // Name returns the job's name.
@@ -63,6 +72,9 @@ func (j *Job) Name() string { return j.name }
 // Restartable reports whether a failed or stopped instance of the job may be
 // run again.
 func (j *Job) Restartable() bool { return !j.preventRestart }
+
+// Parameters returns the parameters the job declares.
+func (j *Job) Parameters() ParamSpecs { return append(ParamSpecs(nil), j.params...) }
 
 // Steps returns the job's steps in order.
 func (j *Job) Steps() []Step { return append([]Step(nil), j.steps...) }

@@ -81,6 +81,14 @@ func (s *StepExecution) SkipCount() int64 {
 	return s.ReadSkipCount + s.ProcessSkipCount + s.WriteSkipCount
 }
 
+// ResumedAt reports the number of the first item a restarted chunk step read
+// in this execution (items counted over all executions of the step), and
+// whether the step resumed at all.
+func (s *StepExecution) ResumedAt() (int64, bool) {
+	n, ok := s.Context.Int64(resumedKey)
+	return n, ok && n > 0
+}
+
 // Clone returns a deep copy of s.
 func (s *StepExecution) Clone() *StepExecution {
 	c := *s

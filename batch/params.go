@@ -208,10 +208,10 @@ func (p JobParameters) Format() []string {
 		v := p[name]
 		s := name
 		if !v.Identifying {
-			s = "-" + s
+			s = "+" + s
 		}
 		if v.Type != ParamString {
-			s += "(" + string(v.Type) + ")"
+			s += ":" + string(v.Type)
 		}
 		out = append(out, s+"="+v.String())
 	}
@@ -255,13 +255,16 @@ func (p *JobParameters) UnmarshalJSON(b []byte) error {
 // ParseParameter parses one parameter written on a command line:
 //
 //	name=value              identifying string
-//	name(type)=value        identifying, typed: string, int, float, bool, time, date
-//	-name=value             not identifying
-//	-name(type)=value       not identifying, typed
+//	name:type=value         identifying, typed: string, int, float, bool, time, date
+//	+name=value             not identifying
+//	+name:type=value        not identifying, typed
 //
-// Names are letters, digits, '_', '.' and '-', starting with a letter or '_'.
-// Everything after the first '=' is the value. A time is written in RFC 3339
-// (2024-05-01T02:00:00Z), a date as 2024-05-01.
+// The forms name(type)=value and -name=value are read as well, but they need
+// quoting in a shell, and a leading '-' reads as a flag on the command line:
+// Format writes the forms above. Names are letters, digits, '_', '.' and
+// '-', starting with a letter or '_'. Everything after the first '=' is the
+// value. A time is written in RFC 3339 (2024-05-01T02:00:00Z), a date as
+// 2024-05-01.
 func ParseParameter(s string) (string, JobParameter, error) {
 	eq := strings.IndexByte(s, '=')
 	if eq < 0 {
@@ -269,16 +272,19 @@ func ParseParameter(s string) (string, JobParameter, error) {
 	}
 	key, raw := s[:eq], s[eq+1:]
 	p := JobParameter{Type: ParamString, Identifying: true}
-	if strings.HasPrefix(key, "-") {
+	if strings.HasPrefix(key, "+") || strings.HasPrefix(key, "-") {
 		p.Identifying = false
 		key = key[1:]
 	}
 	if open := strings.IndexByte(key, '('); open >= 0 {
 		if !strings.HasSuffix(key, ")") {
-			return "", JobParameter{}, fmt.Errorf("batch: parameter %q: want name(type)=value", s)
+			return "", JobParameter{}, fmt.Errorf("batch: parameter %q: want name:type=value", s)
 		}
 		p.Type = ParamType(key[open+1 : len(key)-1])
 		key = key[:open]
+	} else if name, typ, ok := strings.Cut(key, ":"); ok {
+		p.Type = ParamType(typ)
+		key = name
 	}
 	if err := validName(key); err != nil {
 		return "", JobParameter{}, fmt.Errorf("batch: parameter %q: %w", s, err)

@@ -39,6 +39,13 @@ func TestParseParameter(t *testing.T) {
 		{"-run.id(int)=7", "run.id", batch.IntParam(7).NonIdentifying()},
 		{"-note=hello", "note", batch.StringParam("hello").NonIdentifying()},
 		{"_x-1.y=v", "_x-1.y", batch.StringParam("v")},
+		// The forms that need no quoting in a shell.
+		{"count:int=42", "count", batch.IntParam(42)},
+		{"day:date=2024-05-01", "day", batch.DateParam(at)},
+		{"at:time=2024-05-01T02:00:00Z", "at", batch.TimeParam(at)},
+		{"+run.id:int=7", "run.id", batch.IntParam(7).NonIdentifying()},
+		{"+note=hello", "note", batch.StringParam("hello").NonIdentifying()},
+		{"url=http://x/y:z", "url", batch.StringParam("http://x/y:z")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -67,7 +74,12 @@ func TestParseParameterErrors(t *testing.T) {
 		{"=value", "empty name"},
 		{"-=value", "empty name"},
 		{"(int)=1", "empty name"},
-		{"n(int=1", "want name(type)=value"},
+		{"n(int=1", "want name:type=value"},
+		{"n:integer=1", "unknown type"},
+		{"n:=1", "unknown type"},
+		{"n:int=x", "not an int"},
+		{"+:int=1", "empty name"},
+		{"++n=1", "invalid character"},
 		{"n(integer)=1", "unknown type"},
 		{"n()=1", "unknown type"},
 		{"n(int)=one", "not an int"},
@@ -170,15 +182,15 @@ func TestParametersFormatRoundTrip(t *testing.T) {
 	p := allTypes()
 	args := p.Format()
 	require.Equal(t, []string{
-		"at(time)=2024-05-01T00:03:04.567890123Z",
+		"at:time=2024-05-01T00:03:04.567890123Z",
 		"blank=",
-		"count(int)=-12",
-		"day(date)=2024-02-29",
-		"dry(bool)=true",
+		"count:int=-12",
+		"day:date=2024-02-29",
+		"dry:bool=true",
 		"file=in/people=2024.csv",
-		"-note=x",
-		"ratio(float)=0.3333333333333333",
-		"-run(int)=9",
+		"+note=x",
+		"ratio:float=0.3333333333333333",
+		"+run:int=9",
 	}, args)
 	back, err := batch.ParseParameters(args)
 	require.NoError(t, err)

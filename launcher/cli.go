@@ -73,21 +73,25 @@ func (p Program) Main() {
 	os.Exit(p.Run(context.Background(), os.Args[1:]))
 }
 
-const usage = `usage: %[1]s [flags] command [arguments]
+const usage = `usage: %[1]s [flags] command [arguments] [flags]
 
 commands:
-  run [JOB] [PARAM ...]    launch JOB (or restart its failed/stopped instance) and wait for it;
-                           JOB may be left out when the program has only one
+  run [-next] [JOB] [PARAM ...]  launch JOB (or restart its failed/stopped instance) and wait
+                           for it; JOB may be left out when the program has only one;
+                           -next gives it a new instance (run.id one more than the last)
   restart EXECUTION_ID     restart the instance of a failed or stopped execution
   stop EXECUTION_ID        ask a running execution to stop at its next chunk boundary
   abandon EXECUTION_ID     mark a failed or stopped execution as never to be restarted
-  status [JOB|EXECUTION_ID] list recent executions, or describe one
-  jobs                     list the jobs this program can run
+  status [JOB|EXECUTION_ID] list recent executions, or describe one (never writes)
+  jobs                     list the jobs this program can run, with their parameters
+  migrate                  create or upgrade the job repository's tables
 
-parameters:
+parameters (no quoting needed in sh or bash):
   name=value               identifying string parameter
-  name(type)=value         typed: string, int, float, bool, time (RFC 3339), date (2006-01-02)
-  -name=value, -name(type)=value   not identifying: recorded, but not part of the instance's identity
+  name:type=value          typed: string, int, float, bool, time (RFC 3339), date (2006-01-02)
+  +name=value, +name:type=value   not identifying: recorded, but not part of the instance's identity
+
+Flags may come before or after the command; "--" ends them.
 
 exit codes: 0 completed, 1 failed, 2 usage or configuration error, 3 stopped,
   4 launch refused (instance completed, running, abandoned or not restartable)
@@ -111,26 +115,33 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	}
 	prog := filepath.Base(os.Args[0])
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	// The default is resolved after parsing, so that a URL in BATCH_DB is
 	// never printed as the flag's default.
 	dbFlag := fs.String("db", "", "job repository: an SQLite file path or a postgres:// URL (default: $BATCH_DB, else "+DefaultDB+")")
 	leaseFlag := fs.String("lease", envOr("BATCH_LEASE", batch.DefaultLease.String()),
-		"how old a running execution's heartbeat may be before it counts as crashed (env BATCH_LEASE)")
+		"the lease of the executions this command starts: how old their heartbeat may grow before they count as crashed (env BATCH_LEASE)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	fs.Usage = func() {
+	migrateFlag := fs.String("migrate", envOr("BATCH_MIGRATE", "auto"),
+		"auto: run and restart create or upgrade the repository's tables; off: they refuse an outdated schema, for a role that may not change it (env BATCH_MIGRATE)")
+	next := fs.Bool("next", false, "run: launch a new instance, with run.id one more than the job's last")
+	printUsage := func() {
 		fmt.Fprintf(stderr, usage, prog)
+		fs.SetOutput(stderr)
 		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitCompleted
-		}
-		return ExitUsage
+		fs.SetOutput(io.Discard)
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "%s: %s\n", prog, fmt.Sprintf(format, a...))
 		return ExitUsage
+	}
+	pos, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage()
+		return ExitCompleted
+	}
+	if err != nil {
+		return fail("%v (%s -h for help)", err, prog)
 	}
 	if p.Repository != nil && (*dbFlag != "" || os.Getenv("BATCH_DB") != "") {
 		return fail("-db and BATCH_DB cannot be used: this program has its own job repository")
@@ -146,12 +157,17 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fail("invalid -log-level %q", *logLevel)
 	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		fs.Usage()
+	if *migrateFlag != "auto" && *migrateFlag != "off" {
+		return fail("invalid -migrate %q: want auto or off", *migrateFlag)
+	}
+	if len(pos) == 0 {
+		printUsage()
 		return ExitUsage
 	}
-	cmd, rest := rest[0], rest[1:]
+	cmd, rest := pos[0], pos[1:]
+	if *next && cmd != "run" {
+		return fail("-next goes with run only")
+	}
 
 	// Check what can be checked before touching the database.
 	var (
@@ -174,6 +190,13 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		if params, err = batch.ParseParameters(rest[1:]); err != nil {
 			return fail("run %s: %v", rest[0], err)
 		}
+		if _, given := params[batch.RunIDParam]; given && *next {
+			return fail("run %s: -next sets %s; do not give it too", rest[0], batch.RunIDParam)
+		}
+		// Parameters are checked before the database is touched.
+		if _, err := reg.Parameters(rest[0]).Apply(params); err != nil {
+			return fail("run %s: %v", rest[0], err)
+		}
 	case "restart", "stop", "abandon":
 		if len(rest) != 1 {
 			return fail("%s: want exactly one execution id", cmd)
@@ -185,13 +208,23 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		if len(rest) > 1 {
 			return fail("status: want at most one job name or execution id")
 		}
+	case "migrate":
+		if len(rest) > 0 {
+			return fail("migrate: takes no arguments")
+		}
 	case "jobs":
+		if len(rest) > 0 {
+			return fail("jobs: takes no arguments")
+		}
 		for _, n := range reg.Names() {
 			fmt.Fprintln(stdout, n)
+			for _, s := range reg.Parameters(n) {
+				fmt.Fprintf(stdout, "  %s\n", s)
+			}
 		}
 		return ExitCompleted
 	default:
-		return fail("unknown command %q (run %s -h for help)", cmd, prog)
+		return fail("unknown command %q (%s -h for help)", cmd, prog)
 	}
 
 	logger := p.Logger
@@ -200,12 +233,33 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	}
 	repo := p.Repository
 	if repo == nil {
-		var closeRepo func()
-		repo, closeRepo, err = openRepository(ctx, *dbFlag, cmd == "run" || cmd == "restart")
+		mode := openReadOnly
+		switch {
+		case cmd == "migrate":
+			mode = openMigrate
+		case (cmd == "run" || cmd == "restart") && *migrateFlag == "auto":
+			mode = openMigrate
+		case cmd == "run" || cmd == "restart":
+			mode = openCreate
+		}
+		var (
+			closeRepo func()
+			applied   []string
+		)
+		repo, closeRepo, applied, err = openRepository(ctx, *dbFlag, mode, prog)
 		if err != nil {
 			return fail("%v", err)
 		}
 		defer closeRepo()
+		if cmd == "migrate" {
+			if len(applied) == 0 {
+				fmt.Fprintln(stdout, "job repository: up to date")
+			} else {
+				fmt.Fprintf(stdout, "job repository: applied %s\n", strings.Join(applied, ", "))
+			}
+		}
+	} else if cmd == "migrate" {
+		return fail("migrate: this program has its own job repository; migrate it where it is opened")
 	}
 	l, err := New(Config{Registry: reg, Repository: repo, Lease: lease, Logger: logger, Stdout: stdout})
 	if err != nil {
@@ -214,6 +268,13 @@ func (p Program) Run(ctx context.Context, args []string) int {
 
 	switch cmd {
 	case "run":
+		if *next {
+			id, err := nextRunID(ctx, l, rest[0])
+			if err != nil {
+				return fail("run %s: -next: %v", rest[0], err)
+			}
+			params[batch.RunIDParam] = batch.IntParam(id)
+		}
 		return runJob(ctx, l, stdout, stderr, prog, rest[0], params)
 	case "restart":
 		prev, err := l.Repository().JobExecution(ctx, execID)
@@ -239,9 +300,63 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		}
 		fmt.Fprintf(stdout, "execution %d: abandoned\n", execID)
 		return ExitCompleted
+	case "migrate":
+		return ExitCompleted
 	default: // status
 		return status(ctx, l, rest, stdout, fail)
 	}
+}
+
+// parseArgs parses the flags wherever they are among args, before a "--",
+// and returns the other arguments in order. An argument that looks like a
+// parameter in the old not-identifying form (-name=value) gets an error
+// saying how to write it.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos, after []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, after = args[:i], args[i+1:]
+	}
+	for len(args) > 0 {
+		a := args[0]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			args = args[1:]
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if fs.Lookup(name) == nil {
+			if pname, param, err := batch.ParseParameter(a); hasValue && err == nil {
+				return nil, fmt.Errorf("%s is not a flag; a parameter that does not identify the instance is written %s",
+					a, batch.JobParameters{pname: param}.Format()[0])
+			}
+			if name == "h" || name == "help" {
+				return nil, flag.ErrHelp
+			}
+			return nil, fmt.Errorf("unknown flag %s", a)
+		}
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+	}
+	return append(pos, after...), nil
+}
+
+// nextRunID returns one more than the run.id of the job's newest execution
+// that has one (1 when none has): the run -next incrementer. Two launches
+// at the same moment may pick the same number; one of them is then refused.
+func nextRunID(ctx context.Context, l *Launcher, job string) (int64, error) {
+	es, err := l.Executions(ctx, batch.ExecutionQuery{JobName: job, Limit: 100})
+	if err != nil {
+		return 0, err
+	}
+	var last int64
+	for _, e := range es {
+		if id, ok := e.Parameters.Int(batch.RunIDParam); ok && id > last {
+			last = id
+		}
+	}
+	return last + 1, nil
 }
 
 func status(ctx context.Context, l *Launcher, rest []string, stdout io.Writer, fail func(string, ...any) int) int {
@@ -314,12 +429,16 @@ func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog, na
 		}
 	}()
 	final, err := l.Wait(context.WithoutCancel(ctx), exec.ID)
-	if s, serr := l.Summary(context.WithoutCancel(ctx), exec.ID); serr == nil {
+	s, serr := l.Summary(context.WithoutCancel(ctx), exec.ID)
+	if serr == nil {
 		fmt.Fprint(stdout, s)
 	}
 	if err != nil || final == nil {
-		// Failed, fenced off, or its end could not be recorded.
-		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		// Failed, fenced off, or its end could not be recorded. A failure
+		// the summary shows is not repeated.
+		if serr != nil || final == nil || final.Status != batch.StatusFailed || !strings.Contains(s, final.ExitStatus.Description) {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		}
 		return ExitFailed
 	}
 	switch final.Status {
@@ -336,7 +455,7 @@ func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog, na
 func refusalAdvice(le *batch.LaunchError) string {
 	switch {
 	case errors.Is(le.Err, batch.ErrJobComplete):
-		return "it completed: run it with other identifying parameters for a new instance"
+		return "it completed: run it with other identifying parameters for a new instance (run -next adds a new run.id)"
 	case errors.Is(le.Err, batch.ErrJobRunning):
 		return fmt.Sprintf("wait for execution %d to end, or stop it (stop %d)", le.ExecutionID, le.ExecutionID)
 	case errors.Is(le.Err, batch.ErrJobAbandoned):
@@ -354,46 +473,78 @@ func envOr(name, def string) string {
 	return def
 }
 
-// openRepository opens and migrates the job repository named by db: a
-// postgres:// URL or key=value connection string, or an SQLite file path
-// (optionally written sqlite:PATH). An SQLite file that does not exist is
-// created only when create is set. Errors never contain a password.
-func openRepository(ctx context.Context, db string, create bool) (repository.JobRepository, func(), error) {
+// How a command opens the job repository.
+type openMode int
+
+const (
+	openReadOnly openMode = iota // no file created, no migration; an outdated schema is an error
+	openCreate                   // an SQLite file may be created; no migration
+	openMigrate                  // create or upgrade the tables
+)
+
+// schemaRepository is what the command line needs of a repository it opens.
+type schemaRepository interface {
+	repository.JobRepository
+	Migrate(ctx context.Context) error
+	Pending(ctx context.Context) ([]string, error)
+	Close() error
+}
+
+// openRepository opens the job repository named by db: a postgres:// URL or
+// key=value connection string, or an SQLite file path (optionally written
+// sqlite:PATH), and brings its schema up to date or checks it, as mode says.
+// Errors never contain a password.
+//
+// It returns the migrations it applied.
+func openRepository(ctx context.Context, db string, mode openMode, prog string) (repository.JobRepository, func(), []string, error) {
 	ref := parseDB(db)
+	var (
+		repo  schemaRepository
+		shown = ref.shown
+	)
 	switch ref.kind {
 	case dbPostgres:
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
-		repo, err := postgres.Open(cctx, db, postgres.Config{})
+		pg, err := postgres.Open(cctx, db, postgres.Config{})
 		if err != nil {
-			return nil, nil, fmt.Errorf("job repository %s: %s", ref.shown, ref.scrub(err.Error()))
+			return nil, nil, nil, fmt.Errorf("job repository %s: %s", ref.shown, ref.scrub(err.Error()))
 		}
-		if err := repo.Migrate(cctx); err != nil {
-			_ = repo.Close()
-			return nil, nil, fmt.Errorf("job repository %s: %s", ref.shown, ref.scrub(err.Error()))
-		}
-		return repo, func() { _ = repo.Close() }, nil
+		repo = pg
 	case dbInvalid:
-		return nil, nil, fmt.Errorf("invalid -db %s: want an SQLite file path or a postgres:// URL", ref.shown)
+		return nil, nil, nil, fmt.Errorf("invalid -db %s: want an SQLite file path or a postgres:// URL", ref.shown)
+	default:
+		path := strings.TrimPrefix(db, "sqlite:")
+		if path == "" {
+			return nil, nil, nil, fmt.Errorf("invalid -db %q: empty SQLite file path", db)
+		}
+		if mode == openReadOnly {
+			if _, err := os.Stat(path); err != nil {
+				return nil, nil, nil, fmt.Errorf("no job repository at %s (-db): %v", path, errors.Unwrap(err))
+			}
+		}
+		lite, err := sqlite.Open(ctx, path, sqlite.Config{})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		repo, shown = lite, path
 	}
-	path := strings.TrimPrefix(db, "sqlite:")
-	if path == "" {
-		return nil, nil, fmt.Errorf("invalid -db %q: empty SQLite file path", db)
-	}
-	if !create {
-		if _, err := os.Stat(path); err != nil {
-			return nil, nil, fmt.Errorf("no job repository at %s (-db): %v", path, errors.Unwrap(err))
+	pending, err := repo.Pending(ctx)
+	if err == nil && len(pending) > 0 {
+		if mode == openMigrate {
+			err = repo.Migrate(ctx)
+		} else {
+			err = fmt.Errorf("its tables need migrating (%s): run %s migrate", strings.Join(pending, ", "), prog)
 		}
 	}
-	repo, err := sqlite.Open(ctx, path, sqlite.Config{})
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := repo.Migrate(ctx); err != nil {
 		_ = repo.Close()
-		return nil, nil, fmt.Errorf("job repository %s: %v", path, err)
+		return nil, nil, nil, fmt.Errorf("job repository %s: %s", shown, ref.scrub(err.Error()))
 	}
-	return repo, func() { _ = repo.Close() }, nil
+	if mode != openMigrate {
+		pending = nil
+	}
+	return repo, func() { _ = repo.Close() }, pending, nil
 }
 
 type dbKind int
@@ -413,8 +564,22 @@ type dbRef struct {
 }
 
 var (
-	keywordDSN  = regexp.MustCompile(`^\s*(host|hostaddr|port|user|password|dbname|sslmode|service)\s*=`)
-	keywordPass = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+	// libpqKeywords are the connection parameters libpq knows: a -db value
+	// that starts with one of them is a key=value connection string.
+	libpqKeywords = `host|hostaddr|port|dbname|user|password|passfile|require_auth|channel_binding|` +
+		`connect_timeout|client_encoding|options|application_name|fallback_application_name|` +
+		`keepalives|keepalives_idle|keepalives_interval|keepalives_count|tcp_user_timeout|replication|` +
+		`gssencmode|sslmode|sslnegotiation|requiressl|sslcompression|sslcert|sslkey|sslpassword|` +
+		`sslcertmode|sslrootcert|sslcrl|sslcrldir|sslsni|requirepeer|ssl_min_protocol_version|` +
+		`ssl_max_protocol_version|krbsrvname|gsslib|gssdelegation|service|target_session_attrs|` +
+		`load_balance_hosts|search_path|statement_timeout|lock_timeout|idle_in_transaction_session_timeout`
+	keywordDSN = regexp.MustCompile(`^\s*(` + libpqKeywords + `)\s*=`)
+	// keywordPass finds a password up to the next keyword, so that an
+	// unquoted space in it hides the rest too.
+	keywordPass = regexp.MustCompile(`(password|sslpassword)\s*=\s*('(?:[^'\\]|\\.)*'|.*?)(\s+(` + libpqKeywords + `)\s*=|\s*$)`)
+	// looksLikeDSN matches what would be an SQLite file named like a
+	// connection string.
+	looksLikeDSN = regexp.MustCompile(`^\s*[A-Za-z_]+\s*=`)
 )
 
 func parseDB(db string) dbRef {
@@ -455,10 +620,24 @@ func parseDB(db string) dbRef {
 	case keywordDSN.MatchString(db):
 		ref := dbRef{kind: dbPostgres}
 		for _, m := range keywordPass.FindAllStringSubmatch(db, -1) {
-			ref.secrets = append(ref.secrets, strings.Trim(m[1], "'"))
+			secret := strings.Trim(m[2], "'")
+			if secret == "" {
+				continue
+			}
+			ref.secrets = append(ref.secrets, secret)
+			// A driver may quote any word of an unquoted value (words too
+			// short to scrub without mangling the message are left).
+			for _, w := range strings.Fields(secret) {
+				if len(w) >= 3 {
+					ref.secrets = append(ref.secrets, w)
+				}
+			}
 		}
-		ref.shown = "postgres " + strings.TrimSpace(keywordPass.ReplaceAllString(db, "password=xxxxx"))
+		ref.shown = "postgres " + strings.TrimSpace(keywordPass.ReplaceAllString(db, "${1}=xxxxx$3"))
 		return ref
+	case looksLikeDSN.MatchString(db):
+		// Not a keyword libpq knows, and no file to create either.
+		return dbRef{kind: dbInvalid, shown: "(a key=value string that starts with an unknown keyword)"}
 	case strings.Contains(db, "://"):
 		scheme, _, _ := strings.Cut(db, "://")
 		return dbRef{kind: dbInvalid, shown: scheme + "://..."}

@@ -21,11 +21,17 @@
 //	}
 //
 //	import run input=people.csv      # launch (or restart a failed instance)
+//	import run -next day:date=2026-11-30  # a fresh instance (run.id + 1)
 //	import restart 12                # restart execution 12's instance
 //	import stop 12                   # stop at the next chunk boundary
 //	import abandon 12                # never restart it
 //	import status [JOB|ID]           # recent executions, or one in detail
-//	import jobs                      # the registered jobs
+//	import jobs                      # the registered jobs and their parameters
+//	import migrate                   # create or upgrade the repository's tables
+//
+// Parameters are name=value, name:type=value, and +name=value for one that
+// does not identify the instance; a job registered with batch.ParamSpec
+// declarations gets them checked before it is built.
 //
 // with -db (BATCH_DB; an SQLite file, default batch.db, or a postgres:// URL)
 // and -lease (BATCH_LEASE; default 30s). Exit codes: 0 completed, 1 failed,

@@ -44,6 +44,10 @@ func (e *engine) launch(ctx context.Context, job *batch.Job, params batch.JobPar
 	if params == nil {
 		params = batch.JobParameters{}
 	}
+	params, err := job.Parameters().Apply(params)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", job.Name(), err)
+	}
 	if err := params.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", batch.ErrInvalidConfig, err)
 	}
@@ -300,8 +304,7 @@ func (r *jobRun) newStepExecution(ctx context.Context, step batch.Step) (*batch.
 
 func (r *jobRun) runStep(ctx, book context.Context, step batch.Step, se *batch.StepExecution) (batch.BatchStatus, error) {
 	log := r.log.With("step", step.Name(), "step_execution", se.ID)
-	restart := len(se.Context) > 0
-	log.Info("step started", "restart", restart)
+	log.Info("step started", "restart", len(se.Context) > 0)
 	var listeners []batch.Listener
 	if sl, ok := step.(batch.StepListeners); ok {
 		listeners = sl.Listeners()
@@ -349,23 +352,25 @@ func (r *jobRun) runStep(ctx, book context.Context, step batch.Step, se *batch.S
 		}
 	}
 	se.EndTime = time.Now().UTC()
-	if err != nil {
-		// The step's own error is logged whether or not its end is saved.
-		log.Error("step failed", "error", err)
-	}
 	if uerr := r.repo().UpdateStepExecution(book, se); uerr != nil {
 		if errors.Is(uerr, batch.ErrStaleVersion) || errors.Is(uerr, batch.ErrFenced) {
 			r.fenced.Store(true)
 		}
 		uerr = fmt.Errorf("step %s: save: %w", step.Name(), uerr)
-		log.Error("step not saved", "error", uerr)
+		// The step's own error is logged even though its end is not saved.
+		log.Error("step not saved", "status", se.Status, "error", uerr, "step_error", err)
 		if err != nil {
 			return batch.StatusFailed, fmt.Errorf("%w (and its end was not saved: %w)", err, uerr)
 		}
 		return batch.StatusFailed, uerr
 	}
-	log.Info("step finished", "status", se.Status, "read", se.ReadCount, "written", se.WriteCount,
-		"filtered", se.FilterCount, "commits", se.CommitCount, "rollbacks", se.RollbackCount)
+	attrs := []any{"status", se.Status, "read", se.ReadCount, "written", se.WriteCount,
+		"filtered", se.FilterCount, "commits", se.CommitCount, "rollbacks", se.RollbackCount}
+	if err != nil {
+		log.Error("step finished", append(attrs, "error", err)...)
+	} else {
+		log.Info("step finished", attrs...)
+	}
 	return se.Status, err
 }
 

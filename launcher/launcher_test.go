@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -165,7 +168,7 @@ func TestRunAndRestart(t *testing.T) {
 	s, err := l.Summary(ctx, failed.ID)
 	require.NoError(t, err)
 	require.Contains(t, s, "job count, execution 1 (instance 1): FAILED")
-	require.Contains(t, s, "parameters: n(int)=10")
+	require.Contains(t, s, "parameters: n:int=10")
 	require.Contains(t, s, "item 7")
 	require.Regexp(t, `numbers\s+FAILED\s+6\s+6`, s)
 
@@ -244,7 +247,7 @@ func TestCommand(t *testing.T) {
 	require.Contains(t, errOut, "no job repository at")
 
 	tj.failAt.Store(3)
-	code, out, _ = command(tj, "-db", db, "-log-level", "error", "run", "count", "n(int)=6")
+	code, out, _ = command(tj, "-db", db, "-log-level", "error", "run", "count", "n:int=6")
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "FAILED")
 
@@ -254,7 +257,7 @@ func TestCommand(t *testing.T) {
 	require.Contains(t, out, "execution 2 (instance 1): COMPLETED")
 	require.Equal(t, []int{1, 2, 3, 4, 5, 6}, tj.out.Items())
 
-	code, _, errOut = command(tj, "-db", db, "run", "count", "n(int)=6")
+	code, _, errOut = command(tj, "-db", db, "run", "count", "n:int=6")
 	require.Equal(t, launcher.ExitRefused, code)
 	require.Contains(t, errOut, "already completed")
 	require.Contains(t, errOut, "run it with other identifying parameters")
@@ -278,7 +281,7 @@ func TestCommand(t *testing.T) {
 
 	for _, args := range [][]string{
 		{"-db", db, "run"},
-		{"-db", db, "run", "count", "n(int)=x"},
+		{"-db", db, "run", "count", "n:int=x"},
 		{"-db", db, "restart"},
 		{"-db", db, "restart", "0"},
 		{"-db", db, "restart", "77"},
@@ -307,9 +310,9 @@ func TestCommandRunsTheOnlyJob(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "batch.db")
 	var stdout bytes.Buffer
 	code := launcher.Program{Registry: &reg, Stdout: &stdout, Stderr: io.Discard}.Run(context.Background(),
-		[]string{"-db", db, "run", "day(date)=2026-11-24"})
+		[]string{"-db", db, "run", "day:date=2026-11-24"})
 	require.Equal(t, 0, code)
-	require.Contains(t, stdout.String(), "parameters: day(date)=2026-11-24")
+	require.Contains(t, stdout.String(), "parameters: day:date=2026-11-24")
 }
 
 // TestStopFromAnotherProcess stops, through the repository, an execution
@@ -366,8 +369,8 @@ func TestPasswordsNeverPrinted(t *testing.T) {
 		}
 	}
 	t.Setenv("BATCH_DB", "postgres://user:hunter2@127.0.0.1:1/x")
-	code, out, errOut := command(tj, "-bogus")
-	require.Equal(t, 2, code)
+	code, out, errOut := command(tj, "-h")
+	require.Equal(t, 0, code)
 	require.Contains(t, errOut, "-db")
 	require.NotContains(t, out+errOut, secret, "usage shows no secret default")
 }
@@ -379,7 +382,7 @@ func TestPasswordsNeverPrintedByARun(t *testing.T) {
 	require.Contains(t, dsn, "hunter2")
 	tj := newTestJobs(t)
 	for _, args := range [][]string{
-		{"-db", dsn, "-log-level", "debug", "run", "count", "n(int)=4"},
+		{"-db", dsn, "-log-level", "debug", "run", "count", "n:int=4"},
 		{"-db", dsn, "status"},
 		{"-db", dsn, "status", "1"},
 		{"-db", dsn, "jobs"},
@@ -459,4 +462,227 @@ func TestPanicExitsFailed(t *testing.T) {
 	require.Contains(t, stdout.String(), "FAILED")
 	require.Contains(t, stdout.String(), "panic: runtime error: index out of range [1] with length 0")
 	require.Contains(t, stdout.String(), "launcher_test.go", "the stack is recorded")
+}
+
+// TestFlagsAfterTheCommand: a flag after the command is honoured, an unknown
+// one refused; nothing becomes a parameter by accident.
+func TestFlagsAfterTheCommand(t *testing.T) {
+	tj := newTestJobs(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "other.db")
+	code, out, errOut := command(tj, "run", "count", "n:int=4", "-db="+db, "-log-level", "error")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "parameters: n:int=4")
+	_, err := os.Stat(db)
+	require.NoError(t, err, "the run used -db given after the command")
+	_, err = os.Stat(filepath.Join(dir, "batch.db"))
+	require.True(t, os.IsNotExist(err))
+
+	code, out, _ = command(tj, "status", "-db", db)
+	require.Equal(t, 0, code)
+	require.Regexp(t, `(?m)^1\s+count\s+COMPLETED`, out)
+
+	code, _, errOut = command(tj, "run", "count", "n:int=5", "-dbb="+db)
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Equal(t, "launcher.test: -dbb="+db+" is not a flag; a parameter that does not identify the instance is written +dbb="+db+" (launcher.test -h for help)\n", errOut)
+	code, _, errOut = command(tj, "-db", db, "run", "count", "-n(int)=5")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "is written +n:int=5")
+	code, _, errOut = command(tj, "-db", db, "status", "-watch")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "unknown flag -watch")
+
+	// After "--" nothing is a flag: -db=x is a parameter in the old
+	// not-identifying form.
+	code, out, errOut = command(tj, "-db", db, "-log-level", "error", "run", "count", "n:int=2", "--", "-db=x")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "parameters: +db=x n:int=2")
+}
+
+// TestRunNext: run -next gives the job a new instance each time.
+func TestRunNext(t *testing.T) {
+	tj := newTestJobs(t)
+	db := filepath.Join(t.TempDir(), "batch.db")
+	for want := 1; want <= 2; want++ {
+		code, out, errOut := command(tj, "-db", db, "-log-level", "error", "run", "-next", "noop")
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, fmt.Sprintf("parameters: run.id:int=%d", want))
+		require.Contains(t, out, fmt.Sprintf("(instance %d)", want))
+	}
+	code, _, _ := command(tj, "-db", db, "-log-level", "error", "run", "noop", "run.id:int=7")
+	require.Equal(t, 0, code)
+	code, out, _ := command(tj, "-db", db, "-log-level", "error", "run", "noop", "-next")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "parameters: run.id:int=8", "one more than the largest")
+
+	code, _, errOut := command(tj, "-db", db, "status", "-next")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "-next goes with run only")
+	code, _, errOut = command(tj, "-db", db, "run", "-next", "noop", "run.id:int=3")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "-next sets run.id")
+
+	// Refused without -next, and told so.
+	code, _, errOut = command(tj, "-db", db, "run", "noop", "run.id:int=8")
+	require.Equal(t, launcher.ExitRefused, code)
+	require.Contains(t, errOut, "run -next")
+}
+
+// TestDeclaredParameters: a job's declared parameters are checked before
+// anything runs, with a one-line error naming the parameter.
+func TestDeclaredParameters(t *testing.T) {
+	var reg launcher.Registry
+	var got batch.JobParameters
+	reg.MustRegister("load", func(env launcher.Env) (batch.JobConfig, error) {
+		got = env.Parameters
+		step, err := batch.NewTaskletStep("t", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+			func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) { return batch.Finished, nil })})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	},
+		batch.ParamSpec{Name: "input", Required: true, Description: "the file to load"},
+		batch.ParamSpec{Name: "day", Type: batch.ParamDate, Required: true},
+		batch.ParamSpec{Name: "chunk", Type: batch.ParamInt, Default: "500", NonIdentifying: true},
+	)
+	require.Panics(t, func() {
+		reg.MustRegister("bad", func(launcher.Env) (batch.JobConfig, error) { return batch.JobConfig{}, nil },
+			batch.ParamSpec{Name: "n", Type: batch.ParamInt, Default: "many"})
+	})
+	db := filepath.Join(t.TempDir(), "batch.db")
+	cmd := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := launcher.Program{Registry: &reg, Stdout: &stdout, Stderr: &stderr}.Run(context.Background(),
+			append([]string{"-db", db, "-log-level", "error"}, args...))
+		return code, stdout.String(), stderr.String()
+	}
+	for args, msg := range map[string]string{
+		"run day=2026-11-30":                              "invalid parameter input: missing; it is required (string)",
+		"run input=a.csv":                                 "invalid parameter day: missing; it is required (date)",
+		"run input=a.csv day=yesterday":                   `invalid parameter day: not a date (2006-01-02): "yesterday"`,
+		"run input=a.csv day=2026-11-30 chunk=5.5":        `invalid parameter chunk: not an int: "5.5"`,
+		"run input=a.csv day=2026-11-30 +chunk:float=5.5": "invalid parameter chunk: want int, got float 5.5",
+		"run input=a.csv day=2026-11-30 inptu=b":          "invalid parameter inptu: unknown (the job takes input, day, chunk)",
+	} {
+		code, _, errOut := cmd(strings.Fields(args)...)
+		require.Equal(t, launcher.ExitUsage, code, args)
+		require.Contains(t, errOut, msg, args)
+		require.Equal(t, 1, strings.Count(errOut, "\n"), "one line: %q", errOut)
+	}
+	_, err := os.Stat(db)
+	require.True(t, os.IsNotExist(err), "nothing was created")
+
+	code, out, errOut := cmd("run", "input=a.csv", "day=2026-11-30")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "parameters: +chunk:int=500 day:date=2026-11-30 input=a.csv")
+	chunk, _ := got.Int("chunk")
+	require.Equal(t, int64(500), chunk, "the factory sees the default")
+	// chunk does not identify the instance: another value is the same one.
+	code, _, errOut = cmd("run", "input=a.csv", "day=2026-11-30", "chunk=100")
+	require.Equal(t, launcher.ExitRefused, code)
+	require.Contains(t, errOut, "already completed")
+
+	code, out, _ = cmd("jobs")
+	require.Equal(t, 0, code)
+	require.Equal(t, "load\n  input (string, required): the file to load\n  day (date, required)\n  chunk (int, default 500, not identifying)\n", out)
+}
+
+// TestReadOnlyCommandsNeverWrite: status never migrates; run with
+// -migrate=off refuses an outdated schema; migrate upgrades it.
+func TestReadOnlyCommandsNeverWrite(t *testing.T) {
+	tj := newTestJobs(t)
+	db := filepath.Join(t.TempDir(), "batch.db")
+	code, out, _ := command(tj, "-db", db, "migrate")
+	require.Equal(t, 0, code)
+	require.Equal(t, "job repository: applied 001_init, 002_execution_lease\n", out)
+	code, out, _ = command(tj, "-db", db, "migrate")
+	require.Equal(t, 0, code)
+	require.Equal(t, "job repository: up to date\n", out)
+
+	// Take the schema back to version 1, as an older program left it.
+	repo := openRepo(t, db)
+	_, err := repo.DB().Exec(`DELETE FROM batch_schema_migration WHERE version = 2`)
+	require.NoError(t, err)
+	_, err = repo.DB().Exec(`ALTER TABLE batch_job_execution DROP COLUMN lease_ms`)
+	require.NoError(t, err)
+	require.NoError(t, repo.Close())
+	versions := func() int {
+		r, err := sqlite.Open(context.Background(), db, sqlite.Config{})
+		require.NoError(t, err)
+		defer r.Close()
+		var n int
+		require.NoError(t, r.DB().Get(&n, `SELECT COUNT(*) FROM batch_schema_migration`))
+		return n
+	}
+
+	for _, args := range [][]string{{"status"}, {"status", "1"}, {"stop", "1"}, {"abandon", "1"}, {"-migrate", "off", "run", "noop"}} {
+		code, _, errOut := command(tj, append([]string{"-db", db}, args...)...)
+		require.Equal(t, launcher.ExitUsage, code, "%q", args)
+		require.Contains(t, errOut, "its tables need migrating (002_execution_lease): run launcher.test migrate", "%q", args)
+		require.Equal(t, 1, versions(), "%q changed nothing", args)
+	}
+	t.Setenv("BATCH_MIGRATE", "off")
+	code, _, _ = command(tj, "-db", db, "run", "noop")
+	require.Equal(t, launcher.ExitUsage, code)
+	t.Setenv("BATCH_MIGRATE", "")
+
+	code, _, errOut := command(tj, "-db", db, "-log-level", "error", "run", "noop")
+	require.Equal(t, 0, code, "run migrates by default: %s", errOut)
+	require.Equal(t, 2, versions())
+	code, _, _ = command(tj, "-db", db, "status")
+	require.Equal(t, 0, code)
+}
+
+// TestSilentServerTimesOut: a -db server that accepts connections and never
+// answers fails the command after the connect timeout, instead of hanging.
+func TestSilentServerTimesOut(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	tj := newTestJobs(t)
+	for _, db := range []string{
+		"postgres://u@" + ln.Addr().String() + "/x?sslmode=disable&connect_timeout=1",
+		"host=127.0.0.1 port=" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port) + " user=u sslmode=disable", // the default timeout
+	} {
+		start := time.Now()
+		code, _, errOut := command(tj, "-db", db, "status")
+		require.Equal(t, launcher.ExitUsage, code)
+		require.Contains(t, errOut, "timeout")
+		require.Less(t, time.Since(start), 14*time.Second, db)
+	}
+}
+
+// TestConnectionStrings: every libpq keyword starts a key=value connection
+// string; a value that only looks like one is refused, not made a file; a
+// password is never echoed, not even in part.
+func TestConnectionStrings(t *testing.T) {
+	tj := newTestJobs(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, db := range []string{
+		"connect_timeout=1 host=127.0.0.1 port=1 user=u password=hunter2 sslmode=disable",
+		"application_name=x host=127.0.0.1 port=1 password=hunter2 sslmode=disable",
+		"sslmode=disable host=127.0.0.1 port=1 password=hunter2",
+		"host=127.0.0.1 port=1 password=hunter2 extra dbname=x sslmode=disable",
+		"host=127.0.0.1 port=1 password=abc hunter2 sslmode=disable",
+		"hots=127.0.0.1 password=hunter2",
+	} {
+		code, out, errOut := command(tj, "-db", db, "run", "noop")
+		require.Equal(t, launcher.ExitUsage, code, db)
+		require.NotContains(t, out+errOut, "hunter2", db)
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		require.Empty(t, entries, "no file was created for %q", db)
+	}
+	code, _, errOut := command(tj, "-db", "hots=x password=hunter2", "status")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "a key=value string that starts with an unknown keyword")
 }

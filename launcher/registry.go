@@ -45,32 +45,52 @@ type JobFactory func(env Env) (batch.JobConfig, error)
 // ready to use; it is safe for concurrent use.
 type Registry struct {
 	mu   sync.RWMutex
-	jobs map[string]JobFactory
+	jobs map[string]registered
 }
 
-// Register adds a job factory under name. A name registered twice, an empty
-// name or a nil factory is an error.
-func (r *Registry) Register(name string, f JobFactory) error {
+type registered struct {
+	factory JobFactory
+	params  batch.ParamSpecs
+}
+
+// Register adds a job factory under name, with the parameters the job
+// takes. Parameters are checked (batch.ParamSpecs.Apply) before the factory
+// is called, so that a factory sees them complete and of their declared
+// types, and a launch with a missing, unknown or mistyped one fails with an
+// error that names it; they become the job's JobConfig.Parameters unless
+// the factory sets its own. A name registered twice, an empty name, a nil
+// factory or invalid parameter declarations are errors.
+func (r *Registry) Register(name string, f JobFactory, params ...batch.ParamSpec) error {
 	if name == "" || f == nil {
 		return fmt.Errorf("launcher: register %q: empty name or nil factory", name)
+	}
+	if err := batch.ParamSpecs(params).Validate(); err != nil {
+		return fmt.Errorf("launcher: register %q: %w", name, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.jobs == nil {
-		r.jobs = map[string]JobFactory{}
+		r.jobs = map[string]registered{}
 	}
 	if _, dup := r.jobs[name]; dup {
 		return fmt.Errorf("launcher: job %q registered twice", name)
 	}
-	r.jobs[name] = f
+	r.jobs[name] = registered{factory: f, params: params}
 	return nil
 }
 
 // MustRegister is Register for program start-up: it panics on error.
-func (r *Registry) MustRegister(name string, f JobFactory) {
-	if err := r.Register(name, f); err != nil {
+func (r *Registry) MustRegister(name string, f JobFactory, params ...batch.ParamSpec) {
+	if err := r.Register(name, f, params...); err != nil {
 		panic(err)
 	}
+}
+
+// Parameters returns the parameters the job registered under name takes.
+func (r *Registry) Parameters(name string) batch.ParamSpecs {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return append(batch.ParamSpecs(nil), r.jobs[name].params...)
 }
 
 // Names returns the registered job names, sorted.
@@ -88,14 +108,22 @@ func (r *Registry) Names() []string {
 // Job builds the job registered under name.
 func (r *Registry) Job(name string, env Env) (*batch.Job, error) {
 	r.mu.RLock()
-	f, ok := r.jobs[name]
+	reg, ok := r.jobs[name]
 	r.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownJob, name)
 	}
-	cfg, err := f(env)
+	params, err := reg.params.Apply(env.Parameters)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", name, err)
+	}
+	env.Parameters = params
+	cfg, err := reg.factory(env)
 	if err != nil {
 		return nil, fmt.Errorf("launcher: build job %q: %w", name, err)
+	}
+	if cfg.Parameters == nil {
+		cfg.Parameters = reg.params
 	}
 	return batch.NewJob(name, cfg)
 }

@@ -47,7 +47,12 @@ func (l *Launcher) Summary(ctx context.Context, executionID int64) (string, erro
 		}
 	}
 	for _, s := range steps {
-		if s.Status == batch.StatusFailed && s.ExitStatus.Description != "" {
+		if at, ok := s.ResumedAt(); ok {
+			fmt.Fprintf(&b, "  step %s resumed at item %d\n", s.StepName, at)
+		}
+		// The failing step's error is the execution's exit description,
+		// shown once above.
+		if s.Status == batch.StatusFailed && s.ExitStatus.Description != "" && s.ExitStatus.Description != e.ExitStatus.Description {
 			fmt.Fprintf(&b, "  step %s failed: %s\n", s.StepName, s.ExitStatus.Description)
 		}
 	}

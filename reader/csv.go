@@ -91,6 +91,11 @@ type CSVConfig[T any] struct {
 	// [DefaultMaxRecordBytes] (1 MiB).
 	MaxRecordBytes int
 
+	// InputCheck says which changes of the input a restart accepts; any
+	// other fails Open with an error wrapping [ErrInputChanged]. Default
+	// [SameInput]: the input must be the one the checkpoint was taken on.
+	InputCheck InputCheck
+
 	// Map turns a record into an item. An error it returns fails that Read,
 	// wrapped in a [*ParseError] naming the file and line unless it already
 	// is or wraps one (as the errors of the [Record] helpers do). Required.
@@ -152,6 +157,7 @@ type CSV[T any] struct {
 
 	// Set by Open, cleared by Close.
 	f        io.ReadSeekCloser
+	hist     *history
 	src      *capReader
 	r        *csv.Reader
 	base     int64 // offset of the first byte r reads
@@ -230,19 +236,29 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 	if err != nil {
 		return err
 	}
+	was, err := c.restoreIdentity(ec)
+	if err != nil {
+		return err
+	}
 	f, err := c.open()
 	if err != nil {
 		return err
 	}
+	size, err := inputSize(f)
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("reader: csv %s: size: %w", c.cfg.Name, err)
+	}
+	hist := newHistory(size)
 	if restart {
-		if _, err := f.Seek(pos.offset, io.SeekStart); err != nil {
+		if err := hist.resume(f, pos.offset, was, c.cfg.InputCheck); err != nil {
 			_ = f.Close()
-			return fmt.Errorf("reader: csv %s: seek to offset %d: %w", c.cfg.Name, pos.offset, err)
+			return fmt.Errorf("reader: csv %s: restart at line %d (byte %d): %w", c.cfg.Name, pos.line+1, pos.offset, err)
 		}
 	}
 
-	c.f = f
-	c.src = &capReader{r: f, pos: pos.offset, start: pos.offset, limit: satAdd(c.max, bufferSize)}
+	c.f, c.hist = f, hist
+	c.src = &capReader{r: f, hist: hist, pos: pos.offset, start: pos.offset, limit: satAdd(c.max, bufferSize)}
 	br := bufio.NewReaderSize(c.src, bufferSize)
 	c.base, c.baseLine = pos.offset, pos.line
 	if !restart {
@@ -314,6 +330,20 @@ func (c *CSV[T]) setHeader(header []string) {
 }
 
 func (c *CSV[T]) key(suffix string) string { return c.cfg.Name + "." + suffix }
+
+// restoreIdentity reads the input's identity stored by Update; nil when ec
+// holds none (a first run, or a checkpoint of a version that stored none).
+func (c *CSV[T]) restoreIdentity(ec batch.ExecutionContext) (*inputIdentity, error) {
+	var id inputIdentity
+	ok, err := ec.Get(c.key("input"), &id)
+	if err != nil {
+		return nil, fmt.Errorf("reader: csv %s: restore: %w", c.cfg.Name, err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	return &id, nil
+}
 
 // restore reads the position stored by Update. restart is false when ec
 // holds none.
@@ -462,7 +492,9 @@ func (c *CSV[T]) commit(n int64) {
 
 // Update stores the restart position in ec: the byte offset and line just
 // after the last record returned without error, the number of items
-// returned, the fields per record and, with a header, the header.
+// returned, the fields per record, with a header the header, and the
+// input's identity (its size and hashes of its first bytes and of those
+// before the offset; see [InputCheck]).
 func (c *CSV[T]) Update(_ context.Context, ec batch.ExecutionContext) error {
 	if c.r == nil {
 		return fmt.Errorf("reader: csv %s: not open", c.cfg.Name)
@@ -478,6 +510,11 @@ func (c *CSV[T]) Update(_ context.Context, ec batch.ExecutionContext) error {
 	)
 	if c.cfg.Header {
 		err = errors.Join(err, ec.Put(c.key("header"), c.header))
+	}
+	id, ierr := c.hist.identity(c.pos.offset)
+	err = errors.Join(err, ierr)
+	if ierr == nil {
+		err = errors.Join(err, ec.Put(c.key("input"), id))
 	}
 	if err != nil {
 		return fmt.Errorf("reader: csv %s: %w", c.cfg.Name, err)
@@ -503,8 +540,9 @@ func (c *CSV[T]) Close(context.Context) error {
 // runaway record cannot grow without bound in the csv.Reader's buffers.
 type capReader struct {
 	r       io.Reader
-	pos     int64 // offset of the next byte to read
-	start   int64 // offset where the current record starts
+	hist    *history // told every byte read
+	pos     int64    // offset of the next byte to read
+	start   int64    // offset where the current record starts
 	limit   int64
 	tooLong bool
 }
@@ -519,6 +557,7 @@ func (c *capReader) Read(p []byte) (int, error) {
 		p = p[:room]
 	}
 	n, err := c.r.Read(p)
+	c.hist.add(p[:n])
 	c.pos += int64(n)
 	return n, err
 }

@@ -11,6 +11,11 @@
 // start. Errors in the input come back as [*ParseError], naming the file and
 // the line.
 //
+// A restart checks that the input is the one the checkpoint was taken on
+// (see [InputCheck]): a file replaced, truncated or with lines added before
+// the checkpoint fails Open with [ErrInputChanged] instead of being read
+// from a position that no longer means the same.
+//
 // [FromSlice] adapts a slice, and is restartable too; batch.ReaderFunc
 // adapts a function.
 //

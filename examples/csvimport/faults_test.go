@@ -28,7 +28,7 @@ func TestDatabaseConnectionsKilled(t *testing.T) {
 	const rows = 60_000
 	input := writeCSV(t, rows)
 	const lease = 800 * time.Millisecond
-	args := []string{"-lease", lease.String(), "run", "input=" + input, "-chunk(int)=100"}
+	args := []string{"-lease", lease.String(), "run", "input=" + input, "+chunk:int=100"}
 
 	var terminated atomic.Int64
 	stop := make(chan struct{})

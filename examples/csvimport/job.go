@@ -41,6 +41,14 @@ const createTable = `CREATE TABLE IF NOT EXISTS people (
 	created_at TIMESTAMP NOT NULL
 )`
 
+// parameters are the parameters the job takes: the launch checks them before
+// newJob sees them.
+var parameters = []batch.ParamSpec{
+	{Name: "input", Description: "the CSV file to import; the bundled sample when not given"},
+	{Name: "chunk", Type: batch.ParamInt, Default: "100", NonIdentifying: true,
+		Description: "rows per transaction, 1 to 100000"},
+}
+
 func newJob(env launcher.Env) (batch.JobConfig, error) {
 	if env.DB == nil {
 		return batch.JobConfig{}, errors.New("csvimport needs a SQL job repository (SQLite or PostgreSQL)")
@@ -64,11 +72,14 @@ func newJob(env launcher.Env) (batch.JobConfig, error) {
 		return batch.JobConfig{}, err
 	}
 
-	chunk, err := chunkSize(env.Parameters)
-	if err != nil {
-		return batch.JobConfig{}, err
+	chunk, _ := env.Parameters.Int("chunk")
+	if chunk < 1 || chunk > 100_000 {
+		return batch.JobConfig{}, fmt.Errorf("parameter chunk=%d: want 1 to 100000", chunk)
 	}
-	cfg := reader.CSVConfig[person]{Header: true, Map: mapPerson}
+	// A bad record may be fixed in the file before a restart: a change after
+	// the checkpoint is accepted, one before it (another file, lines added
+	// or removed) refuses the restart.
+	cfg := reader.CSVConfig[person]{Header: true, Map: mapPerson, InputCheck: reader.ChangedAfterCheckpoint}
 	if path, ok := env.Parameters.String("input"); ok {
 		cfg.Path = path
 	} else {
@@ -94,7 +105,7 @@ func newJob(env launcher.Env) (batch.JobConfig, error) {
 		Reader:    r,
 		Processor: failAtProcessor(failRow),
 		Writer:    w,
-		ChunkSize: chunk,
+		ChunkSize: int(chunk),
 	})
 	if err != nil {
 		return batch.JobConfig{}, err
@@ -113,24 +124,6 @@ func failAt() (int64, error) {
 		return 0, fmt.Errorf("FAIL_AT=%q: want a row number from 1", s)
 	}
 	return n, nil
-}
-
-// chunkSize reads the parameter chunk (default 100), given as chunk(int)=N
-// or chunk=N.
-func chunkSize(p batch.JobParameters) (int, error) {
-	n := int64(100)
-	if v, ok := p.Int("chunk"); ok {
-		n = v
-	} else if v, ok := p.String("chunk"); ok {
-		var err error
-		if n, err = strconv.ParseInt(v, 10, 64); err != nil {
-			return 0, fmt.Errorf("parameter chunk=%q: want an integer", v)
-		}
-	}
-	if n < 1 || n > 100_000 {
-		return 0, fmt.Errorf("parameter chunk=%d: want 1 to 100000", n)
-	}
-	return int(n), nil
 }
 
 // failAtProcessor checks each row and fails on purpose at row failAt.

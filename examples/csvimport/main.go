@@ -3,7 +3,7 @@
 //
 //	csvimport run                          import the bundled sample (1,000 rows)
 //	csvimport run input=people.csv         import a file
-//	csvimport run input=people.csv -chunk(int)=500
+//	csvimport run input=people.csv chunk=500
 //	csvimport status                       list executions
 //	csvimport -db postgres://localhost/app run input=people.csv
 //
@@ -19,6 +19,6 @@ import (
 
 func main() {
 	var jobs launcher.Registry
-	jobs.MustRegister(jobName, newJob)
+	jobs.MustRegister(jobName, newJob, parameters...)
 	launcher.Main(&jobs)
 }

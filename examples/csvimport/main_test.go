@@ -162,13 +162,13 @@ func TestFailAtThenRestart(t *testing.T) {
 			t.Parallel()
 			b := open(t)
 			input := writeCSV(t, 2000)
-			failed := run(t, b, []string{"FAIL_AT=1234"}, "run", "input="+input, "-chunk(int)=100")
+			failed := run(t, b, []string{"FAIL_AT=1234"}, "run", "input="+input, "+chunk:int=100")
 			require.Equal(t, 1, failed.code, failed.stderr)
 			require.Contains(t, failed.stderr, "item 1234")
 			require.Contains(t, failed.stdout, "FAILED")
 			requireFirstRows(t, b.db, 1200) // the 12 chunks before the failing one committed
 
-			done := run(t, b, nil, "run", "input="+input, "-chunk(int)=100")
+			done := run(t, b, nil, "run", "input="+input, "+chunk:int=100")
 			require.Equal(t, 0, done.code, done.stderr)
 			require.Contains(t, done.stdout, "execution 2 (instance 1): COMPLETED")
 			require.Regexp(t, `import\s+COMPLETED\s+800\s+800`, done.stdout, "the restart reads only what was not committed")
@@ -198,14 +198,15 @@ func TestMalformedLineThenFixedAndRestarted(t *testing.T) {
 	lines[551] = `551,"unterminated,p551@example.com,1.00,2026-01-01T00:00:00Z`
 	require.NoError(t, os.WriteFile(input, []byte(strings.Join(lines, "\n")), 0o600))
 
-	r := run(t, b, nil, "run", "input="+input, "-chunk(int)=100")
+	r := run(t, b, nil, "run", "input="+input, "chunk=100")
 	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stderr, "people.csv line 552")
+	require.Contains(t, r.stdout, "people.csv line 552")
+	require.Equal(t, 1, strings.Count(r.stdout, "people.csv line 552"), "the failure once in the summary")
 	requireFirstRows(t, b.db, 500)
 
 	lines[551] = good
 	require.NoError(t, os.WriteFile(input, []byte(strings.Join(lines, "\n")), 0o600))
-	r = run(t, b, nil, "run", "input="+input, "-chunk(int)=100")
+	r = run(t, b, nil, "run", "input="+input, "+chunk:int=100")
 	require.Equal(t, 0, r.code, r.stderr)
 	requireExactlyOnce(t, b.db, 1000)
 }
@@ -217,9 +218,9 @@ func TestBadValueNamesFileAndLine(t *testing.T) {
 	require.NoError(t, err)
 	bad := strings.Replace(string(content), "\n150,", "\n15x,", 1)
 	require.NoError(t, os.WriteFile(input, []byte(bad), 0o600))
-	r := run(t, b, nil, "run", "input="+input, "-chunk(int)=100")
+	r := run(t, b, nil, "run", "input="+input, "+chunk:int=100")
 	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stderr, `people.csv line 151: column "id"`)
+	require.Contains(t, r.stdout, `people.csv line 151: column "id"`)
 	requireFirstRows(t, b.db, 100)
 }
 
@@ -229,6 +230,11 @@ func TestUsageErrorsWriteNothing(t *testing.T) {
 	for _, args := range [][]string{
 		{"run", "nosuch"},
 		{"run", "chunk(int)=many"},
+		{"run", "chunk=many"},
+		{"run", "chunk:float=5.5"},
+		{"run", "-chunk(int)=5"},
+		{"run", "inptu=people.csv"},
+		{"run", "-bogus"},
 		{"run", "input=x", "input=y"},
 		{"restart", "abc"},
 		{"frobnicate"},
@@ -253,7 +259,7 @@ func TestSignalStopsAtChunkBoundaryThenRestart(t *testing.T) {
 	b := backends(t)["sqlite"](t)
 	const n = 200_000
 	input := writeCSV(t, n)
-	cmd := command(b, nil, "run", "input="+input, "-chunk(int)=50")
+	cmd := command(b, nil, "run", "input="+input, "+chunk:int=50")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Start())
@@ -269,7 +275,7 @@ func TestSignalStopsAtChunkBoundaryThenRestart(t *testing.T) {
 	require.Less(t, stopped, n)
 	require.Zero(t, stopped%50, "stopped at a chunk boundary")
 
-	r := run(t, b, nil, "run", "input="+input, "-chunk(int)=50")
+	r := run(t, b, nil, "run", "input="+input, "+chunk:int=50")
 	require.Equal(t, 0, r.code, r.stderr)
 	requireExactlyOnce(t, b.db, n)
 }
@@ -292,7 +298,7 @@ func TestKillAndRestart(t *testing.T) {
 			}
 			input := writeCSV(t, n)
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-			args := []string{"-lease", "1s", "run", "input=" + input, "-chunk(int)=100"}
+			args := []string{"-lease", "1s", "run", "input=" + input, "+chunk:int=100"}
 			killed := 0 // kills that interrupted the import
 			for k := 0; k < kills; k++ {
 				cmd := command(b, nil, args...)
@@ -339,7 +345,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	b := backends(t)["sqlite"](t)
 	const n = 400_000
 	input := writeCSV(t, n)
-	args := []string{"-lease", "1s", "run", "input=" + input, "-chunk(int)=100000"}
+	args := []string{"-lease", "1s", "run", "input=" + input, "+chunk:int=100000"}
 	cmd := command(b, nil, args...)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
@@ -380,4 +386,33 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestRestartOnAnotherFileRefused: after a failure, a restart on a file
+// with lines added at the top is refused, saying the input changed, and
+// loses nothing committed; on the original file it completes exactly once.
+func TestRestartOnAnotherFileRefused(t *testing.T) {
+	b := backends(t)["sqlite"](t)
+	input := writeCSV(t, 1000)
+	original, err := os.ReadFile(input)
+	require.NoError(t, err)
+	r := run(t, b, []string{"FAIL_AT=550"}, "run", "input="+input)
+	require.Equal(t, 1, r.code)
+	requireFirstRows(t, b.db, 500)
+
+	header, rest, _ := strings.Cut(string(original), "\n")
+	extra := "9001,\"Late, 1\",l1@example.com,1.00,2026-01-01T00:00:00Z\n" +
+		"9002,\"Late, 2\",l2@example.com,1.00,2026-01-01T00:00:00Z\n" +
+		"9003,\"Late, 3\",l3@example.com,1.00,2026-01-01T00:00:00Z\n"
+	require.NoError(t, os.WriteFile(input, []byte(header+"\n"+extra+rest), 0o600))
+	r = run(t, b, nil, "run", "input="+input)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stdout, "input changed since the last commit")
+	require.Contains(t, r.stdout, "people.csv: restart at line 502")
+	requireFirstRows(t, b.db, 500)
+
+	require.NoError(t, os.WriteFile(input, original, 0o600))
+	r = run(t, b, nil, "run", "input="+input)
+	require.Equal(t, 0, r.code, r.stderr)
+	requireExactlyOnce(t, b.db, 1000)
 }

@@ -48,12 +48,17 @@ func TestTorture(t *testing.T) {
 			const lease = 600 * time.Millisecond
 			cfg := torture.Config{
 				Command: func() *exec.Cmd {
-					return command(b, nil, "-lease", lease.String(), "run", "input="+input, "-chunk(int)=100")
+					return command(b, nil, "-lease", lease.String(), "run", "input="+input, "+chunk:int=100")
 				},
 				Progress: func() (int64, error) { return importProgress(b.db) },
-				Total:    int64(rows),
-				Kills:    kills,
-				Lease:    lease,
+				Done: func() (bool, error) {
+					var n int
+					err := b.db.Get(&n, `SELECT COUNT(*) FROM batch_job_execution WHERE status = 'COMPLETED'`)
+					return n > 0, err
+				},
+				Total: int64(rows),
+				Kills: kills,
+				Lease: lease,
 			}
 			if name == "postgres" {
 				cfg.BeforeKill = func() string {

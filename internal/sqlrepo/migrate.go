@@ -96,3 +96,43 @@ func Migrate(ctx context.Context, db *sqlx.DB, d Dialect, prefix, lock string, m
 	}
 	return applied, nil
 }
+
+// Pending returns the migrations of ms not yet applied to the database,
+// without changing anything: for programs that must not migrate on their
+// own (read-only commands, least-privilege deployments).
+func Pending(ctx context.Context, db *sqlx.DB, d Dialect, prefix string, ms []Migration) ([]Migration, error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return nil, err
+	}
+	table := prefix + "schema_migration"
+	var n int
+	if err := db.GetContext(ctx, &n, db.Rebind(d.TableExists), table); err != nil {
+		return nil, fmt.Errorf("repository %s: schema version: %w", d.Name, err)
+	}
+	applied := map[int]bool{}
+	if n > 0 {
+		var versions []int
+		if err := db.SelectContext(ctx, &versions, `SELECT version FROM `+table); err != nil {
+			return nil, fmt.Errorf("repository %s: schema version: %w", d.Name, err)
+		}
+		for _, v := range versions {
+			applied[v] = true
+		}
+	}
+	var out []Migration
+	for _, m := range ms {
+		if !applied[m.Version] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// Names returns the names of migrations.
+func Names(ms []Migration) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Name
+	}
+	return out
+}

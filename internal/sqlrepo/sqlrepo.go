@@ -32,6 +32,9 @@ type Dialect struct {
 	// IsUniqueViolation reports whether err is a unique-constraint
 	// violation.
 	IsUniqueViolation func(err error) bool
+	// TableExists is a query with one '?' parameter, a table name, that
+	// counts the tables of that name the connection sees.
+	TableExists string
 }
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,40}$`)

@@ -8,7 +8,9 @@ package torture
 import (
 	"bytes"
 	"math/rand/v2"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,6 +27,9 @@ type Config struct {
 	Progress func() (int64, error)
 	// Total is the progress of a complete run. Required.
 	Total int64
+	// Done reports whether the job completed (its end is recorded), so
+	// that a kill that lands after that is not counted as one. Required.
+	Done func() (bool, error)
 	// Kills is how many times the program is killed. Kill points are spread
 	// over the run: the i-th kill waits for progress in the i-th of Kills
 	// equal slices of Total, then up to Jitter more.
@@ -39,7 +44,9 @@ type Config struct {
 	// BeforeKill, when set, is called just before each kill; what it
 	// returns is recorded (for example, whether a transaction is open).
 	BeforeKill func() string
-	// Seed seeds the random choices; zero means a random seed, logged.
+	// Seed seeds the random choices; zero means the environment variable
+	// TORTURE_SEED, else a random seed. The seed is logged, so that a run's
+	// kill points can be replayed.
 	Seed uint64
 }
 
@@ -66,14 +73,32 @@ func Run(t testing.TB, cfg Config) Result {
 		cfg.Jitter = 20 * time.Millisecond
 	}
 	seed := cfg.Seed
+	if s := os.Getenv("TORTURE_SEED"); seed == 0 && s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("torture: TORTURE_SEED=%q: %v", s, err)
+		}
+	}
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	t.Logf("torture: seed %d, %d kills over %d", seed, cfg.Kills, cfg.Total)
+	t.Logf("torture: seed %d (TORTURE_SEED=%d replays these kill points), %d kills over %d", seed, seed, cfg.Kills, cfg.Total)
 	rng := rand.New(rand.NewPCG(seed, 0x70727475))
 	var res Result
 	for i := 0; i < cfg.Kills; i++ {
 		target := int64(float64(cfg.Total) * (float64(i) + rng.Float64()) / float64(cfg.Kills))
+		jitter := time.Duration(rng.Int64N(int64(cfg.Jitter)))
+		// Each run is killed only after a commit of its own: one whose kill
+		// point the last run already passed is not killed while it starts
+		// (before its execution exists).
+		before, err := cfg.Progress()
+		if err != nil {
+			before = 0 // nothing to read yet: the first run creates the tables
+		}
+		if before >= cfg.Total {
+			break
+		}
+		target = max(target, before+1)
 		cmd := cfg.Command()
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -90,19 +115,24 @@ func Run(t testing.TB, cfg Config) Result {
 			}
 			return res
 		}
-		time.Sleep(time.Duration(rng.Int64N(int64(cfg.Jitter))))
+		time.Sleep(jitter)
 		var label string
 		if cfg.BeforeKill != nil {
 			label = cfg.BeforeKill()
 		}
 		_ = cmd.Process.Signal(syscall.SIGKILL)
-		err := <-exited
+		err = <-exited
 		if cmd.ProcessState.Exited() {
 			// It finished on its own between the check and the kill.
 			if cmd.ProcessState.ExitCode() != 0 {
 				t.Fatalf("torture: run %d: %v\n%s", res.Runs, err, stderr.String())
 			}
 			return res
+		}
+		if done, err := cfg.Done(); err != nil {
+			t.Fatalf("torture: done: %v", err)
+		} else if done {
+			return res // the kill came after the job completed: not a kill
 		}
 		p, _ := cfg.Progress()
 		res.Kills = append(res.Kills, Kill{Progress: p, Label: label})

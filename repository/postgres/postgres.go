@@ -20,6 +20,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq" // the "postgres" database/sql driver
@@ -64,6 +69,7 @@ var dialect = sqlrepo.Dialect{
 		var s interface{ SQLState() string }
 		return errors.As(err, &s) && s.SQLState() == "23505"
 	},
+	TableExists: `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?`,
 }
 
 // New returns a repository on db. Call Migrate once before use.
@@ -78,11 +84,17 @@ func New(db *sqlx.DB, cfg Config) (*Repository, error) {
 	return &Repository{JobRepository: r, db: db, prefix: cfg.TablePrefix}, nil
 }
 
+// DefaultConnectTimeout bounds connecting to the server, handshake included,
+// when the connection string sets no connect_timeout.
+const DefaultConnectTimeout = 10 * time.Second
+
 // Open connects to the database at dsn (a postgres:// URL or key=value
 // string) with lib/pq, checks the connection, and returns a repository that
-// Close closes.
+// Close closes. Unless dsn (or PGCONNECT_TIMEOUT) sets connect_timeout,
+// every connection of the pool gives up after DefaultConnectTimeout: a
+// server that accepts and never answers does not hang the program.
 func Open(ctx context.Context, dsn string, cfg Config) (*Repository, error) {
-	db, err := sqlx.Open("postgres", dsn)
+	db, err := sqlx.Open("postgres", withConnectTimeout(dsn))
 	if err != nil {
 		return nil, fmt.Errorf("repository postgres: %w", err)
 	}
@@ -114,10 +126,42 @@ func (r *Repository) Migrate(ctx context.Context) error {
 	return err
 }
 
+// Pending returns the names of the migrations Migrate would apply, changing
+// nothing: a deployment whose runtime role may not change the schema checks
+// it at start.
+func (r *Repository) Pending(ctx context.Context) ([]string, error) {
+	ms, err := sqlrepo.LoadMigrations(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("repository postgres: %w", err)
+	}
+	pending, err := sqlrepo.Pending(ctx, r.DB(), dialect, r.prefix, ms)
+	return sqlrepo.Names(pending), err
+}
+
 // Close closes the database if Open opened it.
 func (r *Repository) Close() error {
 	if r.owned {
 		return r.DB().Close()
 	}
 	return nil
+}
+
+var connectTimeoutSet = regexp.MustCompile(`(^|[\s?&])connect_timeout\s*=`)
+
+// withConnectTimeout adds connect_timeout=DefaultConnectTimeout to dsn when
+// it sets none.
+func withConnectTimeout(dsn string) string {
+	if connectTimeoutSet.MatchString(dsn) || os.Getenv("PGCONNECT_TIMEOUT") != "" {
+		return dsn
+	}
+	secs := strconv.Itoa(int(DefaultConnectTimeout / time.Second))
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		// The password may hold '?': the query starts after the host.
+		sep := "?"
+		if strings.Contains(dsn[strings.LastIndex(dsn, "@")+1:], "?") {
+			sep = "&"
+		}
+		return dsn + sep + "connect_timeout=" + secs
+	}
+	return dsn + " connect_timeout=" + secs
 }

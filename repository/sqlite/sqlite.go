@@ -58,6 +58,7 @@ var dialect = sqlrepo.Dialect{
 		var e *sqlitedrv.Error
 		return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 	},
+	TableExists: `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`,
 }
 
 // DSN returns the modernc.org/sqlite data source name the repository uses for
@@ -118,6 +119,17 @@ func (r *Repository) Migrate(ctx context.Context) error {
 	}
 	_, err = sqlrepo.Migrate(ctx, r.DB(), dialect, r.prefix, "", ms)
 	return err
+}
+
+// Pending returns the names of the migrations Migrate would apply, changing
+// nothing.
+func (r *Repository) Pending(ctx context.Context) ([]string, error) {
+	ms, err := sqlrepo.LoadMigrations(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("repository sqlite: %w", err)
+	}
+	pending, err := sqlrepo.Pending(ctx, r.DB(), dialect, r.prefix, ms)
+	return sqlrepo.Names(pending), err
 }
 
 // Close closes the database if Open opened it.
