@@ -82,9 +82,16 @@ type ChunkConfig[T, U any] struct {
 	// Default Transient (serialization failures, deadlocks, broken
 	// connections).
 	Retry ErrorMatcher
-	// RetryLimit is how many times one item or chunk is retried before its
-	// error counts as final (and is then skipped if Skip matches it).
-	// Default DefaultRetryLimit (3); negative means no retries.
+	// ReadRetry matches the read errors that are retried: Read is called
+	// again after the backoff, as for writes. Default: Retry. Set NoErrors
+	// for a reader that cannot be asked again after an error (one that
+	// moves past the record that failed).
+	ReadRetry ErrorMatcher
+	// RetryLimit is how many times one item, read or chunk is retried
+	// before its error counts as final (and is then skipped if Skip matches
+	// it): it counts retries, not attempts (Spring Batch's retryLimit counts
+	// attempts: its 3 is this 2). Default DefaultRetryLimit (3); negative
+	// means no retries.
 	RetryLimit int
 	// Backoff spaces the retries. Default: see Backoff.
 	Backoff Backoff
@@ -138,6 +145,9 @@ func NewChunkStep[T, U any](name string, cfg ChunkConfig[T, U]) (*ChunkStep[T, U
 	}
 	if cfg.Retry == nil {
 		cfg.Retry = Transient
+	}
+	if cfg.ReadRetry == nil {
+		cfg.ReadRetry = cfg.Retry
 	}
 	if cfg.RetryLimit == 0 {
 		cfg.RetryLimit = DefaultRetryLimit
@@ -414,10 +424,17 @@ func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
 	c.slots = make([]slot[T, U], 0, size)
 	for len(c.slots) < size {
 		it, err := c.cfg().Reader.Read(ctx)
+		index := c.base + int64(len(c.slots)) + 1
+		for attempt := 1; err != nil && err != io.EOF && attempt <= c.cfg().RetryLimit &&
+			ctx.Err() == nil && c.cfg().ReadRetry.Matches(err); attempt++ {
+			if werr := c.retryWait(ctx, "read", index, attempt, err); werr != nil {
+				return false, c.stepErr("read", index, werr)
+			}
+			it, err = c.cfg().Reader.Read(ctx)
+		}
 		if err == io.EOF {
 			return true, nil
 		}
-		index := c.base + int64(len(c.slots)) + 1
 		if err != nil {
 			if c.replayReadErrors > 0 {
 				c.replayReadErrors-- // counted and reported before the restart
@@ -671,7 +688,9 @@ func (c *chunk[T, U]) notifySkips(ctx context.Context, from, to int) error {
 // scan writes the uncommitted items of the chunk up to end one by one, each
 // in its own transaction, after a skippable write error rolled them back: items
 // whose write fails with a skippable error are skipped, the others are
-// written. Each commit records how many items of the chunk are handled, so
+// written. The skip of an item is committed with the next item's write (its
+// count and its skip listeners in that transaction), as Spring Batch counts
+// commits. Each commit records how many items of the chunk are handled, so
 // that a crash in the middle of the scan neither loses nor repeats an item.
 func (c *chunk[T, U]) scan(ctx context.Context, end int, finalAtEnd bool) error {
 	c.sc.Logger().Info("write failed with a skippable error; writing the chunk item by item", "chunk", c.n)
@@ -696,8 +715,12 @@ func (c *chunk[T, U]) scan(ctx context.Context, end int, finalAtEnd bool) error 
 			return lerr
 		}
 		sl.state, sl.err = slotSkippedWrite, unwrapStepError(err)
-		if err := c.commitWithRetry(ctx, i+1, final); err != nil {
-			return err
+		// The skip is counted and reported with the next commit of the
+		// scan, or with a commit of its own when the item is the last.
+		if i == end-1 {
+			if err := c.commitWithRetry(ctx, i+1, final); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

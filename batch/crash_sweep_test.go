@@ -114,11 +114,11 @@ func (r *crashRepo) UpdateJobExecution(ctx context.Context, e *batch.JobExecutio
 	return r.Repository.UpdateJobExecution(ctx, e)
 }
 
-func (r *crashRepo) Heartbeat(ctx context.Context, id int64, now time.Time) (batch.BatchStatus, error) {
+func (r *crashRepo) Heartbeat(ctx context.Context, id int64) (batch.BatchStatus, error) {
 	if r.dead.Load() {
 		return "", errDead
 	}
-	return r.Repository.Heartbeat(ctx, id, now)
+	return r.Repository.Heartbeat(ctx, id)
 }
 
 func (r *crashRepo) StepExecutions(ctx context.Context, id int64) ([]*batch.StepExecution, error) {

@@ -64,8 +64,9 @@ func MatchFunc(f func(err error) bool) ErrorMatcher { return f }
 // deadlocks (40P01), lock timeouts (55P03), connection exceptions (08xxx),
 // an administrator or crash shutdown of the backend (57P01, 57P02, 57P03),
 // SQLite's busy and locked errors, a broken driver connection, connection
-// resets, refused connections and network timeouts. It never matches context
-// cancellation.
+// resets, refused connections, network timeouts and temporary DNS failures
+// (not "no such host", which a retry will not change). It never matches
+// context cancellation.
 var Transient ErrorMatcher = isTransient
 
 func isTransient(err error) bool {
@@ -93,6 +94,11 @@ func isTransient(err error) bool {
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
 		return true
 	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		// "no such host" stays so; a failing or slow resolver may not.
+		return !dns.IsNotFound && (dns.IsTemporary || dns.IsTimeout)
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return true
@@ -100,6 +106,10 @@ func isTransient(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe)
 }
+
+// NoErrors matches no error: as ChunkConfig.ReadRetry, it turns read retries
+// off.
+var NoErrors ErrorMatcher = func(error) bool { return false }
 
 // Backoff is how long to wait before each retry: Initial before the first,
 // multiplied by Multiplier for each next one, at most Max, each wait drawn at
@@ -204,7 +214,7 @@ type SkipListener[T, U any] interface {
 // RetryEvent describes a retry to a RetryListener.
 type RetryEvent struct {
 	Step    string
-	Phase   string // "process" (one item) or "write" (the chunk's transaction)
+	Phase   string // "read" (the next record), "process" (one item) or "write" (the chunk's transaction)
 	Chunk   int64
 	Item    int64 // the item, or the chunk's first item
 	Attempt int   // 1 for the first retry

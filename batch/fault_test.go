@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/repository"
+	"github.com/chunkwise/chunkwise/repository/memory"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 	"github.com/chunkwise/chunkwise/writer"
 )
@@ -564,4 +566,72 @@ func TestSkipListenerOfOtherTypesRejected(t *testing.T) {
 	})
 	require.ErrorIs(t, err, batch.ErrInvalidConfig)
 	require.ErrorContains(t, err, "is not a SkipListener[int, int]")
+}
+
+// TestReadRetry: a transient read error is retried with the backoff; one
+// that is not, or with ReadRetry off, fails the step naming the item.
+func TestReadRetry(t *testing.T) {
+	transient := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	for _, tt := range []struct {
+		name     string
+		failures int
+		off      bool
+		wantErr  bool
+	}{
+		{"retried", 2, false, false},
+		{"past the limit", 4, false, true},
+		{"read retries off", 1, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			left := tt.failures
+			rec := &retryRecorder{}
+			n := 0
+			cfg := batch.ChunkConfig[int, int]{
+				Reader: batch.ReaderFunc[int](func(context.Context) (int, error) {
+					if n == 2 && left > 0 {
+						left--
+						return 0, transient
+					}
+					if n == 4 {
+						return 0, io.EOF
+					}
+					n++
+					return n, nil
+				}),
+				Writer:    batch.WriterFunc[int](func(context.Context, []int) error { return nil }),
+				Backoff:   batch.Backoff{Initial: time.Millisecond, Max: time.Millisecond},
+				Listeners: []batch.Listener{rec},
+			}
+			if tt.off {
+				cfg.ReadRetry = batch.NoErrors
+			}
+			step, err := batch.NewChunkStep("s", cfg)
+			require.NoError(t, err)
+			job, err := batch.NewJob("j", batch.JobConfig{Steps: []batch.Step{step}})
+			require.NoError(t, err)
+			exec, err := mustLauncher(t, launcher.Config{Repository: memory.New()}).Run(context.Background(), job, nil)
+			if tt.wantErr {
+				require.ErrorIs(t, err, syscall.ECONNRESET)
+				require.ErrorContains(t, err, "item 3: read")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, batch.StatusCompleted, exec.Status)
+			var retries []string
+			for _, ev := range rec.events {
+				retries = append(retries, fmt.Sprintf("%s %d #%d", ev.Phase, ev.Item, ev.Attempt))
+			}
+			require.Equal(t, []string{"read 3 #1", "read 3 #2"}, retries)
+		})
+	}
+}
+
+func TestTransientDNS(t *testing.T) {
+	t.Parallel()
+	notFound := &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "db.example", IsNotFound: true}}
+	require.False(t, batch.Transient.Matches(notFound), "no such host is not transient")
+	flaky := &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "server misbehaving", Name: "db.example", IsTemporary: true}}
+	require.True(t, batch.Transient.Matches(flaky))
+	require.True(t, batch.Transient.Matches(&net.DNSError{Err: "i/o timeout", IsTimeout: true}))
 }

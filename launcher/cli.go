@@ -81,7 +81,8 @@ commands:
                            -next gives it a new instance (run.id one more than the last)
   restart EXECUTION_ID     restart the instance of a failed or stopped execution
   stop EXECUTION_ID        ask a running execution to stop at its next chunk boundary
-  abandon EXECUTION_ID     mark a failed or stopped execution as never to be restarted
+  abandon [-force] EXECUTION_ID  mark a failed or stopped execution as never to be restarted;
+                           -force: also one that runs or stops (a stuck process)
   status [JOB|EXECUTION_ID] list recent executions, or describe one (never writes)
   jobs                     list the jobs this program can run, with their parameters
   migrate                  create or upgrade the job repository's tables
@@ -125,6 +126,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	migrateFlag := fs.String("migrate", envOr("BATCH_MIGRATE", "auto"),
 		"auto: run and restart create or upgrade the repository's tables; off: they refuse an outdated schema, for a role that may not change it (env BATCH_MIGRATE)")
 	next := fs.Bool("next", false, "run: launch a new instance, with run.id one more than the job's last")
+	force := fs.Bool("force", false, "abandon: abandon an execution even while it runs or stops (its process, if alive, is fenced off)")
 	printUsage := func() {
 		fmt.Fprintf(stderr, usage, prog)
 		fs.SetOutput(stderr)
@@ -167,6 +169,9 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	cmd, rest := pos[0], pos[1:]
 	if *next && cmd != "run" {
 		return fail("-next goes with run only")
+	}
+	if *force && cmd != "abandon" {
+		return fail("-force goes with abandon only")
 	}
 
 	// Check what can be checked before touching the database.
@@ -295,7 +300,16 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		fmt.Fprintf(stdout, "execution %d: stop requested; it stops at its next chunk boundary\n", execID)
 		return ExitCompleted
 	case "abandon":
-		if err := l.Abandon(ctx, execID); err != nil {
+		abandon := l.Abandon
+		if *force {
+			abandon = l.ForceAbandon
+			if e, err := l.Repository().JobExecution(ctx, execID); err == nil && e.Status.Running() {
+				fmt.Fprintf(stderr, "%s: warning: execution %d is %s (heartbeat %s ago): if its process is still alive it is fenced off "+
+					"at its next commit or heartbeat and writes nothing more to the job repository, but what it does elsewhere until then stays done\n",
+					prog, e.ID, e.Status, time.Since(e.Heartbeat).Round(time.Second))
+			}
+		}
+		if err := abandon(ctx, execID); err != nil {
 			return fail("%v", err)
 		}
 		fmt.Fprintf(stdout, "execution %d: abandoned\n", execID)

@@ -20,6 +20,7 @@ type engine struct {
 	repo              repository.JobRepository
 	lease             time.Duration
 	heartbeatInterval time.Duration
+	stopGrace         time.Duration
 	logger            *slog.Logger
 
 	mu   sync.Mutex
@@ -58,8 +59,19 @@ func (e *engine) launch(ctx context.Context, job *batch.Job, params batch.JobPar
 // run runs exec, an execution of job created by launch, to its end and
 // returns it as finally saved.
 func (e *engine) run(ctx context.Context, job *batch.Job, exec *batch.JobExecution) (*batch.JobExecution, error) {
-	r := &jobRun{id: exec.ID, engine: e, job: job, exec: exec.Clone(),
-		log: e.logger.With("job", job.Name(), "execution", exec.ID), stopCh: make(chan struct{})}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	lease := exec.Lease
+	if lease <= 0 {
+		lease = e.lease
+	}
+	r := &jobRun{id: exec.ID, engine: e, job: job, exec: exec.Clone(), lease: lease,
+		log: e.logger.With("job", job.Name(), "execution", exec.ID), stopCh: make(chan struct{}), cancelRun: cancel}
+	defer func() {
+		if t := r.graceTimer.Load(); t != nil {
+			t.Stop()
+		}
+	}()
 	e.mu.Lock()
 	if e.runs == nil {
 		e.runs = map[int64]*jobRun{}
@@ -79,20 +91,39 @@ type jobRun struct {
 	engine *engine
 	job    *batch.Job
 	exec   *batch.JobExecution
+	lease  time.Duration // the execution's own
 	log    *slog.Logger
+	// lastContact is when the run last heard from its repository (a
+	// heartbeat or a commit that succeeded), in Unix nanoseconds.
+	lastContact atomic.Int64
 
-	stop      atomic.Bool
-	stopOnce  sync.Once
-	stopCh    chan struct{} // closed when a stop is requested
-	fenced    atomic.Bool
-	cancelRun context.CancelCauseFunc
+	stop       atomic.Bool
+	stopOnce   sync.Once
+	stopCh     chan struct{} // closed when a stop is requested
+	graceTimer atomic.Pointer[time.Timer]
+	fenced     atomic.Bool
+	fenceCause atomic.Pointer[error] // why, when not the execution's stored status
+	cancelRun  context.CancelCauseFunc
 }
+
+// errStopGrace interrupts a step that did not reach a chunk boundary within
+// the stop's grace period.
+var errStopGrace = errors.New("launcher: the step did not reach a chunk boundary within the stop's grace period")
 
 func (r *jobRun) stopRequested() bool { return r.stop.Load() }
 
 func (r *jobRun) requestStop() {
 	r.stop.Store(true)
-	r.stopOnce.Do(func() { close(r.stopCh) })
+	r.stopOnce.Do(func() {
+		close(r.stopCh)
+		// A step blocked in a read (a pipe, a hung call) never reaches a
+		// chunk boundary: after the grace period its context is cancelled,
+		// the chunk in flight rolls back and the step ends STOPPED.
+		r.graceTimer.Store(time.AfterFunc(r.engine.stopGrace, func() {
+			r.log.Warn("stop: no chunk boundary within the grace period; interrupting the step", "grace", r.engine.stopGrace)
+			r.cancelRun(errStopGrace)
+		}))
+	})
 }
 
 func (r *jobRun) noteStatus(s batch.BatchStatus) {
@@ -100,11 +131,16 @@ func (r *jobRun) noteStatus(s batch.BatchStatus) {
 	case s == batch.StatusStopping:
 		r.requestStop()
 	case !s.Running():
-		r.fenced.Store(true)
-		if r.cancelRun != nil {
-			r.cancelRun(fmt.Errorf("%w: execution %d is now %s", batch.ErrFenced, r.id, s))
-		}
+		r.fenceOff(fmt.Errorf("%w: execution %d is now %s", batch.ErrFenced, r.id, s))
 	}
+}
+
+// fenceOff ends the run without another write: the execution is no longer
+// this process's (cause wraps batch.ErrFenced).
+func (r *jobRun) fenceOff(cause error) {
+	r.fenceCause.CompareAndSwap(nil, &cause)
+	r.fenced.Store(true)
+	r.cancelRun(cause)
 }
 
 func (r *jobRun) repo() repository.JobRepository { return r.engine.repo }
@@ -131,12 +167,9 @@ func protect(fn func() error) (err error) {
 	return fn()
 }
 
-func (r *jobRun) run(parent context.Context) (*batch.JobExecution, error) {
-	ctx, cancel := context.WithCancelCause(parent)
-	defer cancel(nil)
-	r.cancelRun = cancel
+func (r *jobRun) run(ctx context.Context) (*batch.JobExecution, error) {
 	// Bookkeeping must survive the interruption of the work.
-	book := context.WithoutCancel(parent)
+	book := context.WithoutCancel(ctx)
 
 	// A restart carries on the job-level context of the execution before.
 	if len(r.exec.Context) == 0 {
@@ -184,6 +217,9 @@ func (r *jobRun) run(parent context.Context) (*batch.JobExecution, error) {
 
 	if r.fenced.Load() {
 		err := fmt.Errorf("job %s execution %d: %w", r.job.Name(), r.id, batch.ErrFenced)
+		if cause := r.fenceCause.Load(); cause != nil {
+			err = fmt.Errorf("job %s execution %d: %w", r.job.Name(), r.id, *cause)
+		}
 		r.log.Error("job fenced off", "error", err)
 		return r.exec, err
 	}
@@ -296,10 +332,49 @@ func (r *jobRun) newStepExecution(ctx context.Context, step batch.Step) (*batch.
 				Err: fmt.Errorf("%w: started %d times, limit %d", batch.ErrStartLimitExceeded, n, policy.StartLimit())}
 		}
 	}
-	if err := r.repo().CreateStepExecution(ctx, se); err != nil {
+	err = r.persist(ctx, "create step execution", func(retry bool) error {
+		if retry {
+			// The answer of an earlier attempt may have been lost after it
+			// landed: a running step of this name in this execution is it.
+			steps, err := r.repo().StepExecutions(ctx, r.id)
+			if err != nil {
+				return err
+			}
+			for _, s := range steps {
+				if s.StepName == se.StepName && s.Status.Running() {
+					*se = *s
+					return nil
+				}
+			}
+		}
+		return r.repo().CreateStepExecution(ctx, se)
+	})
+	if err != nil {
 		return nil, false, fmt.Errorf("step %s: %w", step.Name(), err)
 	}
 	return se, false, nil
+}
+
+// persist calls save until it succeeds, fails with an error that is not
+// transient, or the execution's lease has passed: a save that meets a
+// restarting database or a dropped connection is not given up at the first
+// error, which would leave the execution running in the repository with its
+// real outcome unrecorded. save is told whether it is a retry, so that it
+// can find out whether an earlier attempt landed although its answer was
+// lost.
+func (r *jobRun) persist(ctx context.Context, what string, save func(retry bool) error) error {
+	deadline := time.Now().Add(r.lease)
+	backoff := batch.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+	for attempt := 1; ; attempt++ {
+		err := save(attempt > 1)
+		if err == nil || !batch.Transient.Matches(err) || time.Now().After(deadline) {
+			return err
+		}
+		r.log.Warn("save failed; retrying", "what", what, "attempt", attempt, "error", err)
+		if backoff.Wait(ctx, attempt) != nil {
+			return err
+		}
+	}
 }
 
 func (r *jobRun) runStep(ctx, book context.Context, step batch.Step, se *batch.StepExecution) (batch.BatchStatus, error) {
@@ -352,7 +427,18 @@ func (r *jobRun) runStep(ctx, book context.Context, step batch.Step, se *batch.S
 		}
 	}
 	se.EndTime = time.Now().UTC()
-	if uerr := r.repo().UpdateStepExecution(book, se); uerr != nil {
+	uerr := r.persist(book, "save step end", func(retry bool) error {
+		err := r.repo().UpdateStepExecution(book, se)
+		if retry && errors.Is(err, batch.ErrStaleVersion) {
+			// An earlier attempt may have landed with its answer lost.
+			if stored, ok := r.storedStep(book, se.ID); ok && stored.Version == se.Version+1 && stored.Status == se.Status {
+				se.Version++
+				return nil
+			}
+		}
+		return err
+	})
+	if uerr != nil {
 		if errors.Is(uerr, batch.ErrStaleVersion) || errors.Is(uerr, batch.ErrFenced) {
 			r.fenced.Store(true)
 		}
@@ -380,13 +466,19 @@ func (r *jobRun) runStep(ctx, book context.Context, step batch.Step, se *batch.S
 // saved. It fails with ErrFenced when the stored execution is no longer
 // running.
 func (r *jobRun) saveJob(ctx context.Context, mutate func(*batch.JobExecution)) error {
+	lost := false // an attempt failed in a way that may hide that it landed
 	for attempt := 0; ; attempt++ {
 		next := r.exec.Clone()
 		mutate(next)
 		if next.Status == batch.StatusStarted && r.stopRequested() {
 			next.Status = batch.StatusStopping
 		}
-		err := r.repo().UpdateJobExecution(ctx, next)
+		err := r.persist(ctx, "save job execution", func(retry bool) error {
+			if retry {
+				lost = true
+			}
+			return r.repo().UpdateJobExecution(ctx, next)
+		})
 		if err == nil {
 			*r.exec = *next
 			return nil
@@ -394,9 +486,20 @@ func (r *jobRun) saveJob(ctx context.Context, mutate func(*batch.JobExecution)) 
 		if !errors.Is(err, batch.ErrStaleVersion) || attempt >= 20 {
 			return fmt.Errorf("job %s execution %d: save: %w", r.job.Name(), r.id, err)
 		}
-		cur, gerr := r.repo().JobExecution(ctx, r.id)
+		var cur *batch.JobExecution
+		gerr := r.persist(ctx, "read job execution", func(bool) error {
+			var err error
+			cur, err = r.repo().JobExecution(ctx, r.id)
+			return err
+		})
 		if gerr != nil {
 			return fmt.Errorf("job %s execution %d: save: %w", r.job.Name(), r.id, gerr)
+		}
+		if lost && cur.Version == next.Version+1 && cur.Status == next.Status && cur.ExitStatus == next.ExitStatus {
+			// The save landed; its answer was lost.
+			next.Version = cur.Version
+			*r.exec = *next
+			return nil
 		}
 		if !cur.Status.Running() {
 			r.fenced.Store(true)
@@ -412,21 +515,54 @@ func (r *jobRun) saveJob(ctx context.Context, mutate func(*batch.JobExecution)) 
 func (r *jobRun) heartbeat(ctx context.Context) {
 	t := time.NewTicker(r.engine.heartbeatInterval)
 	defer t.Stop()
+	r.touch()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			status, err := r.repo().Heartbeat(ctx, r.id, now.UTC())
+		case <-t.C:
+			// A heartbeat may wait behind the run's own chunk transaction
+			// (SQLite has one writer), but not past the lease: a network
+			// that swallows packets must not hold it for ever.
+			hctx, cancel := context.WithTimeout(ctx, r.lease)
+			status, err := r.repo().Heartbeat(hctx, r.id)
+			cancel()
 			if err != nil {
-				if ctx.Err() == nil {
-					r.log.Warn("heartbeat failed", "error", err)
+				if ctx.Err() != nil {
+					return
+				}
+				r.log.Warn("heartbeat failed", "error", err)
+				if lost := time.Since(time.Unix(0, r.lastContact.Load())); lost > r.lease {
+					// Neither heartbeats nor commits have reached the
+					// repository for longer than the lease: the execution may
+					// be taken over, and could not commit anyway. It stops.
+					r.fenceOff(fmt.Errorf("%w: no contact with the job repository for %s, longer than the lease (%s): %w",
+						batch.ErrFenced, lost.Round(time.Millisecond), r.lease, err))
+					return
 				}
 				continue
 			}
+			r.touch()
 			r.noteStatus(status)
 		}
 	}
+}
+
+// touch records that the repository answered.
+func (r *jobRun) touch() { r.lastContact.Store(time.Now().UnixNano()) }
+
+// storedStep reads the stored step execution with id.
+func (r *jobRun) storedStep(ctx context.Context, id int64) (*batch.StepExecution, bool) {
+	steps, err := r.repo().StepExecutions(ctx, r.id)
+	if err != nil {
+		return nil, false
+	}
+	for _, s := range steps {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return nil, false
 }
 
 // stepContext is the batch.StepContext of one step execution.
@@ -469,6 +605,7 @@ func (sc *stepContext) Commit(ctx context.Context, fn func(ctx context.Context, 
 		sc.se.RollbackCount++
 		return err
 	}
+	sc.run.touch()
 	*sc.se = *w
 	sc.run.noteStatus(status)
 	return nil

@@ -33,8 +33,16 @@ type Config struct {
 	// (30s).
 	Lease time.Duration
 	// HeartbeatInterval is how often a running execution records that it
-	// is alive; it should be well within the lease. Default Lease/3.
+	// is alive; it should be well within the lease. Default Lease/3. A run
+	// whose heartbeats fail for longer than its lease stops working (it may
+	// be taken over, and could not commit anyway) and ends with an error
+	// wrapping batch.ErrFenced.
 	HeartbeatInterval time.Duration
+	// StopGrace is how long a stopping execution may take to reach its next
+	// chunk boundary; after it, the step's context is cancelled (a reader
+	// blocked on a pipe or a hung call returns), the chunk in flight rolls
+	// back and the execution ends STOPPED. Default Lease.
+	StopGrace time.Duration
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
 	// Stdout is handed to job factories in Env. Default io.Discard.
@@ -75,6 +83,9 @@ func New(cfg Config) (*Launcher, error) {
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = cfg.Lease / 3
 	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = cfg.Lease
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -92,7 +103,7 @@ func New(cfg Config) (*Launcher, error) {
 	return &Launcher{
 		reg: cfg.Registry,
 		engine: &engine{repo: cfg.Repository, lease: cfg.Lease, heartbeatInterval: cfg.HeartbeatInterval,
-			logger: cfg.Logger},
+			stopGrace: cfg.StopGrace, logger: cfg.Logger},
 		env:     Env{DB: cfg.DB, Repository: cfg.Repository, Logger: cfg.Logger, Stdout: cfg.Stdout},
 		running: map[int64]chan struct{}{},
 		results: map[int64]result{},
@@ -221,16 +232,32 @@ func (l *Launcher) Stop(ctx context.Context, executionID int64) error {
 
 // Abandon marks a FAILED or STOPPED execution ABANDONED: its instance will
 // never be restarted. A running execution must be stopped first, unless its
-// heartbeat is older than its lease (its process is gone).
+// heartbeat is older than its lease (its process is gone); ForceAbandon does
+// not wait.
 func (l *Launcher) Abandon(ctx context.Context, executionID int64) error {
+	return l.abandon(ctx, executionID, false)
+}
+
+// ForceAbandon marks an execution ABANDONED even while it is running or
+// stopping: for one whose process is stuck where a stop cannot reach it, on
+// a host out of reach. Its process, if it still runs, is fenced off: its next
+// commit or heartbeat finds the execution ended and it writes nothing more to
+// the repository — but what it does elsewhere (files, calls to other
+// systems) until then is not undone.
+func (l *Launcher) ForceAbandon(ctx context.Context, executionID int64) error {
+	return l.abandon(ctx, executionID, true)
+}
+
+func (l *Launcher) abandon(ctx context.Context, executionID int64, force bool) error {
 	return l.setStatus(ctx, executionID, func(e *batch.JobExecution) error {
 		switch {
 		case e.Status == batch.StatusAbandoned:
 			return errNoChange
 		case e.Status == batch.StatusCompleted:
 			return fmt.Errorf("abandon execution %d: it completed", e.ID)
-		case e.Status.Running() && time.Since(e.Heartbeat) <= leaseOf(e):
-			return fmt.Errorf("abandon execution %d: it is %s; stop it first: %w", e.ID, e.Status, batch.ErrJobRunning)
+		case !force && e.Status.Running() && time.Since(e.Heartbeat) <= leaseOf(e):
+			return fmt.Errorf("abandon execution %d: it is %s (heartbeat %s ago); stop it first, or abandon -force: %w",
+				e.ID, e.Status, time.Since(e.Heartbeat).Round(time.Second), batch.ErrJobRunning)
 		}
 		e.Status = batch.StatusAbandoned
 		e.ExitStatus = batch.ExitStatus{Code: "ABANDONED", Description: "abandoned by an operator"}

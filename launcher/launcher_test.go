@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/chunkwise/chunkwise/internal/pgtest"
 	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
 	"github.com/chunkwise/chunkwise/writer"
 )
@@ -685,4 +687,102 @@ func TestConnectionStrings(t *testing.T) {
 	code, _, errOut := command(tj, "-db", "hots=x password=hunter2", "status")
 	require.Equal(t, launcher.ExitUsage, code)
 	require.Contains(t, errOut, "a key=value string that starts with an unknown keyword")
+}
+
+// blockedReader blocks in Read, as a reader on a pipe or a hung call does,
+// until its context ends.
+type blockedReader struct{ started chan struct{} }
+
+func (r *blockedReader) Read(ctx context.Context) (int, error) {
+	select {
+	case r.started <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// TestStuckStepStopsAfterGrace: a stop reaches a step blocked in a read
+// after the grace period: the chunk in flight rolls back, the execution ends
+// STOPPED and restartable.
+func TestStuckStepStopsAfterGrace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	repo := openRepo(t, filepath.Join(t.TempDir(), "batch.db"))
+	l, err := launcher.New(launcher.Config{Repository: repo, StopGrace: 200 * time.Millisecond})
+	require.NoError(t, err)
+	r := &blockedReader{started: make(chan struct{}, 1)}
+	step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
+		Reader: r, Writer: batch.WriterFunc[int](func(context.Context, []int) error { return nil })})
+	require.NoError(t, err)
+	job, err := batch.NewJob("stuck", batch.JobConfig{Steps: []batch.Step{step}})
+	require.NoError(t, err)
+	exec, err := l.Start(ctx, job, nil)
+	require.NoError(t, err)
+	<-r.started
+	require.NoError(t, l.Stop(ctx, exec.ID))
+	final, err := l.Wait(ctx, exec.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusStopped, final.Status)
+	steps, err := repo.StepExecutions(ctx, exec.ID)
+	require.NoError(t, err)
+	require.Contains(t, steps[0].ExitStatus.Description, "grace period")
+}
+
+// TestForceAbandon: an execution that stays STOPPING can be abandoned by
+// force; its process, still running, is fenced off.
+func TestForceAbandon(t *testing.T) {
+	t.Parallel()
+	tj := newTestJobs(t)
+	tj.pause = 50 * time.Millisecond
+	tj.started = make(chan struct{}, 1)
+	l, db := newLauncher(t, tj)
+	ctx := context.Background()
+	id := startNamed(t, l, "count", batch.JobParameters{"n": batch.IntParam(1000)})
+	<-tj.started
+
+	code, _, errOut := command(tj, "-db", db, "abandon", strconv.FormatInt(id, 10))
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "stop it first, or abandon -force")
+	code, out, errOut := command(tj, "-db", db, "abandon", "-force", strconv.FormatInt(id, 10))
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "warning: execution 1 is STARTED")
+	require.Contains(t, out, "abandoned")
+
+	_, err := l.Wait(ctx, id)
+	require.ErrorIs(t, err, batch.ErrFenced, "the running process is fenced off")
+	stored, err := l.Repository().JobExecution(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusAbandoned, stored.Status)
+	code, _, _ = command(tj, "-db", db, "run", "-force", "count")
+	require.Equal(t, launcher.ExitUsage, code)
+}
+
+// unreachable is a repository whose heartbeats fail, as when the network to
+// the database is down.
+type unreachable struct{ repository.JobRepository }
+
+func (unreachable) Heartbeat(context.Context, int64) (batch.BatchStatus, error) {
+	return "", fmt.Errorf("dial tcp 10.0.0.1:5432: %w", syscall.ETIMEDOUT)
+}
+
+// TestLostRepositoryStopsTheRun: a run that cannot reach its repository for
+// longer than its lease stops working, saying why.
+func TestLostRepositoryStopsTheRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	repo := unreachable{openRepo(t, filepath.Join(t.TempDir(), "batch.db"))}
+	l, err := launcher.New(launcher.Config{Repository: repo, Lease: 300 * time.Millisecond, HeartbeatInterval: 50 * time.Millisecond})
+	require.NoError(t, err)
+	r := &blockedReader{started: make(chan struct{}, 1)}
+	step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
+		Reader: r, Writer: batch.WriterFunc[int](func(context.Context, []int) error { return nil })})
+	require.NoError(t, err)
+	job, err := batch.NewJob("cutoff", batch.JobConfig{Steps: []batch.Step{step}})
+	require.NoError(t, err)
+	start := time.Now()
+	_, err = l.Run(ctx, job, nil)
+	require.ErrorIs(t, err, batch.ErrFenced)
+	require.ErrorContains(t, err, "no contact with the job repository")
+	require.Less(t, time.Since(start), 5*time.Second)
 }

@@ -50,10 +50,12 @@ type JobRepository interface {
 	// increments e.Version.
 	UpdateJobExecution(ctx context.Context, e *batch.JobExecution) error
 
-	// Heartbeat records that the execution's process is alive and returns
-	// the execution's stored status. It changes nothing if the execution is
-	// not running.
-	Heartbeat(ctx context.Context, executionID int64, now time.Time) (batch.BatchStatus, error)
+	// Heartbeat records that the execution's process is alive, at the
+	// repository's time (its database's clock where it has one, so that
+	// the clocks of the machines that run and launch jobs do not matter),
+	// and returns the execution's stored status. It changes nothing if the
+	// execution is not running.
+	Heartbeat(ctx context.Context, executionID int64) (batch.BatchStatus, error)
 
 	// JobExecutions lists executions, newest first.
 	JobExecutions(ctx context.Context, q batch.ExecutionQuery) ([]*batch.JobExecution, error)
@@ -108,7 +110,8 @@ type LaunchRequest struct {
 	// batch.DefaultLease. It never applies to earlier executions, which are
 	// judged by their own.
 	Lease time.Duration
-	// Now is the time the launch happens; zero means time.Now().
+	// Now is the time the launch happens, for tests; zero means the
+	// repository's time, the clock its heartbeats are written with.
 	Now time.Time
 	// PreventRestart refuses the launch with batch.ErrJobNotRestartable
 	// when the instance has an earlier execution.

@@ -35,6 +35,20 @@ type Dialect struct {
 	// TableExists is a query with one '?' parameter, a table name, that
 	// counts the tables of that name the connection sees.
 	TableExists string
+	// Now is a query for the database's current time, which heartbeats
+	// are written and judged with; "" means this process's clock (a
+	// database on the same machine).
+	Now string
+	// TxSetup, when not "", is run first in every transaction of the
+	// repository (in a chunk's transaction, before the checkpoint), to
+	// bound how long it waits for locks and how long a session cut off in
+	// the middle of it keeps them.
+	TxSetup string
+	// IsLockTimeout reports whether err is a lock wait that TxSetup's
+	// bound ended; nil when there is none.
+	IsLockTimeout func(err error) bool
+	// LockTimeout is the bound TxSetup sets, for messages.
+	LockTimeout time.Duration
 }
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,40}$`)
@@ -155,6 +169,10 @@ func (r *Repository) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error
 	if err != nil {
 		return err
 	}
+	if err := r.setup(ctx, tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
@@ -162,9 +180,32 @@ func (r *Repository) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error
 	return tx.Commit()
 }
 
-// CreateJobExecution implements repository.JobRepository.
+// setup runs the dialect's TxSetup in tx.
+func (r *Repository) setup(ctx context.Context, tx *sqlx.Tx) error {
+	if r.d.TxSetup == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, r.d.TxSetup)
+	return err
+}
+
+// now returns the repository's time: the database's clock where the dialect
+// has a query for it.
+func (r *Repository) now(ctx context.Context, q sqlx.QueryerContext) (time.Time, error) {
+	if r.d.Now == "" {
+		return time.Now().UTC(), nil
+	}
+	var t time.Time
+	if err := sqlx.GetContext(ctx, q, &t, r.d.Now); err != nil {
+		return time.Time{}, err
+	}
+	return t.UTC(), nil
+}
+
+// CreateJobExecution implements repository.JobRepository. The launch is
+// judged at the database's time unless req.Now is set.
 func (r *Repository) CreateJobExecution(ctx context.Context, req repository.LaunchRequest) (*batch.JobExecution, error) {
-	now := req.At()
+	var now time.Time
 	params, err := json.Marshal(req.Parameters)
 	if err != nil {
 		return nil, r.wrap("encode parameters", err)
@@ -175,6 +216,13 @@ func (r *Repository) CreateJobExecution(ctx context.Context, req repository.Laun
 		refusal error
 	)
 	err = r.inTx(ctx, func(tx *sqlx.Tx) error {
+		now = req.Now.UTC()
+		if req.Now.IsZero() {
+			var err error
+			if now, err = r.now(ctx, tx); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, r.q.insertInstance, req.JobName, key, now); err != nil {
 			return err
 		}
@@ -228,6 +276,11 @@ func (r *Repository) CreateJobExecution(ctx context.Context, req repository.Laun
 		}
 		if r.d.IsUniqueViolation != nil && r.d.IsUniqueViolation(err) {
 			return nil, &batch.LaunchError{JobName: req.JobName, Err: batch.ErrJobRunning}
+		}
+		if r.d.IsLockTimeout != nil && r.d.IsLockTimeout(err) {
+			return nil, r.wrap("create job execution", fmt.Errorf("waited %s for the instance of job %s, locked by another session "+
+				"(a process cut off from the database in the middle of a commit holds it until the database drops its session); try again: %w",
+				r.d.LockTimeout, req.JobName, err))
 		}
 		return nil, r.wrap("create job execution", err)
 	}
@@ -308,14 +361,27 @@ func (r *Repository) UpdateJobExecution(ctx context.Context, e *batch.JobExecuti
 		return r.wrap("update job execution", err)
 	}
 	now := time.Now().UTC()
-	res, err := r.db.ExecContext(ctx, r.q.updateExecution, string(e.Status), e.ExitStatus.Code, e.ExitStatus.Description,
-		toNull(e.StartTime), toNull(e.EndTime), now, string(ec), e.ID, e.Version)
+	var n int64
+	err = r.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, r.q.updateExecution, string(e.Status), e.ExitStatus.Code, e.ExitStatus.Description,
+			toNull(e.StartTime), toNull(e.EndTime), now, string(ec), e.ID, e.Version)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 || e.Status.Running() {
+			return err
+		}
+		// An execution that ended leaves no step running under it (one
+		// whose end could not be saved, or whose creation's answer was
+		// lost).
+		_, err = tx.ExecContext(ctx, r.q.markStepsCrashed, "the job execution ended "+string(e.Status)+" while the step was running",
+			now, now, e.ID)
+		return err
+	})
 	if err != nil {
 		return r.wrap("update job execution", err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return r.wrap("update job execution", err)
-	} else if n == 0 {
+	if n == 0 {
 		if _, err := r.JobExecution(ctx, e.ID); err != nil {
 			return err
 		}
@@ -327,9 +393,16 @@ func (r *Repository) UpdateJobExecution(ctx context.Context, e *batch.JobExecuti
 }
 
 // Heartbeat implements repository.JobRepository.
-func (r *Repository) Heartbeat(ctx context.Context, id int64, now time.Time) (batch.BatchStatus, error) {
+func (r *Repository) Heartbeat(ctx context.Context, id int64) (batch.BatchStatus, error) {
 	var status string
-	if err := r.db.GetContext(ctx, &status, r.q.heartbeat, now.UTC(), id); err != nil {
+	err := r.inTx(ctx, func(tx *sqlx.Tx) error {
+		now, err := r.now(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return tx.GetContext(ctx, &status, r.q.heartbeat, now, id)
+	})
+	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return "", fmt.Errorf("job execution %d: %w", id, batch.ErrNotFound)
 		}
@@ -505,7 +578,7 @@ func (r *Repository) whyNotUpdated(ctx context.Context, ex sqlx.ExecerContext, s
 
 // UpdateStepExecution implements repository.JobRepository.
 func (r *Repository) UpdateStepExecution(ctx context.Context, s *batch.StepExecution) error {
-	if err := r.updateStep(ctx, r.db, s); err != nil {
+	if err := r.inTx(ctx, func(tx *sqlx.Tx) error { return r.updateStep(ctx, tx, s) }); err != nil {
 		return r.wrap("update step execution", err)
 	}
 	s.Version++
@@ -582,6 +655,9 @@ func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, wr
 	}
 	tx, err := ct.Tx()
 	if err != nil {
+		return "", r.wrap("commit chunk", err)
+	}
+	if err := r.setup(ctx, tx); err != nil {
 		return "", r.wrap("commit chunk", err)
 	}
 	status, err := r.fenceStatus(ctx, tx, s.JobExecutionID)

@@ -125,12 +125,25 @@ func (r *Repository) UpdateJobExecution(_ context.Context, u *batch.JobExecution
 	u.UpdatedAt = time.Now().UTC()
 	keep := *e
 	*e = *u.Clone()
-	e.InstanceID, e.JobName, e.Parameters, e.CreatedAt, e.Heartbeat = keep.InstanceID, keep.JobName, keep.Parameters, keep.CreatedAt, keep.Heartbeat
+	e.InstanceID, e.JobName, e.Parameters, e.CreatedAt, e.Heartbeat, e.Lease = keep.InstanceID, keep.JobName, keep.Parameters,
+		keep.CreatedAt, keep.Heartbeat, keep.Lease
+	if !e.Status.Running() {
+		// An execution that ended leaves no step running under it.
+		for _, s := range r.steps {
+			if s.JobExecutionID == e.ID && s.Status.Running() {
+				s.Status = batch.StatusFailed
+				s.ExitStatus = batch.ExitFailed.WithDescription("the job execution ended " + string(e.Status) + " while the step was running")
+				s.EndTime, s.UpdatedAt = u.UpdatedAt, u.UpdatedAt
+				s.Version++
+			}
+		}
+	}
 	return nil
 }
 
 // Heartbeat implements repository.JobRepository.
-func (r *Repository) Heartbeat(_ context.Context, id int64, now time.Time) (batch.BatchStatus, error) {
+func (r *Repository) Heartbeat(_ context.Context, id int64) (batch.BatchStatus, error) {
+	now := time.Now().UTC()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.execution(id)

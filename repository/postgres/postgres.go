@@ -42,6 +42,18 @@ type Config struct {
 	// Default "batch_". To put the tables in a schema, set the connection's
 	// search_path.
 	TablePrefix string
+	// LockTimeout bounds how long a statement of the repository waits for
+	// a row lock — a launch, stop or abandon waiting behind a process cut
+	// off from the database in the middle of a commit — before it fails
+	// saying what it waited for. Default 20s.
+	LockTimeout time.Duration
+	// IdleInTransactionTimeout is how long the database keeps a session
+	// that went silent in the middle of a repository transaction (its
+	// process dead or cut off) before it drops it and releases its locks,
+	// so that a takeover does not wait for the operating system to notice
+	// (hours, or never behind a proxy). It applies only to the checkpoint
+	// part of a chunk's transaction, which runs no user code. Default 15s.
+	IdleInTransactionTimeout time.Duration
 }
 
 // Repository is the PostgreSQL job repository: a repository.JobRepository.
@@ -70,6 +82,11 @@ var dialect = sqlrepo.Dialect{
 		return errors.As(err, &s) && s.SQLState() == "23505"
 	},
 	TableExists: `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?`,
+	Now:         `SELECT clock_timestamp()`,
+	IsLockTimeout: func(err error) bool {
+		var s interface{ SQLState() string }
+		return errors.As(err, &s) && s.SQLState() == "55P03"
+	},
 }
 
 // New returns a repository on db. Call Migrate once before use.
@@ -77,7 +94,21 @@ func New(db *sqlx.DB, cfg Config) (*Repository, error) {
 	if cfg.TablePrefix == "" {
 		cfg.TablePrefix = "batch_"
 	}
-	r, err := sqlrepo.New(db, dialect, cfg.TablePrefix)
+	if cfg.LockTimeout == 0 {
+		cfg.LockTimeout = 20 * time.Second
+	}
+	if cfg.IdleInTransactionTimeout == 0 {
+		cfg.IdleInTransactionTimeout = 15 * time.Second
+	}
+	if cfg.LockTimeout < time.Millisecond || cfg.IdleInTransactionTimeout < time.Millisecond {
+		return nil, fmt.Errorf("repository postgres: LockTimeout and IdleInTransactionTimeout must be at least 1ms")
+	}
+	d := dialect
+	// One statement, so that it works in the extended protocol (pgx) too.
+	d.TxSetup = fmt.Sprintf("SELECT set_config('lock_timeout', '%dms', true), set_config('idle_in_transaction_session_timeout', '%dms', true)",
+		cfg.LockTimeout.Milliseconds(), cfg.IdleInTransactionTimeout.Milliseconds())
+	d.LockTimeout = cfg.LockTimeout
+	r, err := sqlrepo.New(db, d, cfg.TablePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("repository postgres: %w", err)
 	}

@@ -1,0 +1,133 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/internal/pgtest"
+	"github.com/chunkwise/chunkwise/repository"
+	"github.com/chunkwise/chunkwise/repository/postgres"
+)
+
+// cutOff is a database/sql connector whose transactions, once cut is set,
+// never send their COMMIT: the client goes silent in the middle of a
+// transaction, as a process behind a stalled network does, and the server
+// sees a session idle in its transaction, holding its locks.
+type cutOff struct {
+	driver.Connector
+	cut     atomic.Bool
+	release chan struct{}
+}
+
+func (c *cutOff) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &cutOffConn{Conn: conn, c: c}, nil
+}
+
+type cutOffConn struct {
+	driver.Conn
+	c *cutOff
+}
+
+func (cc *cutOffConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	tx, err := cc.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &cutOffTx{Tx: tx, c: cc.c}, nil
+}
+
+type cutOffTx struct {
+	driver.Tx
+	c *cutOff
+}
+
+func (t *cutOffTx) Commit() error {
+	if t.c.cut.Load() {
+		<-t.c.release
+	}
+	return t.Tx.Commit()
+}
+
+// TestTakeoverBehindCutOffWorker: a worker cut off from the database between
+// its chunk's checkpoint and its COMMIT holds a lock on its execution. A
+// launch meanwhile waits a bounded time and says what it waits for; the
+// database drops the silent session after IdleInTransactionTimeout, and the
+// takeover then goes through — in seconds, not after hours of TCP keepalive.
+func TestTakeoverBehindCutOffWorker(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	migrated, err := postgres.Open(ctx, dsn, postgres.Config{})
+	require.NoError(t, err)
+	require.NoError(t, migrated.Migrate(ctx))
+	require.NoError(t, migrated.Close())
+
+	pc, err := pq.NewConnector(dsn)
+	require.NoError(t, err)
+	conn := &cutOff{Connector: pc, release: make(chan struct{})}
+	workerDB := sqlx.NewDb(sql.OpenDB(conn), "postgres")
+	defer workerDB.Close()
+	worker, err := postgres.New(workerDB, postgres.Config{IdleInTransactionTimeout: 2 * time.Second})
+	require.NoError(t, err)
+
+	launcherDB := sqlx.MustOpen("postgres", dsn)
+	defer launcherDB.Close()
+	other, err := postgres.New(launcherDB, postgres.Config{LockTimeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+
+	params := batch.JobParameters{"day": batch.StringParam("today")}
+	e, err := worker.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "nightly", Parameters: params, Lease: time.Second})
+	require.NoError(t, err)
+	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted, Context: batch.ExecutionContext{}}
+	require.NoError(t, worker.CreateStepExecution(ctx, s))
+
+	conn.cut.Store(true)
+	committed := make(chan error, 1)
+	go func() {
+		_, err := worker.CommitChunk(ctx, s, func(context.Context) error { return nil })
+		committed <- err
+	}()
+	defer close(conn.release)
+	// Wait until the worker's session sits idle in its transaction.
+	require.Eventually(t, func() bool {
+		var n int
+		_ = launcherDB.Get(&n, `SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'idle in transaction' AND datname = current_database()`)
+		return n > 0
+	}, 10*time.Second, 20*time.Millisecond)
+
+	// An hour later, by the launcher's clock: the lease has lapsed, but the
+	// lock is still held. The launch does not hang; it says what it waits
+	// for.
+	later := time.Now().Add(time.Hour)
+	_, err = other.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "nightly", Parameters: params, Now: later})
+	require.ErrorContains(t, err, "locked by another session")
+	require.ErrorContains(t, err, "waited 300ms")
+
+	// The database drops the silent session; the takeover goes through.
+	start := time.Now()
+	var e2 *batch.JobExecution
+	require.Eventually(t, func() bool {
+		e2, err = other.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "nightly", Parameters: params, Now: later})
+		return err == nil
+	}, 15*time.Second, 100*time.Millisecond, "last error: %v", err)
+	require.Less(t, time.Since(start), 10*time.Second)
+	require.Equal(t, e.InstanceID, e2.InstanceID)
+	old, err := other.JobExecution(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusFailed, old.Status)
+	steps, err := other.StepExecutions(ctx, e.ID)
+	require.NoError(t, err)
+	require.Zero(t, steps[0].CommitCount, "the cut-off chunk did not commit")
+}
