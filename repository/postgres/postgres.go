@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq" // the "postgres" database/sql driver
+	"github.com/lib/pq" // also the "postgres" database/sql driver
 
 	"github.com/chunkwise/chunkwise/internal/sqlrepo"
 	"github.com/chunkwise/chunkwise/repository"
@@ -54,6 +54,12 @@ type Config struct {
 	// (hours, or never behind a proxy). It applies only to the checkpoint
 	// part of a chunk's transaction, which runs no user code. Default 15s.
 	IdleInTransactionTimeout time.Duration
+	// TCPUserTimeout is, for the connections Open makes, how long sent data
+	// may stay unacknowledged before the connection fails (Linux's
+	// TCP_USER_TIMEOUT; elsewhere only keepalives apply): a network that
+	// swallows packets fails a commit or a heartbeat after it, so that a
+	// process cut off from its repository notices. Default 30s.
+	TCPUserTimeout time.Duration
 }
 
 // Repository is the PostgreSQL job repository: a repository.JobRepository.
@@ -125,10 +131,15 @@ const DefaultConnectTimeout = 10 * time.Second
 // every connection of the pool gives up after DefaultConnectTimeout: a
 // server that accepts and never answers does not hang the program.
 func Open(ctx context.Context, dsn string, cfg Config) (*Repository, error) {
-	db, err := sqlx.Open("postgres", withConnectTimeout(dsn))
+	connector, err := pq.NewConnector(withConnectTimeout(dsn))
 	if err != nil {
 		return nil, fmt.Errorf("repository postgres: %w", err)
 	}
+	if cfg.TCPUserTimeout <= 0 {
+		cfg.TCPUserTimeout = 30 * time.Second
+	}
+	connector.Dialer(newDialer(cfg.TCPUserTimeout))
+	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("repository postgres: connect: %w", err)
