@@ -521,12 +521,11 @@ func (r *jobRun) heartbeat(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			// A heartbeat may wait behind the run's own chunk transaction
-			// (SQLite has one writer), but not past the lease: a network
-			// that swallows packets must not hold it for ever.
-			hctx, cancel := context.WithTimeout(ctx, r.lease)
-			status, err := r.repo().Heartbeat(hctx, r.id)
-			cancel()
+			// A heartbeat may wait behind a chunk transaction (SQLite has
+			// one writer): being slow is not losing the repository. Its
+			// waits are bounded below: SQLite's busy timeout, PostgreSQL's
+			// lock, connect and TCP user timeouts.
+			status, err := r.repo().Heartbeat(ctx, r.id)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
