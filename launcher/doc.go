@@ -33,8 +33,9 @@
 // does not identify the instance; a job registered with batch.ParamSpec
 // declarations gets them checked before it is built.
 //
-// with -db (BATCH_DB; an SQLite file, default batch.db, or a postgres:// URL)
-// and -lease (BATCH_LEASE; default 30s). Exit codes: 0 completed, 1 failed,
+// Every command takes -db (BATCH_DB; an SQLite file, default batch.db, or a
+// postgres:// URL) and -lease (BATCH_LEASE; default 30s), before or after
+// the command. Exit codes: 0 completed, 1 failed,
 // 2 usage or configuration error, 3 stopped, 4 launch refused. SIGINT and
 // SIGTERM stop the running execution at the next chunk boundary; a second
 // signal exits at once. A program with its own repository, logger or output

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"fmt"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,7 +76,16 @@ func TestTakeoverBehindCutOffWorker(t *testing.T) {
 	require.NoError(t, migrated.Migrate(ctx))
 	require.NoError(t, migrated.Close())
 
-	pc, err := pq.NewConnector(dsn)
+	// The worker's sessions are told apart from any other of the server.
+	app := fmt.Sprintf("cutoff-worker-%d", time.Now().UnixNano())
+	workerDSN := dsn + " application_name=" + app
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		q := u.Query()
+		q.Set("application_name", app)
+		u.RawQuery = q.Encode()
+		workerDSN = u.String()
+	}
+	pc, err := pq.NewConnector(workerDSN)
 	require.NoError(t, err)
 	conn := &cutOff{Connector: pc, release: make(chan struct{})}
 	workerDB := sqlx.NewDb(sql.OpenDB(conn), "postgres")
@@ -100,10 +111,12 @@ func TestTakeoverBehindCutOffWorker(t *testing.T) {
 		committed <- err
 	}()
 	defer close(conn.release)
-	// Wait until the worker's session sits idle in its transaction.
+	// Wait until the worker's session sits idle in its transaction after
+	// its checkpoint: the execution's row is locked, COMMIT never comes.
 	require.Eventually(t, func() bool {
 		var n int
-		_ = launcherDB.Get(&n, `SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'idle in transaction' AND datname = current_database()`)
+		_ = launcherDB.Get(&n, `SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'idle in transaction'
+			AND application_name = $1 AND query LIKE 'UPDATE %step_execution%'`, app)
 		return n > 0
 	}, 10*time.Second, 20*time.Millisecond)
 
