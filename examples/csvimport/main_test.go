@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -339,22 +340,32 @@ func TestKillAndRestart(t *testing.T) {
 
 // TestSecondSignalExitsAtOnce: a second SIGINT ends the process without
 // waiting for the chunk in flight and without recording an end; after the
-// lease a run restarts it and completes. Chunks are large so that the first
-// signal's stop is still waiting for a chunk boundary when the second comes.
+// lease a run restarts it and completes. The test holds the database's write
+// lock between the signals, so that the chunk in flight cannot commit and
+// the first signal's stop is certainly still waiting when the second comes.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	b := backends(t)["sqlite"](t)
 	const n = 400_000
+	const lease = 5 * time.Second // the stop's grace period too
 	input := writeCSV(t, n)
-	args := []string{"-lease", "1s", "run", "input=" + input, "+chunk:int=100000"}
+	args := []string{"-lease", lease.String(), "run", "input=" + input, "+chunk:int=100000"}
 	cmd := command(b, nil, args...)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	require.Eventually(t, func() bool { return countRows(b.db) >= 0 }, 30*time.Second, 10*time.Millisecond, "table created")
+	ctx := context.Background()
+	conn, err := b.db.Conn(ctx)
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
+	require.NoError(t, err)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "stopping execution") }, 10*time.Second, time.Millisecond)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	err := cmd.Wait()
+	err = cmd.Wait()
+	_, rerr := conn.ExecContext(ctx, "ROLLBACK")
+	require.NoError(t, rerr)
+	require.NoError(t, conn.Close())
 	ee, ok := err.(*exec.ExitError)
 	require.True(t, ok, "exit status: %v\n%s", err, stderr.String())
 	require.Equal(t, 130, ee.ExitCode(), stderr.String())
@@ -363,7 +374,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 
 	st := run(t, b, nil, "status")
 	require.Contains(t, st.stdout, "STARTED", "no end was recorded")
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(lease + 200*time.Millisecond)
 	r := run(t, b, nil, args...)
 	require.Equal(t, 0, r.code, r.stderr)
 	requireExactlyOnce(t, b.db, n)
