@@ -702,6 +702,18 @@ func (r *blockedReader) Read(ctx context.Context) (int, error) {
 	return 0, ctx.Err()
 }
 
+// blockedJob returns a job whose one chunk step reads from a blockedReader.
+func blockedJob(t *testing.T, name string) (*batch.Job, *blockedReader) {
+	t.Helper()
+	r := &blockedReader{started: make(chan struct{}, 1)}
+	step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
+		Reader: r, Writer: batch.WriterFunc[int](func(context.Context, []int) error { return nil })})
+	require.NoError(t, err)
+	job, err := batch.NewJob(name, batch.JobConfig{Steps: []batch.Step{step}})
+	require.NoError(t, err)
+	return job, r
+}
+
 // TestStuckStepStopsAfterGrace: a stop reaches a step blocked in a read
 // after the grace period: the chunk in flight rolls back, the execution ends
 // STOPPED and restartable.
@@ -711,12 +723,7 @@ func TestStuckStepStopsAfterGrace(t *testing.T) {
 	repo := openRepo(t, filepath.Join(t.TempDir(), "batch.db"))
 	l, err := launcher.New(launcher.Config{Repository: repo, StopGrace: 200 * time.Millisecond})
 	require.NoError(t, err)
-	r := &blockedReader{started: make(chan struct{}, 1)}
-	step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
-		Reader: r, Writer: batch.WriterFunc[int](func(context.Context, []int) error { return nil })})
-	require.NoError(t, err)
-	job, err := batch.NewJob("stuck", batch.JobConfig{Steps: []batch.Step{step}})
-	require.NoError(t, err)
+	job, r := blockedJob(t, "stuck")
 	exec, err := l.Start(ctx, job, nil)
 	require.NoError(t, err)
 	<-r.started
@@ -774,12 +781,7 @@ func TestLostRepositoryStopsTheRun(t *testing.T) {
 	repo := unreachable{openRepo(t, filepath.Join(t.TempDir(), "batch.db"))}
 	l, err := launcher.New(launcher.Config{Repository: repo, Lease: 300 * time.Millisecond, HeartbeatInterval: 50 * time.Millisecond})
 	require.NoError(t, err)
-	r := &blockedReader{started: make(chan struct{}, 1)}
-	step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
-		Reader: r, Writer: batch.WriterFunc[int](func(context.Context, []int) error { return nil })})
-	require.NoError(t, err)
-	job, err := batch.NewJob("cutoff", batch.JobConfig{Steps: []batch.Step{step}})
-	require.NoError(t, err)
+	job, _ := blockedJob(t, "cutoff")
 	start := time.Now()
 	_, err = l.Run(ctx, job, nil)
 	require.ErrorIs(t, err, batch.ErrFenced)

@@ -47,13 +47,6 @@ func (c *Tx) Tx() (*sqlx.Tx, error) {
 	return c.tx, nil
 }
 
-// Began reports whether the transaction began.
-func (c *Tx) Began() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.tx != nil
-}
-
 // Commit commits the transaction if it began.
 func (c *Tx) Commit() error {
 	c.mu.Lock()
