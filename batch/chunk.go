@@ -54,10 +54,19 @@ type ChunkConfig[T, U any] struct {
 	// ChunkSize is the number of items read, processed and written per
 	// transaction. Default DefaultChunkSize (100).
 	ChunkSize int
-	// Listeners receive the step's, chunks', skips' and retries' events. A
-	// listener that is also an ItemStream is opened, updated and closed
-	// with the step (a reject file keeps its offset that way). Default none.
+	// Listeners receive the step's, chunks', items', skips' and retries'
+	// events. A listener that is also an ItemStream is opened, updated and
+	// closed with the step (a reject file keeps its offset that way).
+	// Default none.
 	Listeners []Listener
+	// Streams are opened, updated and closed with the step, besides the
+	// reader, processor, writer and listeners that are streams themselves:
+	// the streams a wrapper hides (a reader that decorates another, a
+	// writer that delegates to one it keeps in a field). A stream listed
+	// twice, or also found among the components, is used once; one that a
+	// component opens itself (a writer inside writer.Composite or
+	// writer.Route) must not be listed. Default none.
+	Streams []ItemStream
 	// AllowStartIfComplete makes a restart run the step again even if it
 	// completed in an earlier execution. Default false: a completed step is
 	// skipped on restart.
@@ -100,6 +109,10 @@ type ChunkConfig[T, U any] struct {
 	// then the step fails at that item; a restart resumes with it. Default
 	// nil.
 	NoRollback ErrorMatcher
+	// Interceptors wrap every call to the reader, the processor and the
+	// writer, the first outermost: where timing, tracing and metrics plug
+	// in. Default none.
+	Interceptors []Interceptor
 	// ProcessorNonTransactional declares that the processor has no effects
 	// a rollback should undo and may not be called twice for an item: a
 	// chunk written item by item after a skippable write error reuses the
@@ -114,6 +127,7 @@ type ChunkStep[T, U any] struct {
 	cfg     ChunkConfig[T, U]
 	streams []ItemStream
 	reader  ItemStream // the reader's stream, when it has one
+	items   []*ItemListener[T, U]
 }
 
 // NewChunkStep returns a chunk step. It fails with ErrInvalidConfig if the
@@ -164,16 +178,27 @@ func NewChunkStep[T, U any](name string, cfg ChunkConfig[T, U]) (*ChunkStep[T, U
 	if err := validateListeners("step "+name, chunkListeners, cfg.Listeners, func(l Listener) bool {
 		_, ok := l.(SkipListener[T, U])
 		return ok
+	}, func(l Listener) bool {
+		il, ok := l.(*ItemListener[T, U])
+		return ok && il != nil
 	}); err != nil {
 		return nil, err
 	}
 	s := &ChunkStep[T, U]{name: name, cfg: cfg}
+	for _, l := range cfg.Listeners {
+		if il, ok := l.(*ItemListener[T, U]); ok {
+			s.items = append(s.items, il)
+		}
+	}
 	if st, ok := cfg.Reader.(ItemStream); ok {
 		s.reader = st
 	}
 	components := []any{cfg.Reader, cfg.Processor, cfg.Writer}
 	for _, l := range cfg.Listeners {
 		components = append(components, l)
+	}
+	for _, st := range cfg.Streams {
+		components = append(components, st)
 	}
 	for _, c := range components {
 		if st, ok := c.(ItemStream); ok && !containsStream(s.streams, st) {
@@ -190,6 +215,11 @@ func containsStream(list []ItemStream, s ItemStream) bool {
 		}
 	}
 	return false
+}
+
+// skips reports whether err skips the item it concerns.
+func (s *ChunkStep[T, U]) skips(err error) bool {
+	return s.cfg.Skip.Matches(err) || errors.Is(err, ErrSkippable)
 }
 
 // Name returns the step's name.
@@ -210,7 +240,7 @@ func (s *ChunkStep[T, U]) Listeners() []Listener { return s.cfg.Listeners }
 // reads, processes and writes chunks until the reader is exhausted, a stop is
 // requested, or an error occurs, and closes the streams.
 func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err error) {
-	ctx = withStepContext(ctx, sc)
+	ctx = WithStepContext(ctx, sc)
 	se := sc.StepExecution()
 	opened := 0
 	defer func() {
@@ -370,7 +400,7 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 		if err := c.process(ctx, i); err != nil {
 			if c.cfg().NoRollback.Matches(err) && i > c.committed {
 				cerr := c.commitWithRetry(ctx, i, false)
-				if cerr != nil && ctx.Err() == nil && c.cfg().Skip.Matches(cerr) && !isCommitFailure(cerr) {
+				if cerr != nil && ctx.Err() == nil && c.s.skips(cerr) && !isCommitFailure(cerr) {
 					cerr = c.scan(ctx, i, false)
 				}
 				if cerr != nil {
@@ -388,7 +418,7 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 		}
 	}
 	err = c.commitWithRetry(ctx, len(c.slots), true)
-	if err != nil && ctx.Err() == nil && c.cfg().Skip.Matches(err) && !isCommitFailure(err) {
+	if err != nil && ctx.Err() == nil && c.s.skips(err) && !isCommitFailure(err) {
 		err = c.scan(ctx, len(c.slots), true)
 	}
 	if err != nil {
@@ -423,14 +453,14 @@ func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
 	size := max(c.cfg().ChunkSize, c.done)
 	c.slots = make([]slot[T, U], 0, size)
 	for len(c.slots) < size {
-		it, err := c.cfg().Reader.Read(ctx)
 		index := c.base + int64(len(c.slots)) + 1
+		it, err := c.readItem(ctx, index)
 		for attempt := 1; err != nil && err != io.EOF && attempt <= c.cfg().RetryLimit &&
 			ctx.Err() == nil && c.cfg().ReadRetry.Matches(err); attempt++ {
 			if werr := c.retryWait(ctx, "read", index, attempt, err); werr != nil {
 				return false, c.stepErr("read", index, werr)
 			}
-			it, err = c.cfg().Reader.Read(ctx)
+			it, err = c.readItem(ctx, index)
 		}
 		if err == io.EOF {
 			return true, nil
@@ -441,7 +471,7 @@ func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
 				c.replayedReadErrors++
 				continue
 			}
-			if ctx.Err() == nil && c.cfg().Skip.Matches(err) {
+			if ctx.Err() == nil && c.s.skips(err) {
 				if lerr := c.checkSkipLimit("read", index, err); lerr != nil {
 					return false, lerr
 				}
@@ -453,6 +483,105 @@ func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
 		c.slots = append(c.slots, slot[T, U]{in: it})
 	}
 	return false, nil
+}
+
+// readItem calls the reader, with the item listeners and interceptors.
+func (c *chunk[T, U]) readItem(ctx context.Context, index int64) (T, error) {
+	for _, il := range c.s.items {
+		if il.BeforeRead != nil {
+			il.BeforeRead(ctx)
+		}
+	}
+	var (
+		it  T
+		err error
+	)
+	if len(c.cfg().Interceptors) == 0 {
+		it, err = c.cfg().Reader.Read(ctx)
+	} else {
+		eof := false
+		err = intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "read", Chunk: c.n, Item: index, Items: 1},
+			func(ctx context.Context) error {
+				var rerr error
+				it, rerr = c.cfg().Reader.Read(ctx)
+				if rerr == io.EOF {
+					eof, rerr = true, nil
+				}
+				return rerr
+			})
+		if eof && err == nil {
+			err = io.EOF
+		}
+	}
+	for _, il := range c.s.items {
+		switch {
+		case err == nil && il.AfterRead != nil:
+			il.AfterRead(ctx, it)
+		case err != nil && err != io.EOF && il.OnReadError != nil:
+			il.OnReadError(ctx, err)
+		}
+	}
+	return it, err
+}
+
+// processItem calls the processor, with the item listeners and
+// interceptors.
+func (c *chunk[T, U]) processItem(ctx context.Context, index int64, in T) (U, error) {
+	for _, il := range c.s.items {
+		if il.BeforeProcess != nil {
+			il.BeforeProcess(ctx, in)
+		}
+	}
+	var (
+		out U
+		err error
+	)
+	if len(c.cfg().Interceptors) == 0 {
+		out, err = c.cfg().Processor.Process(ctx, in)
+	} else {
+		err = intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "process", Chunk: c.n, Item: index, Items: 1},
+			func(ctx context.Context) error {
+				var perr error
+				out, perr = c.cfg().Processor.Process(ctx, in)
+				return perr
+			})
+	}
+	for _, il := range c.s.items {
+		switch {
+		case err == nil && il.AfterProcess != nil:
+			il.AfterProcess(ctx, in, out)
+		case errors.Is(err, ErrFilter) && il.OnFilter != nil:
+			il.OnFilter(ctx, in)
+		case err != nil && !errors.Is(err, ErrFilter) && il.OnProcessError != nil:
+			il.OnProcessError(ctx, in, err)
+		}
+	}
+	return out, err
+}
+
+// writeItems calls the writer, with the item listeners and interceptors.
+func (c *chunk[T, U]) writeItems(ctx context.Context, first int64, items []U) error {
+	for _, il := range c.s.items {
+		if il.BeforeWrite != nil {
+			il.BeforeWrite(ctx, items)
+		}
+	}
+	var err error
+	if len(c.cfg().Interceptors) == 0 {
+		err = c.cfg().Writer.Write(ctx, items)
+	} else {
+		err = intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "write", Chunk: c.n, Item: first, Items: len(items)},
+			func(ctx context.Context) error { return c.cfg().Writer.Write(ctx, items) })
+	}
+	for _, il := range c.s.items {
+		switch {
+		case err == nil && il.AfterWrite != nil:
+			il.AfterWrite(ctx, items)
+		case err != nil && il.OnWriteError != nil:
+			il.OnWriteError(ctx, items, err)
+		}
+	}
+	return err
 }
 
 // process processes slot i, retrying and skipping as configured. A returned
@@ -467,7 +596,7 @@ func (c *chunk[T, U]) process(ctx context.Context, i int) error {
 	var err error
 	for attempt := 0; ; attempt++ {
 		var out U
-		out, err = c.cfg().Processor.Process(ctx, sl.in)
+		out, err = c.processItem(ctx, index, sl.in)
 		switch {
 		case err == nil:
 			sl.out, sl.state = out, slotProcessed
@@ -483,7 +612,7 @@ func (c *chunk[T, U]) process(ctx context.Context, i int) error {
 			return c.stepErr("process", index, werr)
 		}
 	}
-	if ctx.Err() == nil && c.cfg().Skip.Matches(err) {
+	if ctx.Err() == nil && c.s.skips(err) {
 		if lerr := c.checkSkipLimit("process", index, err); lerr != nil {
 			return lerr
 		}
@@ -558,8 +687,9 @@ func (c *chunk[T, U]) commit(ctx context.Context, to int, final bool) error {
 		}
 	}
 	err := c.sc.Commit(ctx, func(ctx context.Context, w *StepExecution) error {
+		ctx, at := withAttempt(ctx)
 		if len(out) > 0 {
-			if err := c.cfg().Writer.Write(ctx, out); err != nil {
+			if err := c.writeItems(ctx, c.base+int64(from)+1, out); err != nil {
 				first, last := c.base+int64(from)+1, c.base+int64(to)
 				if first == last {
 					return c.stepErr("write", first, err)
@@ -567,6 +697,9 @@ func (c *chunk[T, U]) commit(ctx context.Context, to int, final bool) error {
 				return c.stepErr("write", first, fmt.Errorf("chunk of items %d-%d: %w", first, last, err))
 			}
 		}
+		// What the writers and the streams reported counts with the
+		// commit.
+		defer func() { w.Changes.Add(at.changes) }()
 		if err := c.notifySkips(ctx, from, to); err != nil {
 			return err
 		}
@@ -708,7 +841,7 @@ func (c *chunk[T, U]) scan(ctx context.Context, end int, finalAtEnd bool) error 
 			continue
 		}
 		index := c.base + int64(i) + 1
-		if sl.state != slotProcessed || ctx.Err() != nil || isCommitFailure(err) || !c.cfg().Skip.Matches(err) {
+		if sl.state != slotProcessed || ctx.Err() != nil || isCommitFailure(err) || !c.s.skips(err) {
 			return err
 		}
 		if lerr := c.checkSkipLimit("write", index, err); lerr != nil {

@@ -56,6 +56,27 @@ func MatchType[E error]() ErrorMatcher {
 	}
 }
 
+// ErrSkippable is matched by the errors that [Skippable] marks.
+var ErrSkippable = errors.New("skippable")
+
+// Skippable marks err as the fault of the one item it concerns: a chunk step
+// skips that item — read, process or write — as if ChunkConfig.Skip matched
+// err, counting it against the skip limit and telling the skip listeners.
+// A component uses it for errors it knows are the item's own (a record
+// that fails validation it was configured to skip). errors.Is(err,
+// ErrSkippable) reports the mark; the message is err's.
+func Skippable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return skippable{err}
+}
+
+type skippable struct{ error }
+
+func (e skippable) Unwrap() error        { return e.error }
+func (e skippable) Is(target error) bool { return target == ErrSkippable }
+
 // MatchFunc adapts a predicate.
 func MatchFunc(f func(err error) bool) ErrorMatcher { return f }
 

@@ -43,6 +43,15 @@ type ItemWriter[U any] interface {
 // restart), Update before every chunk commit so that the stream records its
 // position in the context that is committed with the chunk, and Close once at
 // the end of the step, whatever the outcome.
+//
+// Update is called inside the chunk's transaction, after the writer's Write.
+// The context it gets is a fresh copy of the last committed checkpoint's
+// context: on the first attempt of a commit and on every retry alike, it
+// holds the values the stream stored at the last commit that landed, never
+// those of an attempt that rolled back. A stream that writes outside the
+// transaction (a file) can therefore find there where its committed output
+// ends. A stream that a wrapper hides from the step (a reader decorating
+// another) is named in ChunkConfig.Streams.
 type ItemStream interface {
 	Open(ctx context.Context, ec ExecutionContext) error
 	Update(ctx context.Context, ec ExecutionContext) error

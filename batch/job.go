@@ -149,10 +149,35 @@ type StepContext interface {
 
 type stepContextKey struct{}
 
-// withStepContext returns ctx carrying sc, for StopRequested and Stopping
-// called by the components of a step.
-func withStepContext(ctx context.Context, sc StepContext) context.Context {
+// WithStepContext returns ctx carrying sc, where [StopRequested], [Stopping]
+// and [JobContext] find it. The steps of this package add it to the context
+// they hand their components, and the launcher to the one it hands step
+// listeners; a Step written from scratch adds it for its own components.
+func WithStepContext(ctx context.Context, sc StepContext) context.Context {
 	return context.WithValue(ctx, stepContextKey{}, sc)
+}
+
+// JobContext returns the job-level execution context of the job execution
+// running the step that ctx was handed to, and nil for another context. A
+// step stores there what a later step of the job needs (a file name found, a
+// total computed); it is saved when the step completes, and a restart gets
+// the last saved one. Steps of a job run one after another; the context is
+// not safe for concurrent use by several goroutines of one step.
+func JobContext(ctx context.Context) ExecutionContext {
+	if e, ok := JobExecutionFrom(ctx); ok {
+		return e.Context
+	}
+	return nil
+}
+
+// JobExecutionFrom returns the job execution running the step that ctx was
+// handed to: its id, its instance's id, its parameters. Read it; change
+// only its Context.
+func JobExecutionFrom(ctx context.Context) (*JobExecution, bool) {
+	if sc, ok := ctx.Value(stepContextKey{}).(StepContext); ok {
+		return sc.JobExecution(), true
+	}
+	return nil, false
 }
 
 // StopRequested reports whether a stop was requested for the job execution

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"reflect"
 )
 
@@ -95,6 +96,34 @@ func validateListeners(owner, kind string, ls []Listener, more ...func(Listener)
 		}
 		if !ok {
 			return configError("%s: listener %d (%T) implements none of the %s listener interfaces", owner, i, l, kind)
+		}
+	}
+	return nil
+}
+
+// PromoteKeys returns a step listener that copies the named keys of the
+// step's execution context to the job's when the step completes, as Spring
+// Batch's ExecutionContextPromotionListener does: a later step of the job
+// reads them with [JobContext]. Keys the step did not store are passed over;
+// a step that did not complete promotes nothing.
+func PromoteKeys(keys ...string) Listener {
+	return promotion{keys: keys}
+}
+
+type promotion struct{ keys []string }
+
+// AfterStep copies the keys.
+func (p promotion) AfterStep(ctx context.Context, s *StepExecution) error {
+	if s.Status != StatusCompleted {
+		return nil
+	}
+	jc := JobContext(ctx)
+	if jc == nil {
+		return errors.New("batch: promote keys: the context has no job execution")
+	}
+	for _, k := range p.keys {
+		if v, ok := s.Context[k]; ok {
+			jc[k] = append([]byte(nil), v...)
 		}
 	}
 	return nil

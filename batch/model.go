@@ -71,6 +71,9 @@ type StepExecution struct {
 	ReadSkipCount    int64
 	ProcessSkipCount int64
 	WriteSkipCount   int64
+	// Changes counts what the writes did, as far as the writers reported it
+	// (see ReportChanges).
+	Changes Changes
 
 	Context ExecutionContext
 	Version int64

@@ -91,7 +91,7 @@ func (s *TaskletStep) Listeners() []Listener { return s.cfg.Listeners }
 // Execute calls the tasklet, each call in its own transaction, until it
 // returns Finished or an error, or a stop is requested.
 func (s *TaskletStep) Execute(ctx context.Context, sc StepContext) error {
-	ctx = withStepContext(ctx, sc)
+	ctx = WithStepContext(ctx, sc)
 	for {
 		if sc.StopRequested() {
 			return ErrStopped
@@ -101,8 +101,10 @@ func (s *TaskletStep) Execute(ctx context.Context, sc StepContext) error {
 		}
 		var rs RepeatStatus
 		err := sc.Commit(ctx, func(ctx context.Context, w *StepExecution) error {
+			ctx, at := withAttempt(ctx)
 			var err error
 			rs, err = s.cfg.Tasklet.Execute(ctx, w)
+			w.Changes.Add(at.changes)
 			if err != nil {
 				return &StepError{Step: s.name, Phase: "tasklet", Err: err}
 			}

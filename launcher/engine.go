@@ -385,6 +385,8 @@ func (r *jobRun) runStep(ctx, book context.Context, step batch.Step, se *batch.S
 		listeners = sl.Listeners()
 	}
 	sc := &stepContext{run: r, se: se, log: log}
+	// Step listeners find the step, and the job's context, in theirs.
+	ctx, book = batch.WithStepContext(ctx, sc), batch.WithStepContext(book, sc)
 
 	var err error
 	for _, l := range listeners {

@@ -594,17 +594,21 @@ func TestReadOnlyCommandsNeverWrite(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "batch.db")
 	code, out, _ := command(tj, "-db", db, "migrate")
 	require.Equal(t, 0, code)
-	require.Equal(t, "job repository: applied 001_init, 002_execution_lease\n", out)
+	require.Equal(t, "job repository: applied 001_init, 002_execution_lease, 003_step_changes\n", out)
 	code, out, _ = command(tj, "-db", db, "migrate")
 	require.Equal(t, 0, code)
 	require.Equal(t, "job repository: up to date\n", out)
 
 	// Take the schema back to version 1, as an older program left it.
 	repo := openRepo(t, db)
-	_, err := repo.DB().Exec(`DELETE FROM batch_schema_migration WHERE version = 2`)
+	_, err := repo.DB().Exec(`DELETE FROM batch_schema_migration WHERE version >= 2`)
 	require.NoError(t, err)
-	_, err = repo.DB().Exec(`ALTER TABLE batch_job_execution DROP COLUMN lease_ms`)
-	require.NoError(t, err)
+	for _, stmt := range []string{`ALTER TABLE batch_job_execution DROP COLUMN lease_ms`,
+		`ALTER TABLE batch_step_execution DROP COLUMN insert_count`, `ALTER TABLE batch_step_execution DROP COLUMN update_count`,
+		`ALTER TABLE batch_step_execution DROP COLUMN unchanged_count`, `ALTER TABLE batch_step_execution DROP COLUMN delete_count`} {
+		_, err = repo.DB().Exec(stmt)
+		require.NoError(t, err)
+	}
 	require.NoError(t, repo.Close())
 	versions := func() int {
 		r, err := sqlite.Open(context.Background(), db, sqlite.Config{})
@@ -618,7 +622,7 @@ func TestReadOnlyCommandsNeverWrite(t *testing.T) {
 	for _, args := range [][]string{{"status"}, {"status", "1"}, {"stop", "1"}, {"abandon", "1"}, {"-migrate", "off", "run", "noop"}} {
 		code, _, errOut := command(tj, append([]string{"-db", db}, args...)...)
 		require.Equal(t, launcher.ExitUsage, code, "%q", args)
-		require.Contains(t, errOut, "its tables need migrating (002_execution_lease): run launcher.test migrate", "%q", args)
+		require.Contains(t, errOut, "its tables need migrating (002_execution_lease, 003_step_changes): run launcher.test migrate", "%q", args)
 		require.Equal(t, 1, versions(), "%q changed nothing", args)
 	}
 	t.Setenv("BATCH_MIGRATE", "off")
@@ -628,7 +632,7 @@ func TestReadOnlyCommandsNeverWrite(t *testing.T) {
 
 	code, _, errOut := command(tj, "-db", db, "-log-level", "error", "run", "noop")
 	require.Equal(t, 0, code, "run migrates by default: %s", errOut)
-	require.Equal(t, 2, versions())
+	require.Equal(t, 3, versions())
 	code, _, _ = command(tj, "-db", db, "status")
 	require.Equal(t, 0, code)
 }

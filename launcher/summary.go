@@ -41,6 +41,9 @@ func (l *Launcher) Summary(ctx context.Context, executionID int64) (string, erro
 	}
 	_ = tw.Flush()
 	for _, s := range steps {
+		if !s.Changes.IsZero() {
+			fmt.Fprintf(&b, "  step %s changed: %s\n", s.StepName, s.Changes)
+		}
 		if s.SkipCount() > 0 {
 			fmt.Fprintf(&b, "  step %s skipped: %d in read, %d in process, %d in write\n", s.StepName,
 				s.ReadSkipCount, s.ProcessSkipCount, s.WriteSkipCount)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
@@ -113,14 +112,19 @@ type CSVConfig[T any] struct {
 // record read without error, so a restarted step meets the bad record
 // again.
 type ParseError struct {
-	File string // the reader's name, [CSVConfig.Name]
-	Line int64  // 1-based line of the file where the bad record starts
-	Err  error
+	Format string // the input's format: "csv", "fixed-width", "jsonl" or "json"
+	File   string // the reader's name ([CSVConfig.Name] and the like)
+	Line   int64  // 1-based line of the file where the bad record starts
+	Err    error
 }
 
-// Error returns "reader: csv NAME line N: " followed by Err's message.
+// Error returns "reader: FORMAT NAME line N: " followed by Err's message.
 func (e *ParseError) Error() string {
-	return fmt.Sprintf("reader: csv %s line %d: %v", e.File, e.Line, e.Err)
+	format := e.Format
+	if format != "" {
+		format += " "
+	}
+	return fmt.Sprintf("reader: %s%s line %d: %v", format, e.File, e.Line, e.Err)
 }
 
 // Unwrap returns Err.
@@ -156,8 +160,7 @@ type CSV[T any] struct {
 	max int64 // cfg.MaxRecordBytes with its default applied
 
 	// Set by Open, cleared by Close.
-	f        io.ReadSeekCloser
-	hist     *history
+	in       *input
 	src      *capReader
 	r        *csv.Reader
 	base     int64 // offset of the first byte r reads
@@ -229,7 +232,7 @@ func validDelim(r rune) bool {
 // on from there with the stored header, reading nothing before the offset.
 // A reader that is open must be closed before it is opened again.
 func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
-	if c.f != nil {
+	if c.in != nil {
 		return fmt.Errorf("reader: csv %s: already open", c.cfg.Name)
 	}
 	pos, header, restart, err := c.restore(ec)
@@ -240,25 +243,19 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 	if err != nil {
 		return err
 	}
-	f, err := c.open()
+	in, err := openInput(c.cfg.Path, c.cfg.Open)
 	if err != nil {
-		return err
+		return fmt.Errorf("reader: csv %s: %w", c.cfg.Name, err)
 	}
-	size, err := inputSize(f)
-	if err != nil {
-		_ = f.Close()
-		return fmt.Errorf("reader: csv %s: size: %w", c.cfg.Name, err)
-	}
-	hist := newHistory(size)
 	if restart {
-		if err := hist.resume(f, pos.offset, was, c.cfg.InputCheck); err != nil {
-			_ = f.Close()
+		if err := in.resume(pos.offset, was, c.cfg.InputCheck); err != nil {
+			_ = in.Close()
 			return fmt.Errorf("reader: csv %s: restart at line %d (byte %d): %w", c.cfg.Name, pos.line+1, pos.offset, err)
 		}
 	}
 
-	c.f, c.hist = f, hist
-	c.src = &capReader{r: f, hist: hist, pos: pos.offset, start: pos.offset, limit: satAdd(c.max, bufferSize)}
+	c.in = in
+	c.src = &capReader{r: in, pos: pos.offset, start: pos.offset, limit: satAdd(c.max, bufferSize)}
 	br := bufio.NewReaderSize(c.src, bufferSize)
 	c.base, c.baseLine = pos.offset, pos.line
 	if !restart {
@@ -296,24 +293,6 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 		}
 	}
 	return nil
-}
-
-func (c *CSV[T]) open() (io.ReadSeekCloser, error) {
-	if c.cfg.Open != nil {
-		f, err := c.cfg.Open()
-		if err != nil {
-			return nil, fmt.Errorf("reader: csv %s: open: %w", c.cfg.Name, err)
-		}
-		if f == nil {
-			return nil, fmt.Errorf("reader: csv %s: open returned a nil reader", c.cfg.Name)
-		}
-		return f, nil
-	}
-	f, err := os.Open(c.cfg.Path)
-	if err != nil {
-		return nil, fmt.Errorf("reader: csv %s: %w", c.cfg.Name, err)
-	}
-	return f, nil
 }
 
 func (c *CSV[T]) setHeader(header []string) {
@@ -406,7 +385,7 @@ func (c *CSV[T]) Read(ctx context.Context) (T, error) {
 		if pe := (*ParseError)(nil); errors.As(err, &pe) {
 			return zero, err
 		}
-		return zero, &ParseError{File: c.cfg.Name, Line: rec.Line, Err: err}
+		return zero, &ParseError{Format: "csv", File: c.cfg.Name, Line: rec.Line, Err: err}
 	}
 	c.commit(1)
 	return item, nil
@@ -424,7 +403,7 @@ func (c *CSV[T]) next() (Record, error) {
 	c.src.start = start
 	fields, err := c.r.Read()
 	if c.src.tooLong || c.base+c.r.InputOffset()-start > c.max {
-		c.err = &ParseError{File: c.cfg.Name, Line: c.line + 1, Err: fmt.Errorf("%w: more than %d bytes", ErrRecordTooLong, c.max)}
+		c.err = &ParseError{Format: "csv", File: c.cfg.Name, Line: c.line + 1, Err: fmt.Errorf("%w: more than %d bytes", ErrRecordTooLong, c.max)}
 		return Record{}, c.err
 	}
 	if err == io.EOF {
@@ -433,7 +412,7 @@ func (c *CSV[T]) next() (Record, error) {
 	}
 	if pe := (*csv.ParseError)(nil); errors.As(err, &pe) {
 		c.line = c.baseLine + int64(pe.Line)
-		e := &ParseError{File: c.cfg.Name, Line: c.baseLine + int64(pe.StartLine)}
+		e := &ParseError{Format: "csv", File: c.cfg.Name, Line: c.baseLine + int64(pe.StartLine)}
 		if pe.Line != pe.StartLine {
 			e.Err = fmt.Errorf("line %d, column %d: %w", c.baseLine+int64(pe.Line), pe.Column, pe.Err)
 		} else {
@@ -462,16 +441,17 @@ func (c *CSV[T]) next() (Record, error) {
 		File:   c.cfg.Name,
 		Header: c.header,
 		cols:   c.cols,
+		format: "csv",
 	}
 	if c.fields == 0 {
 		c.fields = len(fields)
 	} else if len(fields) != c.fields {
-		return Record{}, &ParseError{File: c.cfg.Name, Line: rec.Line, Err: fieldCountError{got: len(fields), want: c.fields}}
+		return Record{}, &ParseError{Format: "csv", File: c.cfg.Name, Line: rec.Line, Err: fieldCountError{got: len(fields), want: c.fields}}
 	}
 	if !c.cfg.AllowInvalidUTF8 {
 		for i, f := range fields {
 			if !utf8.ValidString(f) {
-				return Record{}, &ParseError{File: c.cfg.Name, Line: rec.Line,
+				return Record{}, &ParseError{Format: "csv", File: c.cfg.Name, Line: rec.Line,
 					Err: fmt.Errorf("field %d: %w (is the file UTF-8?)", i+1, ErrInvalidUTF8)}
 			}
 		}
@@ -511,7 +491,7 @@ func (c *CSV[T]) Update(_ context.Context, ec batch.ExecutionContext) error {
 	if c.cfg.Header {
 		err = errors.Join(err, ec.Put(c.key("header"), c.header))
 	}
-	id, ierr := c.hist.identity(c.pos.offset)
+	id, ierr := c.in.hist.identity(c.pos.offset)
 	err = errors.Join(err, ierr)
 	if ierr == nil {
 		err = errors.Join(err, ec.Put(c.key("input"), id))
@@ -524,10 +504,10 @@ func (c *CSV[T]) Update(_ context.Context, ec batch.ExecutionContext) error {
 
 // Close closes the input. Closing a reader that is not open does nothing.
 func (c *CSV[T]) Close(context.Context) error {
-	if c.f == nil {
+	if c.in == nil {
 		return nil
 	}
-	err := c.f.Close()
+	err := c.in.Close()
 	*c = CSV[T]{cfg: c.cfg, max: c.max}
 	if err != nil {
 		return fmt.Errorf("reader: csv %s: close: %w", c.cfg.Name, err)
@@ -540,9 +520,8 @@ func (c *CSV[T]) Close(context.Context) error {
 // runaway record cannot grow without bound in the csv.Reader's buffers.
 type capReader struct {
 	r       io.Reader
-	hist    *history // told every byte read
-	pos     int64    // offset of the next byte to read
-	start   int64    // offset where the current record starts
+	pos     int64 // offset of the next byte to read
+	start   int64 // offset where the current record starts
 	limit   int64
 	tooLong bool
 }
@@ -557,7 +536,6 @@ func (c *capReader) Read(p []byte) (int, error) {
 		p = p[:room]
 	}
 	n, err := c.r.Read(p)
-	c.hist.add(p[:n])
 	c.pos += int64(n)
 	return n, err
 }

@@ -316,7 +316,7 @@ func TestCSVMalformedLine(t *testing.T) {
 	require.EqualError(t, err, `reader: csv people.csv line 3: column 5: extraneous or missing " in quoted-field`)
 	var pe *reader.ParseError
 	require.ErrorAs(t, err, &pe)
-	require.Equal(t, &reader.ParseError{File: "people.csv", Line: 3, Err: pe.Err}, pe)
+	require.Equal(t, &reader.ParseError{Format: "csv", File: "people.csv", Line: 3, Err: pe.Err}, pe)
 	require.ErrorIs(t, err, csv.ErrQuote)
 
 	// Positions advance only with records read without error.
@@ -620,23 +620,23 @@ func TestRecordHelpers(t *testing.T) {
 	require.Equal(t, time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC), day)
 
 	_, err = rec.Int("x")
-	require.EqualError(t, err, `reader: csv f.csv line 7: column "x": strconv.ParseInt: parsing "2.5": invalid syntax`)
+	require.EqualError(t, err, `reader: f.csv line 7: column "x": strconv.ParseInt: parsing "2.5": invalid syntax`)
 	var pe *reader.ParseError
 	require.ErrorAs(t, err, &pe)
 	_, err = rec.Bool("day")
-	require.EqualError(t, err, `reader: csv f.csv line 7: column "day": strconv.ParseBool: parsing "2024-02-29": invalid syntax`)
+	require.EqualError(t, err, `reader: f.csv line 7: column "day": strconv.ParseBool: parsing "2024-02-29": invalid syntax`)
 	_, err = rec.Time("x", time.DateOnly)
-	require.ErrorContains(t, err, `reader: csv f.csv line 7: column "x": parsing time "2.5"`)
+	require.ErrorContains(t, err, `reader: f.csv line 7: column "x": parsing time "2.5"`)
 	_, err = rec.Get("nope")
-	require.EqualError(t, err, `reader: csv f.csv line 7: column "nope": not in header`)
+	require.EqualError(t, err, `reader: f.csv line 7: column "nope": not in header`)
 
 	rec.Header = nil
 	_, err = rec.Get("n")
-	require.EqualError(t, err, `reader: csv f.csv line 7: column "n": no header`)
+	require.EqualError(t, err, `reader: f.csv line 7: column "n": no header`)
 
 	short := reader.Record{Header: []string{"a", "b"}, Fields: []string{"1"}, Line: 1, File: "f.csv"}
 	_, err = short.Get("b")
-	require.EqualError(t, err, `reader: csv f.csv line 1: column "b": record has only 1 fields`)
+	require.EqualError(t, err, `reader: f.csv line 1: column "b": record has only 1 fields`)
 }
 
 func TestMapStruct(t *testing.T) {
@@ -681,7 +681,7 @@ func TestMapStruct(t *testing.T) {
 	mapMissing, err := reader.MapStruct[missing]()
 	require.NoError(t, err)
 	_, err = mapMissing(reader.Record{Header: []string{"a"}, Fields: []string{"1"}, Line: 2, File: "f.csv"})
-	require.EqualError(t, err, `reader: csv f.csv line 2: column "nope": not in header`)
+	require.EqualError(t, err, `reader: f.csv line 2: column "nope": not in header`)
 
 	_, err = reader.MapStruct[int]()
 	require.EqualError(t, err, "reader: MapStruct: int is not a struct")

@@ -1,11 +1,15 @@
 package reader
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 // InputCheck says which changes of a file a restart accepts. A restartable
@@ -86,6 +90,21 @@ func (h *history) add(p []byte) {
 	}
 }
 
+// reserve makes the history keep at least the last n bytes read beyond
+// what a reader buffers ahead, for a reader whose restart position lags
+// behind what it has read by n bytes.
+func (h *history) reserve(n int64) {
+	need := n + bufferSize + 2*identityWindow
+	if need <= int64(len(h.ring)) {
+		return
+	}
+	kept := min(h.end, int64(len(h.ring)))
+	old, _ := h.window(h.end-kept, h.end)
+	h.ring = make([]byte, 2*need)
+	h.end -= kept
+	h.add(old)
+}
+
 // window returns the bytes [from, to), which must be among the last read.
 func (h *history) window(from, to int64) ([]byte, bool) {
 	if from < h.end-int64(len(h.ring)) || to > h.end || from > to {
@@ -113,46 +132,142 @@ func (h *history) identity(offset int64) (inputIdentity, error) {
 	return inputIdentity{Size: h.size, Head: hashOf(h.head[:min(offset, int64(len(h.head)))]), Tail: hashOf(tail)}, nil
 }
 
-// inputSize returns the size of f, leaving its position at its start.
-func inputSize(f io.Seeker) (int64, error) {
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return 0, err
-	}
-	_, err = f.Seek(0, io.SeekStart)
-	return size, err
+// gzipMagic starts every gzip stream.
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// input is an open input of a file reader: the bytes of the file,
+// decompressed when it is gzip, with the history of what was read. Read
+// reads from the position that open or resume left it at.
+type input struct {
+	f     io.ReadSeekCloser
+	gz    *gzip.Reader // nil when the file is not compressed
+	plain io.Reader    // the file's bytes from the position, when not compressed
+	hist  *history
+	pos   int64 // offset of the next byte, in the (decompressed) stream
 }
 
-// resume checks that f is the input a checkpoint at offset was taken on, as
-// check allows, and leaves f at offset with h knowing the bytes before it.
-// The error wraps ErrInputChanged and says what changed. With was nil (a
-// checkpoint stored without the input's identity) nothing is compared.
-func (h *history) resume(f io.ReadSeeker, offset int64, was *inputIdentity, check InputCheck) error {
-	if h.size < offset {
+// openInput opens a file reader's input: the file at path, or what open
+// returns. A file that starts with the gzip magic bytes is decompressed.
+func openInput(path string, open func() (io.ReadSeekCloser, error)) (*input, error) {
+	var (
+		f   io.ReadSeekCloser
+		err error
+	)
+	if open != nil {
+		if f, err = open(); err == nil && f == nil {
+			err = errors.New("open returned a nil reader")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open: %w", err)
+		}
+	} else if f, err = os.Open(path); err != nil {
+		return nil, err
+	}
+	in := &input{f: f}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("size: %w", err)
+	}
+	in.hist = newHistory(size)
+	magic := make([]byte, len(gzipMagic))
+	n, _ := io.ReadFull(f, magic)
+	if n < len(magic) || !bytes.Equal(magic, gzipMagic) {
+		// The bytes read to look are the first of the input.
+		in.plain = io.MultiReader(bytes.NewReader(magic[:n]), f)
+		return in, nil
+	}
+	if _, err = f.Seek(0, io.SeekStart); err == nil {
+		in.gz, err = gzip.NewReader(bufio.NewReaderSize(f, bufferSize))
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	return in, nil
+}
+
+// Read reads the next bytes of the input, recording them in its history.
+func (in *input) Read(p []byte) (int, error) {
+	n, err := in.raw().Read(p)
+	in.hist.add(p[:n])
+	in.pos += int64(n)
+	if err != nil && err != io.EOF && in.gz != nil {
+		err = fmt.Errorf("gzip: %w", err)
+	}
+	return n, err
+}
+
+func (in *input) raw() io.Reader {
+	if in.gz != nil {
+		return in.gz
+	}
+	return in.plain
+}
+
+// Close closes the input.
+func (in *input) Close() error {
+	if in.gz != nil {
+		_ = in.gz.Close()
+	}
+	return in.f.Close()
+}
+
+// resume checks that the input is the one a checkpoint at offset was taken
+// on, as check allows, and leaves it at offset with its history knowing the
+// bytes before it. A plain file is positioned by seeking; a compressed one
+// is decompressed again from its start up to offset. The error wraps
+// ErrInputChanged and says what changed. With was nil (a checkpoint stored
+// without the input's identity) nothing is compared.
+func (in *input) resume(offset int64, was *inputIdentity, check InputCheck) error {
+	h := in.hist
+	if in.gz == nil && h.size < offset {
 		return fmt.Errorf("%w: it is %d bytes, shorter than the %d bytes already committed", ErrInputChanged, h.size, offset)
 	}
-	head := make([]byte, min(offset, identityWindow, h.size))
-	if _, err := io.ReadFull(f, head); err != nil {
-		return fmt.Errorf("read its start: %w", err)
+	shorter := func(err error) error {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: it decompresses to fewer than the %d bytes already committed", ErrInputChanged, offset)
+		}
+		return err
+	}
+	head := make([]byte, min(offset, identityWindow))
+	if _, err := io.ReadFull(in.raw(), head); err != nil {
+		return fmt.Errorf("read its start: %w", shorter(err))
 	}
 	if was != nil && hashOf(head) != was.Head {
 		return fmt.Errorf("%w: its first %d bytes differ (lines added, removed or changed at the start, or another file)",
 			ErrInputChanged, len(head))
 	}
 	from := max(0, offset-identityWindow)
-	if _, err := f.Seek(from, io.SeekStart); err != nil {
-		return fmt.Errorf("seek to byte %d: %w", from, err)
+	tail := make([]byte, 0, offset-from)
+	switch {
+	case in.gz == nil:
+		if _, err := in.f.Seek(from, io.SeekStart); err != nil {
+			return fmt.Errorf("seek to byte %d: %w", from, err)
+		}
+		in.plain = in.f
+	case from >= int64(len(head)):
+		if _, err := io.CopyN(io.Discard, in.gz, from-int64(len(head))); err != nil {
+			return fmt.Errorf("decompress up to byte %d: %w", from, shorter(err))
+		}
+	default:
+		tail = append(tail, head[from:]...)
 	}
-	h.end = from
-	tail := make([]byte, offset-from)
-	if _, err := io.ReadFull(f, tail); err != nil {
-		return fmt.Errorf("read up to byte %d: %w", offset, err)
+	rest := tail[len(tail) : offset-from]
+	if _, err := io.ReadFull(in.raw(), rest); err != nil {
+		return fmt.Errorf("read up to byte %d: %w", offset, shorter(err))
 	}
+	tail = tail[:offset-from]
 	if was != nil && hashOf(tail) != was.Tail {
 		return fmt.Errorf("%w: the %d bytes before the restart point (byte %d) differ", ErrInputChanged, len(tail), offset)
 	}
+	h.end = from
 	h.head = head
 	h.add(tail)
+	in.pos = offset
 	switch {
 	case was == nil || h.size == was.Size:
 	case check == ChangedAfterCheckpoint:

@@ -32,7 +32,8 @@ type Record struct {
 	// otherwise. It is shared by all records of a reader: do not modify it.
 	Header []string
 
-	cols map[string]int // column indexes of Header, when a CSV built it
+	cols   map[string]int // column indexes of Header, when a reader built it
+	format string         // the reader's format, for errors
 }
 
 // Get returns the field in the column named column in the header. If two
@@ -110,7 +111,7 @@ func (r Record) Time(column, layout string) (time.Time, error) {
 }
 
 func (r Record) columnError(column string, err error) error {
-	return &ParseError{File: r.File, Line: r.Line, Err: fmt.Errorf("column %q: %w", column, err)}
+	return &ParseError{Format: r.format, File: r.File, Line: r.Line, Err: fmt.Errorf("column %q: %w", column, err)}
 }
 
 // MapStruct returns a Map function for [CSVConfig] that fills a struct T

@@ -1,12 +1,25 @@
 // Package writer holds batch.ItemWriter implementations.
 //
-//   - SQL inserts each chunk into a table in one statement (several for very
-//     large chunks), inside the chunk's transaction when its *sqlx.DB is the
-//     job repository's: rows and checkpoint commit together, so a restart
-//     writes every item exactly once.
-//   - Slice collects items in memory and Func adapts a function: for tests and
-//     small programs.
+//   - SQL: [SQL] (multi-row INSERT), [Upsert] (INSERT … ON CONFLICT, rows
+//     left alone when unchanged), [Update] and [Delete] by key, [Named] (any
+//     statement with :field parameters) and [Copy] (PostgreSQL COPY). They
+//     join the chunk's transaction when their *sqlx.DB is the job
+//     repository's, so that rows and checkpoint commit together and a
+//     restart writes every item exactly once; their statements are prepared
+//     once per step execution; they report rows inserted, updated,
+//     unchanged and deleted with batch.ReportChanges.
+//   - Files: [CSVFile], [FixedWidthFile], [JSONLinesFile] and
+//     [JSONArrayFile] write each chunk in the chunk's commit at the offset
+//     stored with the last checkpoint, with header and footer callbacks: a
+//     file written across crashes holds every item once, and is complete
+//     after every commit.
+//   - [Composite] writes each chunk to several writers; [Route] sends each
+//     item to the writer its key selects.
+//   - [RejectFile] and [RejectTable] are skip listeners that record the
+//     skipped items with their errors.
+//   - [Slice] collects items in memory, for tests; batch.WriterFunc adapts
+//     a function.
 //
 // What each writer guarantees after a crash is stated on its type and in
-// docs/guarantees.md.
+// docs/readers-writers.md.
 package writer

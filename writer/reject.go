@@ -1,13 +1,10 @@
 package writer
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -59,15 +56,14 @@ type RejectFileConfig struct {
 // Guarantee: each skip is written exactly once, even across crashes and
 // restarts. Lines are buffered until the chunk's checkpoint is written, then
 // written and synced at the offset stored with the last committed
-// checkpoint; a restart truncates the file to that offset first.
+// checkpoint; a restart truncates the file to that offset first. It stores
+// that offset and the number of rejects under its Name, as the file writers
+// do ([CSVFile]).
 type RejectFile[T, U any] struct {
-	path, name string
+	file *txFile
 
-	mu      sync.Mutex
-	f       *os.File
-	start   int64 // where this step execution's rejects begin
-	pending []Reject[T, U]
-	commit  uint64
+	mu     sync.Mutex
+	commit uint64
 }
 
 var _ batch.ItemStream = (*RejectFile[int, int])(nil)
@@ -80,97 +76,47 @@ func NewRejectFile[T, U any](cfg RejectFileConfig) (*RejectFile[T, U], error) {
 	if cfg.Name == "" {
 		cfg.Name = "reject." + filepath.Base(cfg.Path)
 	}
-	return &RejectFile[T, U]{path: cfg.Path, name: cfg.Name}, nil
+	f, err := newTxFile(fileConfig{kind: "reject file", path: cfg.Path, name: cfg.Name, append: true})
+	if err != nil {
+		return nil, err
+	}
+	return &RejectFile[T, U]{file: f}, nil
 }
-
-func (r *RejectFile[T, U]) offsetKey() string { return r.name + ".offset" }
 
 // Open opens the file, creating it if needed. On a restart it truncates the
 // file to the offset of the last committed checkpoint, dropping lines of
 // chunks that did not commit.
 func (r *RejectFile[T, U]) Open(_ context.Context, ec batch.ExecutionContext) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f, err := os.OpenFile(r.path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return fmt.Errorf("writer: reject file: %w", err)
-	}
-	off, ok := ec.Int64(r.offsetKey())
-	if ok {
-		if err := f.Truncate(off); err != nil {
-			_ = f.Close()
-			return fmt.Errorf("writer: reject file %s: truncate to %d: %w", r.path, off, err)
-		}
-	} else if off, err = f.Seek(0, io.SeekEnd); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("writer: reject file %s: %w", r.path, err)
-	}
-	r.f, r.start, r.pending = f, off, nil
-	return nil
+	return r.file.open(ec)
 }
 
 // OnSkip records a skip; it is written at the next Update.
-func (r *RejectFile[T, U]) OnSkip(_ context.Context, s *batch.Skip[T, U]) error {
+func (r *RejectFile[T, U]) OnSkip(ctx context.Context, s *batch.Skip[T, U]) error {
+	line, err := json.Marshal(newReject(s))
+	if err != nil {
+		return r.file.errorf("%w", err)
+	}
+	line = append(line, '\n')
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s.Commit != r.commit {
-		r.pending, r.commit = nil, s.Commit // a new attempt reports its skips afresh
+		r.commit = s.Commit // a new attempt reports its skips afresh
+		r.file.stage(ctx, line, 1)
+		return nil
 	}
-	r.pending = append(r.pending, newReject(s))
+	r.file.add(ctx, line, 1)
 	return nil
 }
 
 // Update writes the recorded skips at the offset of the last committed
 // checkpoint (read from ec), syncs the file, and stores the new offset in ec.
-func (r *RejectFile[T, U]) Update(_ context.Context, ec batch.ExecutionContext) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.f == nil {
-		return fmt.Errorf("writer: reject file %s: not open", r.path)
-	}
-	off, ok := ec.Int64(r.offsetKey())
-	if !ok {
-		off = r.start
-	}
-	if len(r.pending) > 0 {
-		if err := r.f.Truncate(off); err != nil {
-			return fmt.Errorf("writer: reject file %s: %w", r.path, err)
-		}
-		if _, err := r.f.Seek(off, io.SeekStart); err != nil {
-			return fmt.Errorf("writer: reject file %s: %w", r.path, err)
-		}
-		w := bufio.NewWriter(r.f)
-		enc := json.NewEncoder(w)
-		for _, rej := range r.pending {
-			if err := enc.Encode(rej); err != nil {
-				return fmt.Errorf("writer: reject file %s: %w", r.path, err)
-			}
-		}
-		if err := w.Flush(); err != nil {
-			return fmt.Errorf("writer: reject file %s: %w", r.path, err)
-		}
-		if err := r.f.Sync(); err != nil {
-			return fmt.Errorf("writer: reject file %s: %w", r.path, err)
-		}
-		end, err := r.f.Seek(0, io.SeekCurrent)
-		if err != nil {
-			return fmt.Errorf("writer: reject file %s: %w", r.path, err)
-		}
-		off, r.pending = end, nil
-	}
-	return ec.Put(r.offsetKey(), off)
+func (r *RejectFile[T, U]) Update(ctx context.Context, ec batch.ExecutionContext) error {
+	return r.file.update(ctx, ec)
 }
 
 // Close closes the file.
 func (r *RejectFile[T, U]) Close(context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.f == nil {
-		return nil
-	}
-	err := r.f.Close()
-	r.f = nil
-	return err
+	return r.file.close()
 }
 
 // RejectTableConfig configures a RejectTable.

@@ -53,6 +53,15 @@ type SQLConfig[T any] struct {
 // SQL inserts each chunk of items into a table with multi-row INSERT
 // statements — one round trip for a chunk of ordinary size.
 //
+// SQL is a batch.ItemStream that keeps no restart state: it prepares each
+// statement once per step execution, on first use (one for full chunks, one
+// for the last, whose row count differs), and Close releases them. Outside
+// a step it prepares them on first use too; call Close when done.
+//
+// It reports the rows it inserts as Changes.Inserted, unless Suffix is set:
+// the rows an upsert suffix affects are inserts and updates that it cannot
+// tell apart (Upsert can).
+//
 // Guarantee: by default the rows and the step's checkpoint commit in one
 // transaction (DB must then be the job repository's handle), so after a
 // crash at any moment a restart writes every item exactly once. With
@@ -67,7 +76,10 @@ type SQL[T any] struct {
 	suffix    string
 	perInsert int
 	own       bool
+	prepared
 }
+
+var _ batch.ItemStream = (*SQL[int])(nil)
 
 // NewSQL returns a SQL writer. Invalid table or column names, missing fields
 // and a MaxParams smaller than one row are errors.
@@ -75,7 +87,7 @@ func NewSQL[T any](cfg SQLConfig[T]) (*SQL[T], error) {
 	switch {
 	case cfg.DB == nil:
 		return nil, fmt.Errorf("writer: sql: no DB")
-	case !identPattern.MatchString(cfg.Table):
+	case !validIdent(cfg.Table, true):
 		return nil, fmt.Errorf("writer: sql: invalid table name %q", cfg.Table)
 	case len(cfg.Columns) == 0:
 		return nil, fmt.Errorf("writer: sql %s: no columns", cfg.Table)
@@ -83,23 +95,18 @@ func NewSQL[T any](cfg SQLConfig[T]) (*SQL[T], error) {
 		return nil, fmt.Errorf("writer: sql %s: no Values function", cfg.Table)
 	}
 	for _, c := range cfg.Columns {
-		if !identPattern.MatchString(c) || strings.Contains(c, ".") {
+		if !validIdent(c, false) {
 			return nil, fmt.Errorf("writer: sql %s: invalid column name %q", cfg.Table, c)
 		}
 	}
-	maxParams := cfg.MaxParams
-	if maxParams == 0 {
-		maxParams = 65535
-		if cfg.DB.DriverName() == "sqlite" {
-			maxParams = 32766
-		}
-	}
+	maxParams := maxParamsFor(cfg.DB, cfg.MaxParams)
 	if maxParams < len(cfg.Columns) {
 		return nil, fmt.Errorf("writer: sql %s: MaxParams %d is less than one row of %d columns", cfg.Table, maxParams, len(cfg.Columns))
 	}
 	return &SQL[T]{
 		db: cfg.DB, table: cfg.Table, columns: append([]string(nil), cfg.Columns...),
 		values: cfg.Values, suffix: cfg.Suffix, perInsert: maxParams / len(cfg.Columns), own: cfg.OwnTransaction,
+		prepared: prepared{name: "sql " + cfg.Table, stmts: stmts{db: cfg.DB}},
 	}, nil
 }
 
@@ -109,64 +116,70 @@ func (w *SQL[T]) Write(ctx context.Context, items []T) error {
 	if len(items) == 0 {
 		return nil
 	}
-	if !w.own {
-		tx, err := batch.JoinTxx(ctx, w.db)
-		if err != nil {
-			return fmt.Errorf("writer: sql %s: %w", w.table, err)
+	args := make([]any, 0, len(items)*len(w.columns))
+	for i, it := range items {
+		vals := w.values(it)
+		if len(vals) != len(w.columns) {
+			return fmt.Errorf("writer: sql %s: item %d of the chunk: %d values for %d columns", w.table, i+1, len(vals), len(w.columns))
 		}
-		return w.insert(ctx, tx, items)
+		args = append(args, vals...)
 	}
-	own, err := w.db.BeginTxx(ctx, nil)
+	return withTx(ctx, w.db, w.own, "sql "+w.table, func(tx *sqlx.Tx) (batch.Changes, error) {
+		var inserted int64
+		for start := 0; start < len(items); start += w.perInsert {
+			end := min(start+w.perInsert, len(items))
+			n, err := w.insert(ctx, tx, start, end-start, args[start*len(w.columns):end*len(w.columns)])
+			if err != nil {
+				return batch.Changes{}, err
+			}
+			inserted += n
+		}
+		if w.suffix != "" {
+			return batch.Changes{}, nil
+		}
+		return batch.Changes{Inserted: inserted}, nil
+	})
+}
+
+// insert inserts rows rows, the chunk's items from index from, and returns
+// how many rows the statement affected.
+func (w *SQL[T]) insert(ctx context.Context, tx *sqlx.Tx, from, rows int, args []any) (int64, error) {
+	stmt, err := w.stmts.get(ctx, tx, stmtKey{kind: "insert", rows: rows}, func() string { return w.statement(rows) })
 	if err != nil {
-		return fmt.Errorf("writer: sql %s: begin: %w", w.table, err)
+		return 0, fmt.Errorf("writer: sql insert into %s (%s): prepare: %w", w.table, itemRange(from, rows), err)
 	}
-	if err := w.insert(ctx, own, items); err != nil {
-		_ = own.Rollback()
-		return err
+	res, err := stmt.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, fmt.Errorf("writer: sql insert into %s (%s): %w", w.table, itemRange(from, rows), err)
 	}
-	if err := own.Commit(); err != nil {
-		return fmt.Errorf("writer: sql %s: commit: %w", w.table, err)
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("writer: sql insert into %s (%s): %w", w.table, itemRange(from, rows), err)
 	}
-	return nil
+	return n, nil
 }
 
-func (w *SQL[T]) insert(ctx context.Context, tx *sqlx.Tx, items []T) error {
-	for start := 0; start < len(items); start += w.perInsert {
-		end := min(start+w.perInsert, len(items))
-		query, args, err := w.statement(items[start:end])
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-			return fmt.Errorf("writer: sql insert into %s (%d rows): %w", w.table, end-start, err)
-		}
+// itemRange names rows items of a chunk from index from: "item 3 of the
+// chunk", "items 3-5 of the chunk".
+func itemRange(from, rows int) string {
+	if rows == 1 {
+		return fmt.Sprintf("item %d of the chunk", from+1)
 	}
-	return nil
+	return fmt.Sprintf("items %d-%d of the chunk", from+1, from+rows)
 }
 
-func (w *SQL[T]) statement(items []T) (string, []any, error) {
+// statement returns the INSERT statement for rows rows.
+func (w *SQL[T]) statement(rows int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
 	b.WriteString(w.table)
 	b.WriteString(" (")
 	b.WriteString(strings.Join(w.columns, ", "))
 	b.WriteString(") VALUES ")
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(w.columns)), ", ") + ")"
-	args := make([]any, 0, len(items)*len(w.columns))
-	for i, it := range items {
-		vals := w.values(it)
-		if len(vals) != len(w.columns) {
-			return "", nil, fmt.Errorf("writer: sql %s: item %d of the chunk: %d values for %d columns", w.table, i+1, len(vals), len(w.columns))
-		}
-		args = append(args, vals...)
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(row)
-	}
+	b.WriteString(valuesList(rows, len(w.columns)))
 	if w.suffix != "" {
 		b.WriteString(" ")
 		b.WriteString(w.suffix)
 	}
-	return w.db.Rebind(b.String()), args, nil
+	return w.db.Rebind(b.String())
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chunkwise/chunkwise/internal/exampletest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,13 +19,13 @@ import (
 // errors are retried; what cannot be retried fails the run cleanly, and the
 // next run restarts it. In the end every row is there exactly once.
 func TestDatabaseConnectionsKilled(t *testing.T) {
-	b := backends(t)["postgres"](t)
-	u, err := url.Parse(b.dsn)
+	b := exampletest.Backends()["postgres"](t)
+	u, err := url.Parse(b.DSN)
 	require.NoError(t, err)
 	q := u.Query()
 	q.Set("application_name", "csvimport-faults")
 	u.RawQuery = q.Encode()
-	b.dsn = u.String()
+	b.DSN = u.String()
 	const rows = 60_000
 	input := writeCSV(t, rows)
 	const lease = 800 * time.Millisecond
@@ -43,7 +44,7 @@ func TestDatabaseConnectionsKilled(t *testing.T) {
 			case <-time.After(120 * time.Millisecond):
 			}
 			var n int64
-			if err := b.db.Get(&n, `SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			if err := b.DB.Get(&n, `SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 				WHERE application_name = 'csvimport-faults' AND pid <> pg_backend_pid()) AS t`); err == nil {
 				terminated.Add(n)
 			}
@@ -87,5 +88,5 @@ func TestDatabaseConnectionsKilled(t *testing.T) {
 	t.Logf("%d connections terminated; %d runs; %d retries logged", terminated.Load(), runs,
 		strings.Count(stderrAll.String(), "retrying"))
 	require.Positive(t, terminated.Load(), "connections were terminated while the import ran")
-	requireExactlyOnce(t, b.db, rows)
+	requireExactlyOnce(t, b.DB, rows)
 }

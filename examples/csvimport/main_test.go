@@ -18,79 +18,29 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
-	"github.com/chunkwise/chunkwise/internal/pgtest"
+	"github.com/chunkwise/chunkwise/internal/exampletest"
 	"github.com/chunkwise/chunkwise/launcher"
-	"github.com/chunkwise/chunkwise/repository/sqlite"
 )
 
 // binary is the csvimport program, built once for all tests: the tests run it
 // as a user does, as a separate process.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "csvimport-test")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "csvimport")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build csvimport: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { exampletest.Main(m, "csvimport", &binary) }
 
-// backend is a job repository the program is pointed at with -db, and a
-// handle on the same database to check the table people.
-type backend struct {
-	dsn string
-	db  *sqlx.DB
-}
-
-func backends(t *testing.T) map[string]func(t *testing.T) backend {
-	return map[string]func(t *testing.T) backend{
-		"sqlite": func(t *testing.T) backend {
-			path := filepath.Join(t.TempDir(), "batch.db")
-			db, err := sqlx.Open("sqlite", sqlite.DSN(path))
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = db.Close() })
-			return backend{dsn: path, db: db}
-		},
-		"postgres": func(t *testing.T) backend {
-			db, dsn := pgtest.DB(t)
-			return backend{dsn: dsn, db: db}
-		},
-	}
-}
-
-type result struct {
-	code           int
-	stdout, stderr string
-}
+type (
+	backend = exampletest.Backend
+	result  = exampletest.Result
+)
 
 // run runs the program to its end.
 func run(t *testing.T, b backend, env []string, args ...string) result {
 	t.Helper()
-	cmd := command(b, env, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
-	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	return exampletest.Run(t, binary, b.DSN, env, args...)
 }
 
 func command(b backend, env []string, args ...string) *exec.Cmd {
-	cmd := exec.Command(binary, append([]string{"-db", b.dsn, "-log-level", "warn"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	return cmd
+	return exampletest.Command(binary, b.DSN, env, args...)
 }
 
 // writeCSV writes n people with ids 1..n.
@@ -137,43 +87,43 @@ func countRows(db *sqlx.DB) int {
 }
 
 func TestSampleImport(t *testing.T) {
-	for name, open := range backends(t) {
+	for name, open := range exampletest.Backends() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := open(t)
 			r := run(t, b, nil, "run")
-			require.Equal(t, 0, r.code, r.stderr)
-			require.Contains(t, r.stdout, "COMPLETED")
-			requireExactlyOnce(t, b.db, 1000)
+			require.Equal(t, 0, r.Code, r.Stderr)
+			require.Contains(t, r.Stdout, "COMPLETED")
+			requireExactlyOnce(t, b.DB, 1000)
 			var name string
-			require.NoError(t, b.db.Get(&name, `SELECT name FROM people WHERE id = 97`))
+			require.NoError(t, b.DB.Get(&name, `SELECT name FROM people WHERE id = 97`))
 			require.Equal(t, "Thompson, Frances", name, "a quoted field with a comma")
 
 			again := run(t, b, nil, "run")
-			require.Equal(t, launcher.ExitRefused, again.code)
-			require.Contains(t, again.stderr, "already completed")
-			requireExactlyOnce(t, b.db, 1000)
+			require.Equal(t, launcher.ExitRefused, again.Code)
+			require.Contains(t, again.Stderr, "already completed")
+			requireExactlyOnce(t, b.DB, 1000)
 		})
 	}
 }
 
 func TestFailAtThenRestart(t *testing.T) {
-	for name, open := range backends(t) {
+	for name, open := range exampletest.Backends() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := open(t)
 			input := writeCSV(t, 2000)
 			failed := run(t, b, []string{"FAIL_AT=1234"}, "run", "input="+input, "+chunk:int=100")
-			require.Equal(t, 1, failed.code, failed.stderr)
-			require.Contains(t, failed.stderr, "item 1234")
-			require.Contains(t, failed.stdout, "FAILED")
-			requireFirstRows(t, b.db, 1200) // the 12 chunks before the failing one committed
+			require.Equal(t, 1, failed.Code, failed.Stderr)
+			require.Contains(t, failed.Stderr, "item 1234")
+			require.Contains(t, failed.Stdout, "FAILED")
+			requireFirstRows(t, b.DB, 1200) // the 12 chunks before the failing one committed
 
 			done := run(t, b, nil, "run", "input="+input, "+chunk:int=100")
-			require.Equal(t, 0, done.code, done.stderr)
-			require.Contains(t, done.stdout, "execution 2 (instance 1): COMPLETED")
-			require.Regexp(t, `import\s+COMPLETED\s+800\s+800`, done.stdout, "the restart reads only what was not committed")
-			requireExactlyOnce(t, b.db, 2000)
+			require.Equal(t, 0, done.Code, done.Stderr)
+			require.Contains(t, done.Stdout, "execution 2 (instance 1): COMPLETED")
+			require.Regexp(t, `import\s+COMPLETED\s+800\s+800`, done.Stdout, "the restart reads only what was not committed")
+			requireExactlyOnce(t, b.DB, 2000)
 		})
 	}
 }
@@ -190,7 +140,7 @@ func requireFirstRows(t *testing.T, db *sqlx.DB, n int) {
 }
 
 func TestMalformedLineThenFixedAndRestarted(t *testing.T) {
-	b := backends(t)["sqlite"](t)
+	b := exampletest.Backends()["sqlite"](t)
 	input := writeCSV(t, 1000)
 	content, err := os.ReadFile(input)
 	require.NoError(t, err)
@@ -200,34 +150,34 @@ func TestMalformedLineThenFixedAndRestarted(t *testing.T) {
 	require.NoError(t, os.WriteFile(input, []byte(strings.Join(lines, "\n")), 0o600))
 
 	r := run(t, b, nil, "run", "input="+input, "chunk=100")
-	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stdout, "people.csv line 552")
-	require.Equal(t, 1, strings.Count(r.stdout, "people.csv line 552"), "the failure once in the summary")
-	requireFirstRows(t, b.db, 500)
+	require.Equal(t, 1, r.Code)
+	require.Contains(t, r.Stdout, "people.csv line 552")
+	require.Equal(t, 1, strings.Count(r.Stdout, "people.csv line 552"), "the failure once in the summary")
+	requireFirstRows(t, b.DB, 500)
 
 	lines[551] = good
 	require.NoError(t, os.WriteFile(input, []byte(strings.Join(lines, "\n")), 0o600))
 	r = run(t, b, nil, "run", "input="+input, "+chunk:int=100")
-	require.Equal(t, 0, r.code, r.stderr)
-	requireExactlyOnce(t, b.db, 1000)
+	require.Equal(t, 0, r.Code, r.Stderr)
+	requireExactlyOnce(t, b.DB, 1000)
 }
 
 func TestBadValueNamesFileAndLine(t *testing.T) {
-	b := backends(t)["sqlite"](t)
+	b := exampletest.Backends()["sqlite"](t)
 	input := writeCSV(t, 300)
 	content, err := os.ReadFile(input)
 	require.NoError(t, err)
 	bad := strings.Replace(string(content), "\n150,", "\n15x,", 1)
 	require.NoError(t, os.WriteFile(input, []byte(bad), 0o600))
 	r := run(t, b, nil, "run", "input="+input, "+chunk:int=100")
-	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stdout, `people.csv line 151: column "id"`)
-	requireFirstRows(t, b.db, 100)
+	require.Equal(t, 1, r.Code)
+	require.Contains(t, r.Stdout, `people.csv line 151: column "id"`)
+	requireFirstRows(t, b.DB, 100)
 }
 
 func TestUsageErrorsWriteNothing(t *testing.T) {
 	dir := t.TempDir()
-	b := backend{dsn: filepath.Join(dir, "batch.db")}
+	b := backend{DSN: filepath.Join(dir, "batch.db")}
 	for _, args := range [][]string{
 		{"run", "nosuch"},
 		{"run", "chunk(int)=many"},
@@ -241,44 +191,44 @@ func TestUsageErrorsWriteNothing(t *testing.T) {
 		{"frobnicate"},
 	} {
 		r := run(t, b, nil, args...)
-		require.Equal(t, 2, r.code, "%v: %s", args, r.stderr)
-		require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "one-line error for %v: %q", args, r.stderr)
+		require.Equal(t, 2, r.Code, "%v: %s", args, r.Stderr)
+		require.Equal(t, 1, strings.Count(strings.TrimSpace(r.Stderr), "\n")+1, "one-line error for %v: %q", args, r.Stderr)
 	}
-	_, err := os.Stat(b.dsn)
+	_, err := os.Stat(b.DSN)
 	require.True(t, os.IsNotExist(err), "no database was created")
 
-	bad := run(t, backend{dsn: "postgres://user:hunter2@127.0.0.1:1/x?sslmode=disable"}, nil, "status")
-	require.Equal(t, 2, bad.code)
-	require.NotContains(t, bad.stderr, "hunter2", "passwords never reach the output")
-	require.Contains(t, bad.stderr, "connection refused")
+	bad := run(t, backend{DSN: "postgres://user:hunter2@127.0.0.1:1/x?sslmode=disable"}, nil, "status")
+	require.Equal(t, 2, bad.Code)
+	require.NotContains(t, bad.Stderr, "hunter2", "passwords never reach the output")
+	require.Contains(t, bad.Stderr, "connection refused")
 
-	r := run(t, backend{dsn: filepath.Join(dir, "other.db")}, nil, "restart", "999")
-	require.Equal(t, 2, r.code)
+	r := run(t, backend{DSN: filepath.Join(dir, "other.db")}, nil, "restart", "999")
+	require.Equal(t, 2, r.Code)
 }
 
 func TestSignalStopsAtChunkBoundaryThenRestart(t *testing.T) {
-	b := backends(t)["sqlite"](t)
+	b := exampletest.Backends()["sqlite"](t)
 	const n = 200_000
 	input := writeCSV(t, n)
 	cmd := command(b, nil, "run", "input="+input, "+chunk:int=50")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Start())
-	waitForRows(t, b.db, 1)
+	waitForRows(t, b.DB, 1)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	err := cmd.Wait()
 	ee, ok := err.(*exec.ExitError)
 	require.True(t, ok, "exit status: %v\n%s", err, stderr.String())
 	require.Equal(t, 3, ee.ExitCode(), stderr.String())
 	require.Contains(t, stdout.String(), "STOPPED")
-	stopped := countRows(b.db)
+	stopped := countRows(b.DB)
 	require.Greater(t, stopped, 0)
 	require.Less(t, stopped, n)
 	require.Zero(t, stopped%50, "stopped at a chunk boundary")
 
 	r := run(t, b, nil, "run", "input="+input, "+chunk:int=50")
-	require.Equal(t, 0, r.code, r.stderr)
-	requireExactlyOnce(t, b.db, n)
+	require.Equal(t, 0, r.Code, r.Stderr)
+	requireExactlyOnce(t, b.DB, n)
 }
 
 func waitForRows(t *testing.T, db *sqlx.DB, min int) {
@@ -290,7 +240,7 @@ func waitForRows(t *testing.T, db *sqlx.DB, min int) {
 // restarts it after the lease each time, until it completes: every row must
 // be there exactly once.
 func TestKillAndRestart(t *testing.T) {
-	for name, open := range backends(t) {
+	for name, open := range exampletest.Backends() {
 		t.Run(name, func(t *testing.T) {
 			b := open(t)
 			n, kills := 100_000, 4
@@ -306,34 +256,34 @@ func TestKillAndRestart(t *testing.T) {
 				var stderr bytes.Buffer
 				cmd.Stderr = &stderr
 				require.NoError(t, cmd.Start())
-				before := countRows(b.db)
+				before := countRows(b.DB)
 				// Kill after a random delay once the run has made progress.
-				waitForRows(t, b.db, before+1)
+				waitForRows(t, b.DB, before+1)
 				time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 				_ = cmd.Wait()
-				t.Logf("kill %d: %d rows committed", k+1, countRows(b.db))
+				t.Logf("kill %d: %d rows committed", k+1, countRows(b.DB))
 
 				// Within the lease the dead execution still counts as
 				// running, unless the import finished before the kill.
 				refused := run(t, b, nil, args...)
-				require.Equal(t, launcher.ExitRefused, refused.code, refused.stderr)
-				if strings.Contains(refused.stderr, "already completed") {
+				require.Equal(t, launcher.ExitRefused, refused.Code, refused.Stderr)
+				if strings.Contains(refused.Stderr, "already completed") {
 					break
 				}
-				require.Contains(t, refused.stderr, "already running")
+				require.Contains(t, refused.Stderr, "already running")
 				killed++
 				time.Sleep(1100 * time.Millisecond)
 			}
 			if killed == kills {
 				r := run(t, b, nil, args...)
-				require.Equal(t, 0, r.code, r.stderr)
+				require.Equal(t, 0, r.Code, r.Stderr)
 			}
-			requireExactlyOnce(t, b.db, n)
+			requireExactlyOnce(t, b.DB, n)
 			st := run(t, b, nil, "status")
-			require.Equal(t, 0, st.code)
-			require.Equal(t, killed, strings.Count(st.stdout, "FAILED"), st.stdout)
-			require.Equal(t, 1, strings.Count(st.stdout, "COMPLETED"), st.stdout)
+			require.Equal(t, 0, st.Code)
+			require.Equal(t, killed, strings.Count(st.Stdout, "FAILED"), st.Stdout)
+			require.Equal(t, 1, strings.Count(st.Stdout, "COMPLETED"), st.Stdout)
 		})
 	}
 }
@@ -344,7 +294,7 @@ func TestKillAndRestart(t *testing.T) {
 // lock between the signals, so that the chunk in flight cannot commit and
 // the first signal's stop is certainly still waiting when the second comes.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	b := backends(t)["sqlite"](t)
+	b := exampletest.Backends()["sqlite"](t)
 	const n = 400_000
 	const lease = 5 * time.Second // the stop's grace period too
 	input := writeCSV(t, n)
@@ -353,9 +303,9 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
-	require.Eventually(t, func() bool { return countRows(b.db) >= 0 }, 30*time.Second, 10*time.Millisecond, "table created")
+	require.Eventually(t, func() bool { return countRows(b.DB) >= 0 }, 30*time.Second, 10*time.Millisecond, "table created")
 	ctx := context.Background()
-	conn, err := b.db.Conn(ctx)
+	conn, err := b.DB.Conn(ctx)
 	require.NoError(t, err)
 	_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
 	require.NoError(t, err)
@@ -370,14 +320,14 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	require.True(t, ok, "exit status: %v\n%s", err, stderr.String())
 	require.Equal(t, 130, ee.ExitCode(), stderr.String())
 	require.Contains(t, stderr.String(), "exiting")
-	require.Less(t, countRows(b.db), n)
+	require.Less(t, countRows(b.DB), n)
 
 	st := run(t, b, nil, "status")
-	require.Contains(t, st.stdout, "STARTED", "no end was recorded")
+	require.Contains(t, st.Stdout, "STARTED", "no end was recorded")
 	time.Sleep(lease + 200*time.Millisecond)
 	r := run(t, b, nil, args...)
-	require.Equal(t, 0, r.code, r.stderr)
-	requireExactlyOnce(t, b.db, n)
+	require.Equal(t, 0, r.Code, r.Stderr)
+	requireExactlyOnce(t, b.DB, n)
 }
 
 // lockedBuffer is a bytes.Buffer that a process writes to while the test
@@ -403,13 +353,13 @@ func (b *lockedBuffer) String() string {
 // with lines added at the top is refused, saying the input changed, and
 // loses nothing committed; on the original file it completes exactly once.
 func TestRestartOnAnotherFileRefused(t *testing.T) {
-	b := backends(t)["sqlite"](t)
+	b := exampletest.Backends()["sqlite"](t)
 	input := writeCSV(t, 1000)
 	original, err := os.ReadFile(input)
 	require.NoError(t, err)
 	r := run(t, b, []string{"FAIL_AT=550"}, "run", "input="+input)
-	require.Equal(t, 1, r.code)
-	requireFirstRows(t, b.db, 500)
+	require.Equal(t, 1, r.Code)
+	requireFirstRows(t, b.DB, 500)
 
 	header, rest, _ := strings.Cut(string(original), "\n")
 	extra := "9001,\"Late, 1\",l1@example.com,1.00,2026-01-01T00:00:00Z\n" +
@@ -417,13 +367,13 @@ func TestRestartOnAnotherFileRefused(t *testing.T) {
 		"9003,\"Late, 3\",l3@example.com,1.00,2026-01-01T00:00:00Z\n"
 	require.NoError(t, os.WriteFile(input, []byte(header+"\n"+extra+rest), 0o600))
 	r = run(t, b, nil, "run", "input="+input)
-	require.Equal(t, 1, r.code)
-	require.Contains(t, r.stdout, "input changed since the last commit")
-	require.Contains(t, r.stdout, "people.csv: restart at line 502")
-	requireFirstRows(t, b.db, 500)
+	require.Equal(t, 1, r.Code)
+	require.Contains(t, r.Stdout, "input changed since the last commit")
+	require.Contains(t, r.Stdout, "people.csv: restart at line 502")
+	requireFirstRows(t, b.DB, 500)
 
 	require.NoError(t, os.WriteFile(input, original, 0o600))
 	r = run(t, b, nil, "run", "input="+input)
-	require.Equal(t, 0, r.code, r.stderr)
-	requireExactlyOnce(t, b.db, 1000)
+	require.Equal(t, 0, r.Code, r.Stderr)
+	requireExactlyOnce(t, b.DB, 1000)
 }

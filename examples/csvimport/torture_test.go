@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
+	"github.com/chunkwise/chunkwise/internal/exampletest"
 	"github.com/chunkwise/chunkwise/internal/torture"
 )
 
@@ -33,16 +34,16 @@ func envInt(t *testing.T, name string, def int) int {
 func TestTorture(t *testing.T) {
 	kills := envInt(t, "TORTURE_KILLS", 5)
 	rows := envInt(t, "TORTURE_ROWS", 30_000)
-	for name, open := range backends(t) {
+	for name, open := range exampletest.Backends() {
 		t.Run(name, func(t *testing.T) {
 			b := open(t)
 			if name == "postgres" {
-				u, err := url.Parse(b.dsn)
+				u, err := url.Parse(b.DSN)
 				require.NoError(t, err)
 				q := u.Query()
 				q.Set("application_name", "csvimport-torture")
 				u.RawQuery = q.Encode()
-				b.dsn = u.String()
+				b.DSN = u.String()
 			}
 			input := writeCSV(t, rows)
 			const lease = 600 * time.Millisecond
@@ -50,10 +51,10 @@ func TestTorture(t *testing.T) {
 				Command: func() *exec.Cmd {
 					return command(b, nil, "-lease", lease.String(), "run", "input="+input, "+chunk:int=100")
 				},
-				Progress: func() (int64, error) { return importProgress(b.db) },
+				Progress: func() (int64, error) { return importProgress(b.DB) },
 				Done: func() (bool, error) {
 					var n int
-					err := b.db.Get(&n, `SELECT COUNT(*) FROM batch_job_execution WHERE status = 'COMPLETED'`)
+					err := b.DB.Get(&n, `SELECT COUNT(*) FROM batch_job_execution WHERE status = 'COMPLETED'`)
 					return n > 0, err
 				},
 				Total: int64(rows),
@@ -65,7 +66,7 @@ func TestTorture(t *testing.T) {
 					// A backend of the import whose transaction has written:
 					// rows inserted and not committed yet.
 					var n int
-					_ = b.db.Get(&n, `SELECT COUNT(*) FROM pg_stat_activity
+					_ = b.DB.Get(&n, `SELECT COUNT(*) FROM pg_stat_activity
 						WHERE application_name = 'csvimport-torture' AND backend_xid IS NOT NULL`)
 					if n > 0 {
 						return "in-transaction"
@@ -92,8 +93,8 @@ func TestTorture(t *testing.T) {
 				require.Positive(t, inTx, "some kills landed inside an open write transaction")
 			}
 
-			requireExactlyOnce(t, b.db, rows)
-			requireConsistentRepository(t, b.db, rows, len(res.Kills))
+			requireExactlyOnce(t, b.DB, rows)
+			requireConsistentRepository(t, b.DB, rows, len(res.Kills))
 		})
 	}
 }

@@ -93,7 +93,8 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 		e.create_time, e.start_time, e.end_time, e.last_updated, e.heartbeat, e.lease_ms, e.parameters, e.context`
 	const stepCols = `s.id, s.job_execution_id, s.step_name, s.version, s.status, s.exit_code, s.exit_description,
 		s.start_time, s.end_time, s.last_updated, s.read_count, s.write_count, s.filter_count, s.commit_count,
-		s.rollback_count, s.read_skip_count, s.process_skip_count, s.write_skip_count, s.context`
+		s.rollback_count, s.read_skip_count, s.process_skip_count, s.write_skip_count,
+		s.insert_count, s.update_count, s.unchanged_count, s.delete_count, s.context`
 	const running = `('STARTING','STARTED','STOPPING')`
 	r.q = queries{
 		insertInstance: q(`INSERT INTO {{p}}job_instance (job_name, job_key, create_time) VALUES (?, ?, ?)
@@ -126,12 +127,14 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 		jobNames: q(`SELECT DISTINCT job_name FROM {{p}}job_instance ORDER BY job_name`),
 		insertStep: q(`INSERT INTO {{p}}step_execution (job_execution_id, step_name, version, status, exit_code,
 			exit_description, start_time, end_time, last_updated, read_count, write_count, filter_count,
-			commit_count, rollback_count, read_skip_count, process_skip_count, write_skip_count, context)
-			VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			commit_count, rollback_count, read_skip_count, process_skip_count, write_skip_count,
+			insert_count, update_count, unchanged_count, delete_count, context)
+			VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		updateStep: q(`UPDATE {{p}}step_execution SET status = ?, exit_code = ?, exit_description = ?,
 			start_time = ?, end_time = ?, last_updated = ?, read_count = ?, write_count = ?, filter_count = ?,
 			commit_count = ?, rollback_count = ?, read_skip_count = ?, process_skip_count = ?,
-			write_skip_count = ?, context = ?, version = version + 1
+			write_skip_count = ?, insert_count = ?, update_count = ?, unchanged_count = ?, delete_count = ?,
+			context = ?, version = version + 1
 			WHERE id = ? AND version = ? AND EXISTS (SELECT 1 FROM {{p}}job_execution e
 				WHERE e.id = {{p}}step_execution.job_execution_id AND e.status IN ` + running + `)`),
 		selectSteps: q(`SELECT ` + stepCols + ` FROM {{p}}step_execution s WHERE s.job_execution_id = ? ORDER BY s.id`),
@@ -482,6 +485,10 @@ type stepRow struct {
 	ReadSkipCount    int64        `db:"read_skip_count"`
 	ProcessSkipCount int64        `db:"process_skip_count"`
 	WriteSkipCount   int64        `db:"write_skip_count"`
+	InsertCount      int64        `db:"insert_count"`
+	UpdateCount      int64        `db:"update_count"`
+	UnchangedCount   int64        `db:"unchanged_count"`
+	DeleteCount      int64        `db:"delete_count"`
 	Context          string       `db:"context"`
 }
 
@@ -494,6 +501,8 @@ func (row *stepRow) step() (*batch.StepExecution, error) {
 		ReadCount: row.ReadCount, WriteCount: row.WriteCount, FilterCount: row.FilterCount,
 		CommitCount: row.CommitCount, RollbackCount: row.RollbackCount, ReadSkipCount: row.ReadSkipCount,
 		ProcessSkipCount: row.ProcessSkipCount, WriteSkipCount: row.WriteSkipCount,
+		Changes: batch.Changes{Inserted: row.InsertCount, Updated: row.UpdateCount,
+			Unchanged: row.UnchangedCount, Deleted: row.DeleteCount},
 	}
 	var err error
 	if s.Context, err = repository.UnmarshalContext([]byte(row.Context)); err != nil {
@@ -519,7 +528,8 @@ func (r *Repository) CreateStepExecution(ctx context.Context, s *batch.StepExecu
 		return tx.GetContext(ctx, &id, r.q.insertStep, s.JobExecutionID, s.StepName, string(s.Status),
 			s.ExitStatus.Code, s.ExitStatus.Description, toNull(s.StartTime), toNull(s.EndTime), now,
 			s.ReadCount, s.WriteCount, s.FilterCount, s.CommitCount, s.RollbackCount, s.ReadSkipCount,
-			s.ProcessSkipCount, s.WriteSkipCount, string(ec))
+			s.ProcessSkipCount, s.WriteSkipCount, s.Changes.Inserted, s.Changes.Updated, s.Changes.Unchanged,
+			s.Changes.Deleted, string(ec))
 	})
 	if err != nil {
 		return r.wrap("create step execution", err)
@@ -539,7 +549,8 @@ func (r *Repository) updateStep(ctx context.Context, ex sqlx.ExecerContext, s *b
 	now := time.Now().UTC()
 	res, err := ex.ExecContext(ctx, r.q.updateStep, string(s.Status), s.ExitStatus.Code, s.ExitStatus.Description,
 		toNull(s.StartTime), toNull(s.EndTime), now, s.ReadCount, s.WriteCount, s.FilterCount, s.CommitCount,
-		s.RollbackCount, s.ReadSkipCount, s.ProcessSkipCount, s.WriteSkipCount, string(ec), s.ID, s.Version)
+		s.RollbackCount, s.ReadSkipCount, s.ProcessSkipCount, s.WriteSkipCount, s.Changes.Inserted,
+		s.Changes.Updated, s.Changes.Unchanged, s.Changes.Deleted, string(ec), s.ID, s.Version)
 	if err != nil {
 		return err
 	}

@@ -372,6 +372,7 @@ func testStepExecutions(t *testing.T, h Harness) {
 	require.NotZero(t, s.ID)
 	s.ReadCount, s.WriteCount, s.FilterCount, s.CommitCount, s.RollbackCount = 10, 8, 2, 1, 3
 	s.ReadSkipCount, s.ProcessSkipCount, s.WriteSkipCount = 4, 5, 6
+	s.Changes = batch.Changes{Inserted: 7, Updated: 8, Unchanged: 9, Deleted: 10}
 	require.NoError(t, s.Context.Put("offset", 1234))
 	s.Status, s.ExitStatus = batch.StatusFailed, batch.ExitFailed.WithDescription("boom")
 	s.EndTime = time.Now().UTC()
@@ -387,6 +388,7 @@ func testStepExecutions(t *testing.T, h Harness) {
 	require.Equal(t, []int64{10, 8, 2, 1, 3, 4, 5, 6},
 		[]int64{got.ReadCount, got.WriteCount, got.FilterCount, got.CommitCount, got.RollbackCount,
 			got.ReadSkipCount, got.ProcessSkipCount, got.WriteSkipCount})
+	require.Equal(t, batch.Changes{Inserted: 7, Updated: 8, Unchanged: 9, Deleted: 10}, got.Changes)
 	require.Equal(t, batch.ExitFailed.WithDescription("boom"), got.ExitStatus)
 	off, ok := got.Context.Int64("offset")
 	require.True(t, ok)
