@@ -49,7 +49,10 @@ torture:
 ## fuzz: run each fuzz target for FUZZTIME (default 1m).
 FUZZTIME ?= 1m
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzCSV -fuzztime $(FUZZTIME) ./reader/
+	$(GO) test -run '^$$' -fuzz '^FuzzCSV$$' -fuzztime $(FUZZTIME) ./reader/
+	$(GO) test -run '^$$' -fuzz '^FuzzFixedWidth$$' -fuzztime $(FUZZTIME) ./reader/
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONLines$$' -fuzztime $(FUZZTIME) ./reader/
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONArray$$' -fuzztime $(FUZZTIME) ./reader/
 	$(GO) test -run '^$$' -fuzz FuzzParseParameter -fuzztime $(FUZZTIME) ./batch/
 
 clean:

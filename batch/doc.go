@@ -105,4 +105,23 @@
 // error from a before or after hook fails the job or the step; an after hook
 // may change the exit status before it is saved. A value that implements
 // none of the interfaces its owner calls is rejected with [ErrInvalidConfig].
+//
+// A chunk step also calls, item by item, the hooks of an [ItemListener], and
+// wraps each call to its reader, processor and writer in its
+// [Interceptor]s. [PromoteKeys] is a step listener that copies keys of the
+// step's context to the job's ([JobContext]) when the step completes, for
+// the steps after it.
+//
+// # Streams and changes
+//
+// The step opens, updates and closes the [ItemStream]s among its reader,
+// processor, writer and listeners, and those listed in ChunkConfig.Streams
+// (the streams a wrapper hides). Update runs in the chunk's transaction,
+// after the writer, with a copy of the last committed context;
+// [CommitAttempt] tells one attempt of a commit from the next. Writers and
+// streams report what they did to their target with [ReportChanges]: the
+// [Changes] are stored on the step execution with its other counts. A
+// component marks an error that is the item's own fault with [Skippable]:
+// the step skips that item, within its skip limit, whatever its skip
+// policy.
 package batch

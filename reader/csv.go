@@ -68,6 +68,25 @@ type CSVConfig[T any] struct {
 	// Map. Default: false, every record is data.
 	Header bool
 
+	// SkipLines is the number of lines at the start of the file, before
+	// the header or the first record, that are not records: a title, a
+	// date. They are read as lines, without quoting. Default 0.
+	SkipLines int
+	// Preamble is called with the skipped lines whenever the reader opens —
+	// on a restart with the lines stored at the first run — to check them
+	// or take values from them. Its error fails Open. Optional.
+	Preamble func(lines []string) error
+	// FooterRecords is the number of records at the end of the file that
+	// are not data: a trailer with a count or a total. They may have any
+	// number of fields. The reader keeps that many records of look-ahead.
+	// Default 0.
+	FooterRecords int
+	// Footer is called at the end of the input with the footer records and
+	// the number of data records before them (good or bad, over all runs
+	// of the step): a trailer that does not match fails the last Read with
+	// a [*ParseError]. Optional.
+	Footer func(footer []Record, records int64) error
+
 	// LazyQuotes allows a quote in an unquoted field and a quote not
 	// followed by the delimiter in a quoted field, as in [csv.Reader].
 	// Default: false, such quotes are errors.
@@ -171,6 +190,19 @@ type CSV[T any] struct {
 	line     int64 // lines read up to the end of the last record
 	err      error // sticky: io.EOF or an error the reader cannot go on after
 	pos      position
+	records  int64      // data records read, good or bad
+	preamble []string   // the skipped lines
+	ahead    []csvAhead // look-ahead for the footer
+	eof      bool       // the look-ahead reached the end of the input
+	// footerChecked is set once the footer was checked.
+	footerChecked bool
+}
+
+// csvAhead is a record read ahead, and the position just after it.
+type csvAhead struct {
+	rec Record
+	err error
+	pos position
 }
 
 var (
@@ -180,10 +212,11 @@ var (
 
 // position is the restart state: where the last record returned ends.
 type position struct {
-	offset int64
-	line   int64
-	count  int64
-	fields int
+	offset  int64
+	line    int64
+	count   int64
+	fields  int
+	records int64 // data records up to offset, good or bad
 }
 
 // NewCSV returns a reader configured by cfg, or an error if cfg is invalid.
@@ -216,6 +249,14 @@ func NewCSV[T any](cfg CSVConfig[T]) (*CSV[T], error) {
 	if cfg.MaxRecordBytes == 0 {
 		cfg.MaxRecordBytes = DefaultMaxRecordBytes
 	}
+	switch {
+	case cfg.SkipLines < 0 || cfg.FooterRecords < 0:
+		return nil, fmt.Errorf("reader: csv %s: negative SkipLines or FooterRecords", cfg.Name)
+	case cfg.Preamble != nil && cfg.SkipLines == 0:
+		return nil, fmt.Errorf("reader: csv %s: a Preamble func needs SkipLines", cfg.Name)
+	case cfg.Footer != nil && cfg.FooterRecords == 0:
+		return nil, fmt.Errorf("reader: csv %s: a Footer func needs FooterRecords", cfg.Name)
+	}
 	return &CSV[T]{cfg: cfg, max: int64(cfg.MaxRecordBytes)}, nil
 }
 
@@ -238,6 +279,12 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 	pos, header, restart, err := c.restore(ec)
 	if err != nil {
 		return err
+	}
+	var preamble []string
+	if restart && c.cfg.SkipLines > 0 {
+		if _, err := ec.Get(c.key("preamble"), &preamble); err != nil || len(preamble) != c.cfg.SkipLines {
+			return fmt.Errorf("reader: csv %s: restore: key %q: want %d lines: %v", c.cfg.Name, c.key("preamble"), c.cfg.SkipLines, err)
+		}
 	}
 	was, err := c.restoreIdentity(ec)
 	if err != nil {
@@ -265,6 +312,33 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 			_, _ = br.Discard(len(utf8BOM))
 			c.base += int64(len(utf8BOM))
 		}
+		for len(preamble) < c.cfg.SkipLines {
+			c.src.start = c.base
+			line, err := br.ReadString('\n')
+			if c.src.tooLong || int64(len(line)) > c.max {
+				err = fmt.Errorf("%w: more than %d bytes", ErrRecordTooLong, c.max)
+			} else if err == io.EOF && line != "" {
+				err = nil
+			}
+			if err != nil {
+				_ = in.Close()
+				c.in, c.src = nil, nil
+				return &ParseError{Format: "csv", File: c.cfg.Name, Line: c.baseLine + 1,
+					Err: fmt.Errorf("line %d of the %d to skip: %w", len(preamble)+1, c.cfg.SkipLines, err)}
+			}
+			c.base += int64(len(line))
+			c.baseLine++
+			preamble = append(preamble, strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"))
+		}
+		pos.line = c.baseLine
+	}
+	c.preamble = preamble
+	if c.cfg.Preamble != nil {
+		if err := c.cfg.Preamble(preamble); err != nil {
+			_ = in.Close()
+			c.in, c.src = nil, nil
+			return &ParseError{Format: "csv", File: c.cfg.Name, Line: 1, Err: fmt.Errorf("preamble: %w", err)}
+		}
 	}
 	c.r = csv.NewReader(br)
 	c.r.Comma = c.cfg.Comma
@@ -278,6 +352,7 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 	c.err = nil
 	c.pos = pos
 	c.pos.offset = c.base
+	c.records, c.ahead, c.eof = pos.records, nil, false
 
 	if c.cfg.Header && c.header == nil {
 		rec, err := c.next()
@@ -289,7 +364,7 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 			return err
 		default:
 			c.setHeader(rec.Fields)
-			c.commit(0)
+			c.pos = c.here()
 		}
 	}
 	return nil
@@ -352,7 +427,11 @@ func (c *CSV[T]) restore(ec batch.ExecutionContext) (pos position, header []stri
 			return position{}, nil, false, fmt.Errorf("key %q missing", c.key(v.suffix))
 		}
 	}
-	if pos.offset < 0 || pos.line < 0 || pos.count < 0 || pos.fields < 0 {
+	pos.records = pos.count // a checkpoint that stored no record count
+	if _, err := ec.Get(c.key("records"), &pos.records); err != nil {
+		return position{}, nil, false, err
+	}
+	if pos.offset < 0 || pos.line < 0 || pos.count < 0 || pos.fields < 0 || pos.records < pos.count {
 		return position{}, nil, false, fmt.Errorf("invalid position %+v", pos)
 	}
 	if c.cfg.Header {
@@ -376,10 +455,11 @@ func (c *CSV[T]) Read(ctx context.Context) (T, error) {
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
-	rec, err := c.next()
+	rec, pos, err := c.nextData()
 	if err != nil {
 		return zero, err
 	}
+	rec.Index = c.pos.count + 1
 	item, err := c.cfg.Map(rec)
 	if err != nil {
 		if pe := (*ParseError)(nil); errors.As(err, &pe) {
@@ -387,8 +467,84 @@ func (c *CSV[T]) Read(ctx context.Context) (T, error) {
 		}
 		return zero, &ParseError{Format: "csv", File: c.cfg.Name, Line: rec.Line, Err: err}
 	}
-	c.commit(1)
+	pos.count = c.pos.count + 1
+	c.pos = pos
 	return item, nil
+}
+
+// nextData returns the next data record and the position just after it,
+// keeping FooterRecords records of look-ahead. At the end of the data it
+// checks the footer and returns io.EOF.
+func (c *CSV[T]) nextData() (Record, position, error) {
+	if c.cfg.FooterRecords == 0 {
+		rec, err := c.next()
+		if err == nil || c.err == nil {
+			c.records++ // a data record, good or bad
+		}
+		if err != nil {
+			return Record{}, position{}, err
+		}
+		return rec, c.here(), nil
+	}
+	for !c.eof && len(c.ahead) <= c.cfg.FooterRecords {
+		rec, err := c.next()
+		if err == io.EOF {
+			c.eof = true
+			break
+		}
+		if err != nil && c.err != nil {
+			// The reader cannot go on: what was read before comes first.
+			c.ahead = append(c.ahead, csvAhead{err: err})
+			c.eof = true
+			break
+		}
+		c.records++
+		c.ahead = append(c.ahead, csvAhead{rec: rec, err: err, pos: c.here()})
+		// The restart position is behind the look-ahead: keep its bytes.
+		c.in.hist.reserve(c.src.pos - c.pos.offset)
+	}
+	stuck := c.err != nil && c.err != io.EOF
+	if len(c.ahead) > c.cfg.FooterRecords || stuck && len(c.ahead) > 0 {
+		a := c.ahead[0]
+		c.ahead = append(c.ahead[:0], c.ahead[1:]...)
+		return a.rec, a.pos, a.err
+	}
+	if stuck || c.err == io.EOF && len(c.ahead) == 0 && c.footerChecked {
+		return Record{}, position{}, c.err
+	}
+	return Record{}, position{}, c.checkFooter()
+}
+
+// checkFooter checks the records left at the end of the input, and makes
+// the result sticky.
+func (c *CSV[T]) checkFooter() error {
+	c.footerChecked = true
+	footer := make([]Record, 0, len(c.ahead))
+	var err error
+	for _, a := range c.ahead {
+		var fc fieldCountError
+		if a.err != nil && !errors.As(a.err, &fc) {
+			err = a.err // a footer record may have any number of fields, but must be well-formed
+			break
+		}
+		footer = append(footer, a.rec)
+	}
+	switch {
+	case err != nil:
+	case len(footer) < c.cfg.FooterRecords:
+		err = &ParseError{Format: "csv", File: c.cfg.Name, Line: c.line,
+			Err: fmt.Errorf("footer: %d records expected at the end, found %d", c.cfg.FooterRecords, len(footer))}
+	case c.cfg.Footer != nil:
+		if ferr := c.cfg.Footer(footer, c.records-int64(len(footer))); ferr != nil {
+			err = &ParseError{Format: "csv", File: c.cfg.Name, Line: footer[0].Line, Err: fmt.Errorf("footer: %w", ferr)}
+		}
+	}
+	c.ahead = nil
+	if err == nil {
+		err = io.EOF
+	}
+	c.err = err
+	return err
 }
 
 // next reads the next well-formed record.
@@ -437,7 +593,6 @@ func (c *CSV[T]) next() (Record, error) {
 	rec := Record{
 		Fields: fields,
 		Line:   c.baseLine + int64(first),
-		Index:  c.pos.count + 1,
 		File:   c.cfg.Name,
 		Header: c.header,
 		cols:   c.cols,
@@ -446,7 +601,9 @@ func (c *CSV[T]) next() (Record, error) {
 	if c.fields == 0 {
 		c.fields = len(fields)
 	} else if len(fields) != c.fields {
-		return Record{}, &ParseError{Format: "csv", File: c.cfg.Name, Line: rec.Line, Err: fieldCountError{got: len(fields), want: c.fields}}
+		// The record goes with the error: a footer record may have another
+		// number of fields.
+		return rec, &ParseError{Format: "csv", File: c.cfg.Name, Line: rec.Line, Err: fieldCountError{got: len(fields), want: c.fields}}
 	}
 	if !c.cfg.AllowInvalidUTF8 {
 		for i, f := range fields {
@@ -459,22 +616,23 @@ func (c *CSV[T]) next() (Record, error) {
 	return rec, nil
 }
 
-// commit moves the restart position to the end of the record just read,
-// which added n items.
-func (c *CSV[T]) commit(n int64) {
-	c.pos = position{
-		offset: c.base + c.r.InputOffset(),
-		line:   c.line,
-		count:  c.pos.count + n,
-		fields: c.fields,
+// here returns the position just after the record last read.
+func (c *CSV[T]) here() position {
+	return position{
+		offset:  c.base + c.r.InputOffset(),
+		line:    c.line,
+		count:   c.pos.count,
+		fields:  c.fields,
+		records: c.records,
 	}
 }
 
 // Update stores the restart position in ec: the byte offset and line just
 // after the last record returned without error, the number of items
-// returned, the fields per record, with a header the header, and the
-// input's identity (its size and hashes of its first bytes and of those
-// before the offset; see [InputCheck]).
+// returned and of data records passed, the fields per record, with a
+// header the header, with SkipLines the skipped lines, and the input's
+// identity (its size and hashes of its first bytes and of those before the
+// offset; see [InputCheck]).
 func (c *CSV[T]) Update(_ context.Context, ec batch.ExecutionContext) error {
 	if c.r == nil {
 		return fmt.Errorf("reader: csv %s: not open", c.cfg.Name)
@@ -487,7 +645,11 @@ func (c *CSV[T]) Update(_ context.Context, ec batch.ExecutionContext) error {
 		ec.Put(c.key("line"), c.pos.line),
 		ec.Put(c.key("count"), c.pos.count),
 		ec.Put(c.key("fields"), c.pos.fields),
+		ec.Put(c.key("records"), c.pos.records),
 	)
+	if c.cfg.SkipLines > 0 {
+		err = errors.Join(err, ec.Put(c.key("preamble"), c.preamble))
+	}
 	if c.cfg.Header {
 		err = errors.Join(err, ec.Put(c.key("header"), c.header))
 	}

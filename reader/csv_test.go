@@ -210,11 +210,12 @@ func TestCSVRestartState(t *testing.T) {
 	require.Equal(t, int64(len(content)), id.Size)
 	delete(ec, "people.csv.input")
 	require.Equal(t, batch.ExecutionContext{
-		"people.csv.offset": []byte(strconv.Itoa(strings.Index(content, "4,d"))),
-		"people.csv.line":   []byte("5"),
-		"people.csv.count":  []byte("3"),
-		"people.csv.fields": []byte("2"),
-		"people.csv.header": []byte(`["id","note"]`),
+		"people.csv.offset":  []byte(strconv.Itoa(strings.Index(content, "4,d"))),
+		"people.csv.line":    []byte("5"),
+		"people.csv.count":   []byte("3"),
+		"people.csv.fields":  []byte("2"),
+		"people.csv.records": []byte("3"),
+		"people.csv.header":  []byte(`["id","note"]`),
 	}, ec)
 }
 

@@ -9,7 +9,8 @@
 //   - [CSV] reads a delimited file record by record and turns each [Record]
 //     into an item with a Map function, written by hand with the typed
 //     helpers of [Record] ([Record.Int], [Record.Time], ...) or built from
-//     struct tags by [MapStruct].
+//     struct tags by [MapStruct]; lines before the header and trailer
+//     records at the end are given to callbacks.
 //   - [FixedWidth] reads lines whose fields sit in fixed columns, with
 //     header and footer (trailer) lines and their callbacks; it gives
 //     [Record]s too.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/chunkwise/chunkwise/batch"
 )
@@ -148,8 +149,8 @@ func (r *JSONArray[T]) Open(_ context.Context, ec batch.ExecutionContext) error 
 // bracket on a first run, after the comma that follows the last element
 // returned on a restart.
 func (r *JSONArray[T]) start(restart bool) error {
-	br := r.src.br
 	if !restart {
+		br := r.src.br
 		if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
 			_, _ = br.Discard(len(utf8BOM))
 			r.src.pos += int64(len(utf8BOM))
@@ -158,7 +159,7 @@ func (r *JSONArray[T]) start(restart bool) error {
 		r.dec = json.NewDecoder(r.src)
 		tok, err := r.dec.Token()
 		if err != nil {
-			return r.parseError(r.src.pos, fmt.Errorf("not a JSON array: %w", jsonError(err)))
+			return r.parseError(r.src.pos, fmt.Errorf("not a JSON array: %w", invalidJSON(err)))
 		}
 		if d, ok := tok.(json.Delim); !ok || d != '[' {
 			return r.parseError(r.shift, fmt.Errorf("not a JSON array: it starts with %v", tok))
@@ -166,29 +167,25 @@ func (r *JSONArray[T]) start(restart bool) error {
 		r.pos.offset = r.shift + r.dec.InputOffset()
 		return nil
 	}
-	for {
-		b, err := br.Peek(1)
-		if err != nil {
-			return r.parseError(r.src.pos, fmt.Errorf("after element %d: %w", r.pos.count, io.ErrUnexpectedEOF))
-		}
-		switch {
-		case b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n':
-		case b[0] == ',' && r.pos.count > 0:
-			_, _ = br.Discard(1)
-			r.src.pos++
-			fallthrough
-		case b[0] == ']' || r.pos.count == 0:
-			// Go on as if at the start of an array holding the rest.
-			r.shift = r.src.pos - 1
-			r.dec = json.NewDecoder(io.MultiReader(bytes.NewReader([]byte{'['}), r.src))
-			_, err := r.dec.Token()
-			return err
-		default:
-			return r.parseError(r.src.pos, fmt.Errorf("after element %d: %q where a comma or the end of the array should be", r.pos.count, b[0]))
-		}
-		_, _ = br.Discard(1)
-		r.src.pos++
+	// Go on as if in an array whose elements before the restart point were
+	// one empty object: the decoder then meets the bytes after the last
+	// element committed exactly as it met them the first time.
+	prefix := "["
+	if r.pos.count > 0 {
+		prefix = "[{}"
 	}
+	r.shift = r.src.pos - int64(len(prefix))
+	r.dec = json.NewDecoder(io.MultiReader(strings.NewReader(prefix), r.src))
+	if _, err := r.dec.Token(); err != nil {
+		return err
+	}
+	if r.pos.count > 0 {
+		var done json.RawMessage
+		if err := r.dec.Decode(&done); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Read returns the next element of the array, and io.EOF after the last.
@@ -209,7 +206,7 @@ func (r *JSONArray[T]) Read(ctx context.Context) (T, error) {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			r.err = r.parseError(r.src.pos, fmt.Errorf("after element %d: %w", index-1, jsonError(err)))
+			r.err = r.parseError(r.src.pos, fmt.Errorf("after element %d: %w", index-1, invalidJSON(err)))
 			return zero, r.err
 		}
 		if tok, err := r.dec.Token(); err != io.EOF {
@@ -223,10 +220,15 @@ func (r *JSONArray[T]) Read(ctx context.Context) (T, error) {
 	r.src.start = start
 	var raw json.RawMessage
 	if err := r.dec.Decode(&raw); err != nil {
-		if r.src.tooLong {
-			err = fmt.Errorf("%w: more than %d bytes", ErrRecordTooLong, r.max)
+		switch {
+		case r.src.tooLong:
+			err = fmt.Errorf("element %d: %w: more than %d bytes", index, ErrRecordTooLong, r.max)
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			err = fmt.Errorf("after element %d: %w", index-1, io.ErrUnexpectedEOF)
+		default:
+			err = fmt.Errorf("element %d: %w", index, invalidJSON(err))
 		}
-		r.err = r.parseError(start, fmt.Errorf("element %d: %w", index, jsonError(err)))
+		r.err = r.parseError(start, err)
 		return zero, r.err
 	}
 	r.read++
@@ -286,6 +288,17 @@ func (r *JSONArray[T]) Close(context.Context) error {
 		return r.errorf("close: %w", err)
 	}
 	return nil
+}
+
+// invalidJSON says that a decoding error is a syntax error: the element's
+// line is in the ParseError, and the decoder's offsets are of its own
+// stream, not of the file.
+func invalidJSON(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	return err
 }
 
 // get reads a key that must be present.

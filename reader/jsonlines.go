@@ -77,7 +77,7 @@ func NewJSONLines[T any](cfg JSONLinesConfig[T]) (*JSONLines[T], error) {
 			dec.DisallowUnknownFields()
 		}
 		if err := dec.Decode(&item); err != nil {
-			return item, jsonError(err)
+			return item, jsonError(err, 0, "of the line")
 		}
 		if _, err := dec.Token(); err != io.EOF {
 			return item, errors.New("more than one JSON value on the line")
@@ -87,11 +87,12 @@ func NewJSONLines[T any](cfg JSONLinesConfig[T]) (*JSONLines[T], error) {
 	return r, nil
 }
 
-// jsonError adds to a decoding error what the json package leaves out.
-func jsonError(err error) error {
+// jsonError adds to a decoding error where the syntax error is: the byte
+// base+offset, counted from 1, of what.
+func jsonError(err error, base int64, what string) error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return fmt.Errorf("invalid JSON at byte %d of the value: %w", se.Offset, err)
+		return fmt.Errorf("invalid JSON at byte %d %s: %w", base+se.Offset, what, err)
 	}
 	return err
 }

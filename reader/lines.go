@@ -143,11 +143,13 @@ func (l *lineFile[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 				err = rl.err
 			}
 			if err != nil {
-				_ = l.Close(context.Background())
 				if err == io.EOF {
-					return l.errorf("%d header lines expected, the input has %d", l.opts.headerLines, len(l.header))
+					err = l.parseError(l.line+1, fmt.Errorf("header: %d lines expected, the input has %d", l.opts.headerLines, len(l.header)))
+				} else {
+					err = l.parseError(l.line, fmt.Errorf("header: %w", err))
 				}
-				return l.parseError(l.line, fmt.Errorf("header: %w", err))
+				_ = l.Close(context.Background())
+				return err
 			}
 			l.header = append(l.header, rl.text)
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -429,7 +430,7 @@ func TestJSONArrayBadInput(t *testing.T) {
 	_, _, err := read(`{"id": 1}`, reader.JSONArrayConfig[jsonEvent]{})
 	require.EqualError(t, err, "reader: json a.json line 1: not a JSON array: it starts with {")
 	_, _, err = read(`<html>`, reader.JSONArrayConfig[jsonEvent]{})
-	require.ErrorContains(t, err, "reader: json a.json line 1: not a JSON array: invalid JSON at byte 1")
+	require.ErrorContains(t, err, "reader: json a.json line 1: not a JSON array: invalid JSON: invalid character '<' looking for beginning of value")
 
 	// A wrong type is the element's error; the next goes on.
 	ids, errs, err := read("[\n{\"id\": 1},\n{\"id\": \"x\"},\n{\"id\": 3}]", reader.JSONArrayConfig[jsonEvent]{})
@@ -442,7 +443,7 @@ func TestJSONArrayBadInput(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int{1}, ids)
 	require.Len(t, errs, 9, "the error is sticky")
-	require.Contains(t, errs[0], "reader: json a.json line 2: element 2: invalid JSON at byte")
+	require.Contains(t, errs[0], "reader: json a.json line 2: element 2: invalid JSON: invalid character")
 
 	// An element over the cap, however it is spread.
 	long := `{"id": 2, "kind": "` + strings.Repeat("y", 100000) + `"}`
@@ -505,4 +506,96 @@ func TestFileReadersRefuseChangedInput(t *testing.T) {
 	require.Len(t, rest, 50)
 	require.Equal(t, 150, rest[0].ID)
 
+}
+
+// TestCSVPreambleAndFooter: lines before the header are skipped and given
+// to Preamble, on a restart too; the trailer record, with its own number of
+// fields, is checked by Footer against the records read over all restarts.
+func TestCSVPreambleAndFooter(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("Sales export\ngenerated 2026-12-01, \"quoted\" text\nid,amount\n")
+	for i := 1; i <= 30; i++ {
+		fmt.Fprintf(&b, "%d,%d.50\n", i, i)
+	}
+	b.WriteString("TOTAL,30,480.00\n")
+	content := b.String()
+	dir := t.TempDir()
+	plain, compressed := filepath.Join(dir, "sales.csv"), filepath.Join(dir, "sales.csv.gz")
+	require.NoError(t, os.WriteFile(plain, []byte(content), 0o600))
+	require.NoError(t, os.WriteFile(compressed, gzipped(t, content), 0o600))
+	for _, path := range []string{plain, compressed} {
+		var preambles [][]string
+		all := restartEverywhere(t, func() streamReader[row] {
+			r, err := reader.NewCSV(reader.CSVConfig[row]{
+				Path: path, Header: true, Map: toRow, SkipLines: 2,
+				Preamble: func(lines []string) error {
+					preambles = append(preambles, lines)
+					return nil
+				},
+				FooterRecords: 1,
+				Footer: func(footer []reader.Record, records int64) error {
+					if footer[0].Fields[0] != "TOTAL" || footer[0].Fields[1] != strconv.FormatInt(records, 10) {
+						return fmt.Errorf("trailer %v does not match %d records", footer[0].Fields, records)
+					}
+					return nil
+				},
+			})
+			require.NoError(t, err)
+			return r
+		})
+		require.Len(t, all, 30, path)
+		require.Equal(t, row{Fields: []string{"1", "1.50"}, Line: 4}, all[0])
+		require.Equal(t, row{Fields: []string{"30", "30.50"}, Line: 33}, all[29])
+		for _, p := range preambles {
+			require.Equal(t, []string{"Sales export", `generated 2026-12-01, "quoted" text`}, p)
+		}
+	}
+
+	// A trailer that does not match fails the end, and stays failed.
+	bad := strings.Replace(content, "TOTAL,30", "TOTAL,31", 1)
+	r, err := reader.NewCSV(reader.CSVConfig[row]{
+		Path: writeFile(t, "bad.csv", bad), Header: true, Map: toRow, SkipLines: 2, FooterRecords: 1,
+		Footer: func(footer []reader.Record, records int64) error {
+			if footer[0].Fields[1] != strconv.FormatInt(records, 10) {
+				return fmt.Errorf("trailer says %s records, the file has %d", footer[0].Fields[1], records)
+			}
+			return nil
+		},
+	})
+	require.NoError(t, err)
+	require.NoError(t, r.Open(t.Context(), nil))
+	defer r.Close(context.Background())
+	require.Len(t, readUntilErr(t, r), 30)
+	for range 2 {
+		_, err = r.Read(t.Context())
+		require.EqualError(t, err, "reader: csv bad.csv line 34: footer: trailer says 31 records, the file has 30")
+	}
+
+	// A file too short for its footer.
+	r, err = reader.NewCSV(reader.CSVConfig[row]{Path: writeFile(t, "short.csv", "id,amount\n"), Header: true, Map: toRow, FooterRecords: 1})
+	require.NoError(t, err)
+	require.NoError(t, r.Open(t.Context(), nil))
+	defer r.Close(context.Background())
+	_, err = r.Read(t.Context())
+	require.ErrorContains(t, err, "footer: 1 records expected at the end, found 0")
+
+	// Fewer lines than SkipLines.
+	r, err = reader.NewCSV(reader.CSVConfig[row]{Path: writeFile(t, "empty.csv", "title\n"), Map: toRow, SkipLines: 2})
+	require.NoError(t, err)
+	require.EqualError(t, r.Open(t.Context(), nil), "reader: csv empty.csv line 2: line 2 of the 2 to skip: EOF")
+}
+
+// readUntilErr reads items up to the first error.
+func readUntilErr[T any](t *testing.T, r batch.ItemReader[T]) []T {
+	t.Helper()
+	var items []T
+	for {
+		it, err := r.Read(t.Context())
+		if err != nil {
+			require.NotEqual(t, io.EOF, err)
+			return items
+		}
+		items = append(items, it)
+	}
 }
