@@ -59,13 +59,20 @@ type ChunkConfig[T, U any] struct {
 	// closed with the step (a reject file keeps its offset that way).
 	// Default none.
 	Listeners []Listener
+	// ReaderStream is the stream of the reader when Reader is a wrapper
+	// that hides it: a function or decorator around a restartable reader.
+	// The step keeps the reader's position through it — a chunk that is
+	// read again after a restart starts where the stream stood at the
+	// chunk's start. Default: Reader itself, when it is an ItemStream.
+	ReaderStream ItemStream
 	// Streams are opened, updated and closed with the step, besides the
 	// reader, processor, writer and listeners that are streams themselves:
-	// the streams a wrapper hides (a reader that decorates another, a
-	// writer that delegates to one it keeps in a field). A stream listed
-	// twice, or also found among the components, is used once; one that a
-	// component opens itself (a writer inside writer.Composite or
-	// writer.Route) must not be listed. Default none.
+	// the other streams a wrapper hides (a writer that delegates to one it
+	// keeps in a field, a processor's state). Not the reader's: that is
+	// ReaderStream. A stream listed twice, or also found among the
+	// components, is used once; one that a component opens itself (a
+	// writer inside writer.Composite or writer.Route) must not be listed.
+	// Default none.
 	Streams []ItemStream
 	// AllowStartIfComplete makes a restart run the step again even if it
 	// completed in an earlier execution. Default false: a completed step is
@@ -193,7 +200,13 @@ func NewChunkStep[T, U any](name string, cfg ChunkConfig[T, U]) (*ChunkStep[T, U
 	if st, ok := cfg.Reader.(ItemStream); ok {
 		s.reader = st
 	}
-	components := []any{cfg.Reader, cfg.Processor, cfg.Writer}
+	if cfg.ReaderStream != nil {
+		if s.reader != nil && s.reader != cfg.ReaderStream {
+			return nil, configError("step %s: ReaderStream is set, and Reader is a stream of its own", name)
+		}
+		s.reader = cfg.ReaderStream
+	}
+	components := []any{s.reader, cfg.Reader, cfg.Processor, cfg.Writer}
 	for _, l := range cfg.Listeners {
 		components = append(components, l)
 	}

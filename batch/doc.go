@@ -115,9 +115,10 @@
 // # Streams and changes
 //
 // The step opens, updates and closes the [ItemStream]s among its reader,
-// processor, writer and listeners, and those listed in ChunkConfig.Streams
-// (the streams a wrapper hides). Update runs in the chunk's transaction,
-// after the writer, with a copy of the last committed context;
+// processor, writer and listeners, and those a wrapper hides:
+// ChunkConfig.ReaderStream (a wrapped reader's) and ChunkConfig.Streams.
+// Update runs in the chunk's transaction, after the writer, with a copy of
+// the last committed context;
 // [CommitAttempt] tells one attempt of a commit from the next. Writers and
 // streams report what they did to their target with [ReportChanges]: the
 // [Changes] are stored on the step execution with its other counts. A

@@ -50,8 +50,8 @@ type ItemWriter[U any] interface {
 // holds the values the stream stored at the last commit that landed, never
 // those of an attempt that rolled back. A stream that writes outside the
 // transaction (a file) can therefore find there where its committed output
-// ends. A stream that a wrapper hides from the step (a reader decorating
-// another) is named in ChunkConfig.Streams.
+// ends. A stream that a wrapper hides from the step is named in
+// ChunkConfig.ReaderStream (a reader's) or ChunkConfig.Streams (any other).
 type ItemStream interface {
 	Open(ctx context.Context, ec ExecutionContext) error
 	Update(ctx context.Context, ec ExecutionContext) error

@@ -15,7 +15,7 @@ import (
 )
 
 // TestStreamsOfAWrapper: a reader that decorates a restartable one hides
-// its stream from the step; named in Streams, it is opened, updated and
+// its stream from the step; given as ReaderStream, it is opened, updated and
 // restored, and the restart resumes.
 func TestStreamsOfAWrapper(t *testing.T) {
 	t.Parallel()
@@ -34,7 +34,7 @@ func TestStreamsOfAWrapper(t *testing.T) {
 			}}
 			cfg := batch.ChunkConfig[int, int]{Reader: wrapper, Writer: w, ChunkSize: 5}
 			if named {
-				cfg.Streams = []batch.ItemStream{inner, inner}
+				cfg.ReaderStream = inner
 			}
 			step, err := batch.NewChunkStep("copy", cfg)
 			require.NoError(t, err)
@@ -181,4 +181,45 @@ func TestItemListenerAndInterceptor(t *testing.T) {
 		Reader: sliceReader(1), Writer: &recordingWriter[int]{}, Listeners: []batch.Listener{il},
 	})
 	require.ErrorIs(t, err, batch.ErrInvalidConfig, "an ItemListener of other types would never be called")
+}
+
+var errBadItem = errors.New("bad item")
+
+// TestWrappedReaderPartialCommit: a wrapped reader given as ReaderStream; a
+// skippable write error makes the step write a chunk item by item (partial
+// commits), and a fatal error later in that chunk fails the step. The
+// restart resumes right after the last committed item.
+func TestWrappedReaderPartialCommit(t *testing.T) {
+	t.Parallel()
+	repo := openSQLite(t, filepath.Join(t.TempDir(), "batch.db"))
+	inner := newStreamReader(20)
+	wrapper := batch.ReaderFunc[int](func(ctx context.Context) (int, error) { return inner.Read(ctx) })
+	failing := true
+	w := &recordingWriter[int]{fail: func(_ context.Context, _ int, items []int) error {
+		for _, it := range items {
+			if it == 7 {
+				return errBadItem
+			}
+			if failing && it == 9 {
+				return errors.New("fatal")
+			}
+		}
+		return nil
+	}}
+	step, err := batch.NewChunkStep("copy", batch.ChunkConfig[int, int]{Reader: wrapper, ReaderStream: inner,
+		Writer: w, ChunkSize: 5, Skip: batch.MatchErrors(errBadItem), SkipLimit: 10})
+	require.NoError(t, err)
+	job, err := batch.NewJob("copy", batch.JobConfig{Steps: []batch.Step{step}})
+	require.NoError(t, err)
+	l := mustLauncher(t, launcher.Config{Repository: repo})
+	_, err = launchRun(t, l, job, nil)
+	require.ErrorContains(t, err, "fatal")
+	failing = false
+	exec, err := launchRun(t, l, job, nil)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusCompleted, exec.Status)
+	require.Equal(t, append(seq(1, 6), seq(8, 20)...), w.all())
+
+	_, err = batch.NewChunkStep("both", batch.ChunkConfig[int, int]{Reader: newStreamReader(1), ReaderStream: inner, Writer: w})
+	require.ErrorIs(t, err, batch.ErrInvalidConfig)
 }

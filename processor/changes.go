@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -70,18 +71,25 @@ type ChangeDetector[T any] struct {
 	put    string
 	mark   string
 
-	// Keys of unchanged items since the last commit, to mark as seen in
-	// it; cleared by the first item processed after an Update, since a
-	// retried commit calls Update again without processing. They are
-	// reported as unchanged once: batch names them in the checkpoint that
-	// counts them, so that the later commits of a chunk written item by
-	// item do not count them again.
-	unchanged []string
-	batch     string
-	batches   int
-	nonce     string
-	updated   bool
-	hashes    map[string]string // of the changed items, by key
+	// seen are the items processed since the last commit that landed, in
+	// batches: a batch is what was processed between two Updates. Every
+	// Update marks the items of all of them as seen by the job instance,
+	// reports the unchanged ones, and names its last batch in the
+	// checkpoint: the batches a checkpoint that landed names are dropped by
+	// the next Update. A commit attempt that rolls back — a retry, a
+	// failed item of a chunk written item by item — leaves them for the
+	// next one, which marks and counts them again.
+	seen    []seenBatch
+	nonce   string // tells this Open's batches from another's
+	batches int
+	updated bool              // an Update came after the last item processed
+	hashes  map[string]string // of the changed items, by key
+}
+
+type seenBatch struct {
+	id        int
+	keys      []string
+	unchanged int64
 }
 
 var (
@@ -138,22 +146,23 @@ func (d *ChangeDetector[T]) Open(ctx context.Context, _ batch.ExecutionContext) 
 	if _, err := d.cfg.DB.ExecContext(ctx, d.create); err != nil {
 		return d.errorf("%w", err)
 	}
-	d.unchanged, d.updated, d.hashes = nil, false, map[string]string{}
-	d.nonce, d.batches, d.batch = strconv.FormatInt(time.Now().UnixNano(), 36), 0, ""
+	d.seen, d.updated, d.hashes = nil, false, map[string]string{}
+	d.nonce, d.batches = strconv.FormatInt(time.Now().UnixNano(), 36), 0
 	return nil
 }
 
-func (d *ChangeDetector[T]) batchKey() string { return "change-detector." + d.cfg.Scope + ".reported" }
+func (d *ChangeDetector[T]) batchKey() string { return "change-detector." + d.cfg.Scope + ".batch" }
 
 // Process passes item on if its hash differs from the stored one (or none
 // is stored), and filters it out (batch.ErrFilter) if it is the same.
 func (d *ChangeDetector[T]) Process(ctx context.Context, item T) (T, error) {
-	if d.updated || d.batch == "" {
-		d.unchanged, d.updated = d.unchanged[:0], false
+	if d.updated || len(d.seen) == 0 {
+		d.updated = false
 		clear(d.hashes)
 		d.batches++
-		d.batch = d.nonce + "-" + strconv.Itoa(d.batches)
+		d.seen = append(d.seen, seenBatch{id: d.batches})
 	}
+	cur := &d.seen[len(d.seen)-1]
 	key := d.cfg.Key(item)
 	h, err := d.hash(item)
 	if err != nil {
@@ -163,46 +172,62 @@ func (d *ChangeDetector[T]) Process(ctx context.Context, item T) (T, error) {
 	err = d.cfg.DB.GetContext(ctx, &stored, d.get, d.cfg.Scope, key)
 	switch {
 	case err == nil && stored == h:
-		d.unchanged = append(d.unchanged, key)
+		cur.keys = append(cur.keys, key)
+		cur.unchanged++
 		return item, batch.ErrFilter
 	case err == nil || errors.Is(err, sql.ErrNoRows):
 		if d.hashes == nil {
 			d.hashes = map[string]string{}
 		}
 		d.hashes[key] = h
+		// Seen, even if a later stage or the write skips it: its row, if
+		// it has one, is still in the source.
+		cur.keys = append(cur.keys, key)
 		return item, nil
 	default:
 		return item, d.errorf("key %s: %w", key, err)
 	}
 }
 
-// Update marks the unchanged items processed since the last commit as seen
-// by the job instance, in the chunk's transaction, and reports them as
-// unchanged (batch.ReportChanges).
+// Update marks the items processed since the last commit that landed as
+// seen by the job instance, in the chunk's transaction, and reports the
+// unchanged ones (batch.ReportChanges).
 func (d *ChangeDetector[T]) Update(ctx context.Context, ec batch.ExecutionContext) error {
-	if len(d.unchanged) == 0 {
+	var landed string
+	if _, err := ec.Get(d.batchKey(), &landed); err != nil {
+		return d.errorf("%w", err)
+	}
+	if id, ok := strings.CutPrefix(landed, d.nonce+"-"); ok {
+		n, _ := strconv.Atoi(id)
+		k := 0
+		for k < len(d.seen) && d.seen[k].id <= n {
+			k++
+		}
+		d.seen = append(d.seen[:0], d.seen[k:]...)
+	}
+	d.updated = true
+	if len(d.seen) == 0 {
 		return nil
 	}
 	tx, inst, err := d.join(ctx)
 	if err != nil {
 		return err
 	}
-	for _, key := range d.unchanged {
-		if _, err := tx.ExecContext(ctx, d.mark, inst, d.cfg.Scope, key); err != nil {
-			return d.errorf("key %s: mark seen: %w", key, err)
+	var unchanged int64
+	for _, b := range d.seen {
+		for _, key := range b.keys {
+			if _, err := tx.ExecContext(ctx, d.mark, inst, d.cfg.Scope, key); err != nil {
+				return d.errorf("key %s: mark seen: %w", key, err)
+			}
 		}
+		unchanged += b.unchanged
 	}
-	var reported string
-	if _, err := ec.Get(d.batchKey(), &reported); err != nil {
+	if unchanged > 0 {
+		batch.ReportChanges(ctx, batch.Changes{Unchanged: unchanged})
+	}
+	if err := ec.Put(d.batchKey(), d.nonce+"-"+strconv.Itoa(d.seen[len(d.seen)-1].id)); err != nil {
 		return d.errorf("%w", err)
 	}
-	if reported != d.batch {
-		batch.ReportChanges(ctx, batch.Changes{Unchanged: int64(len(d.unchanged))})
-		if err := ec.Put(d.batchKey(), d.batch); err != nil {
-			return d.errorf("%w", err)
-		}
-	}
-	d.updated = true
 	return nil
 }
 

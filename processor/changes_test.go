@@ -205,3 +205,81 @@ func TestChangeDetectorCountsUnchangedOnce(t *testing.T) {
 	require.Greater(t, se.CommitCount, int64(2), "the chunk was written item by item")
 	require.Equal(t, int64(7), se.Changes.Unchanged)
 }
+
+// TestDeleteMissingKeepsSkippedItems: items that reached the detector are
+// seen, even when a later stage or the write skips them: the sweep keeps
+// their rows, which are still in the source.
+func TestDeleteMissingKeepsSkippedItems(t *testing.T) {
+	t.Parallel()
+	for _, nonTransactional := range []bool{false, true} {
+		repo, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "batch.db"), sqlite.Config{})
+		require.NoError(t, err)
+		defer repo.Close()
+		require.NoError(t, repo.Migrate(context.Background()))
+		db := repo.DB()
+		_, err = db.Exec(`CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
+		require.NoError(t, err)
+		l, err := launcher.New(launcher.Config{Repository: repo})
+		require.NoError(t, err)
+		never := -1
+		job := func(source []customer) *batch.Job {
+			det, err := processor.NewChangeDetector(processor.ChangeDetectorConfig[customer]{
+				DB: db, Scope: "crm.customer", Key: func(c customer) string { return strconv.Itoa(c.ID) },
+			})
+			require.NoError(t, err)
+			valid := processor.Validate(func(c customer) error {
+				if c.Name == "" {
+					return errors.New("no name")
+				}
+				return nil
+			}, processor.SkipInvalid)
+			inner := upsert(db, &never)
+			w := batch.WriterFunc[customer](func(ctx context.Context, items []customer) error {
+				for _, c := range items {
+					if c.Name == "refused" {
+						return batch.Skippable(fmt.Errorf("customer %d refused", c.ID))
+					}
+				}
+				return inner(ctx, items)
+			})
+			sync, err := batch.NewChunkStep("sync", batch.ChunkConfig[customer, customer]{
+				Reader:                    reader.FromSlice(source),
+				Processor:                 processor.Chain(batch.ItemProcessor[customer, customer](det), valid),
+				Writer:                    det.Writer(w),
+				Streams:                   []batch.ItemStream{det}, // the chain hides it
+				ChunkSize:                 3,
+				ProcessorNonTransactional: nonTransactional,
+			})
+			require.NoError(t, err)
+			sweep, err := processor.DeleteMissing(processor.DeleteMissingConfig{
+				DB: db, Scope: "crm.customer", Table: "customer", KeyColumn: "id", MinSeenRatio: 0.5,
+			})
+			require.NoError(t, err)
+			del, err := batch.NewTaskletStep("delete-missing", batch.TaskletConfig{Tasklet: sweep})
+			require.NoError(t, err)
+			j, err := batch.NewJob("sync", batch.JobConfig{Steps: []batch.Step{sync, del}})
+			require.NoError(t, err)
+			return j
+		}
+		var v1 []customer
+		for i := 1; i <= 6; i++ {
+			v1 = append(v1, customer{ID: i, Name: fmt.Sprintf("customer %d", i)})
+		}
+		_, err = l.Run(context.Background(), job(v1), batch.JobParameters{"day": batch.StringParam("1")})
+		require.NoError(t, err)
+		v2 := append([]customer(nil), v1[:5]...)
+		v2[2].Name = ""        // customer 3: skipped by the validation after the detector
+		v2[3].Name = "refused" // customer 4: skipped at write
+		exec, err := l.Run(context.Background(), job(v2), batch.JobParameters{"day": batch.StringParam("2")})
+		require.NoError(t, err)
+		ses, err := repo.StepExecutions(context.Background(), exec.ID)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), ses[0].ProcessSkipCount)
+		require.Equal(t, int64(1), ses[0].WriteSkipCount)
+		require.Equal(t, int64(3), ses[0].Changes.Unchanged, "1, 2 and 5")
+		require.Equal(t, int64(1), ses[1].Changes.Deleted, "customer 6 only")
+		var ids []int
+		require.NoError(t, db.Select(&ids, `SELECT id FROM customer ORDER BY id`))
+		require.Equal(t, []int{1, 2, 3, 4, 5}, ids, "3 and 4 are still in the source: their rows stay (nonTransactional %v)", nonTransactional)
+	}
+}

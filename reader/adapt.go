@@ -84,8 +84,12 @@ func (s *Seq[T]) Open(ctx context.Context, ec batch.ExecutionContext) error {
 	skip, _ := ec.Int64(s.key())
 	s.next, s.stop = iter.Pull2(s.seq)
 	s.read = 0
-	for s.read < skip {
-		if _, err := s.Read(ctx); err == io.EOF {
+	for ; s.read < skip; s.read++ {
+		if err := ctx.Err(); err != nil {
+			_ = s.Close(ctx)
+			return err
+		}
+		if _, _, ok := s.next(); !ok {
 			_ = s.Close(ctx)
 			return fmt.Errorf("reader: seq %s: %w: %d values were read before the restart, the iterator now has %d",
 				s.name, ErrInputChanged, skip, s.read)

@@ -367,6 +367,7 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 			c.pos = c.here()
 		}
 	}
+	c.in.hist.setPin(c.pos.offset)
 	return nil
 }
 
@@ -469,6 +470,7 @@ func (c *CSV[T]) Read(ctx context.Context) (T, error) {
 	}
 	pos.count = c.pos.count + 1
 	c.pos = pos
+	c.in.hist.setPin(pos.offset)
 	return item, nil
 }
 
@@ -500,8 +502,6 @@ func (c *CSV[T]) nextData() (Record, position, error) {
 		}
 		c.records++
 		c.ahead = append(c.ahead, csvAhead{rec: rec, err: err, pos: c.here()})
-		// The restart position is behind the look-ahead: keep its bytes.
-		c.in.hist.reserve(c.src.pos - c.pos.offset)
 	}
 	stuck := c.err != nil && c.err != io.EOF
 	if len(c.ahead) > c.cfg.FooterRecords || stuck && len(c.ahead) > 0 {

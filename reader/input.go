@@ -68,14 +68,32 @@ type history struct {
 	head []byte
 	ring []byte // the last len(ring) bytes read, in a circle
 	end  int64  // offset just after the last byte read
+	// pin is the reader's restart position, and pinned the bytes before it
+	// once the ring no longer holds them: a reader may read far past its
+	// position (records it skips, a look-ahead) before a checkpoint asks
+	// for the identity at that position.
+	pin    int64
+	pinned []byte
 }
 
 func newHistory(size int64) *history {
 	return &history{size: size, ring: make([]byte, bufferSize+2*identityWindow)}
 }
 
+// setPin notes the reader's restart position.
+func (h *history) setPin(offset int64) {
+	if offset != h.pin {
+		h.pin, h.pinned = offset, nil
+	}
+}
+
 // add records p, read at the offset h.end.
 func (h *history) add(p []byte) {
+	if lo := max(0, h.pin-identityWindow); h.pinned == nil && h.end >= h.pin &&
+		h.end+int64(len(p)) > lo+int64(len(h.ring)) {
+		// The ring is about to lose bytes before the position: keep them.
+		h.pinned, _ = h.window(lo, h.pin)
+	}
 	// The start is kept as far as it was read without a gap.
 	if hl := int64(len(h.head)); hl < identityWindow && h.end <= hl && hl < h.end+int64(len(p)) {
 		k := hl - h.end
@@ -88,21 +106,6 @@ func (h *history) add(p []byte) {
 		p = p[n:]
 		h.end += int64(n)
 	}
-}
-
-// reserve makes the history keep at least the last n bytes read beyond
-// what a reader buffers ahead, for a reader whose restart position lags
-// behind what it has read by n bytes.
-func (h *history) reserve(n int64) {
-	need := n + bufferSize + 2*identityWindow
-	if need <= int64(len(h.ring)) {
-		return
-	}
-	kept := min(h.end, int64(len(h.ring)))
-	old, _ := h.window(h.end-kept, h.end)
-	h.ring = make([]byte, 2*need)
-	h.end -= kept
-	h.add(old)
 }
 
 // window returns the bytes [from, to), which must be among the last read.
@@ -123,6 +126,9 @@ func (h *history) window(from, to int64) ([]byte, bool) {
 // identity returns the identity of the input at a checkpoint at offset.
 func (h *history) identity(offset int64) (inputIdentity, error) {
 	tail, ok := h.window(max(0, offset-identityWindow), offset)
+	if !ok && offset == h.pin && h.pinned != nil {
+		tail, ok = h.pinned, true
+	}
 	if !ok {
 		return inputIdentity{}, fmt.Errorf("checkpoint at byte %d is not among the bytes last read", offset)
 	}
@@ -266,6 +272,7 @@ func (in *input) resume(offset int64, was *inputIdentity, check InputCheck) erro
 	}
 	h.end = from
 	h.head = head
+	h.setPin(offset)
 	h.add(tail)
 	in.pos = offset
 	switch {

@@ -165,6 +165,7 @@ func (r *JSONArray[T]) start(restart bool) error {
 			return r.parseError(r.shift, fmt.Errorf("not a JSON array: it starts with %v", tok))
 		}
 		r.pos.offset = r.shift + r.dec.InputOffset()
+		r.in.hist.setPin(r.pos.offset)
 		return nil
 	}
 	// Go on as if in an array whose elements before the restart point were
@@ -248,6 +249,7 @@ func (r *JSONArray[T]) Read(ctx context.Context) (T, error) {
 		return zero, r.parseError(start, fmt.Errorf("element %d: %w", index, err))
 	}
 	r.pos = jsonPos{offset: end, count: index}
+	r.in.hist.setPin(end)
 	return item, nil
 }
 
@@ -322,8 +324,9 @@ type jsonSource struct {
 	start   int64 // offset where the element being decoded starts
 	max     int64
 	tooLong bool
-	lineOff int64 // line breaks are counted up to lineOff
-	line    int64 // line breaks before lineOff
+	lineOff int64   // line breaks are counted up to lineOff
+	line    int64   // line breaks before lineOff
+	breaks  []int64 // offsets of the line breaks read at or after lineOff
 }
 
 // jsonReadSize is the most the decoder gets per read.
@@ -338,19 +341,29 @@ func (s *jsonSource) Read(p []byte) (int, error) {
 		p = p[:jsonReadSize]
 	}
 	n, err := s.br.Read(p)
+	for i := 0; i < n; {
+		j := bytes.IndexByte(p[i:n], '\n')
+		if j < 0 {
+			break
+		}
+		s.breaks = append(s.breaks, s.pos+int64(i+j))
+		i += j + 1
+	}
 	s.pos += int64(n)
 	return n, err
 }
 
 // linesBefore returns the number of line breaks before offset, which must
-// not be before the last offset asked about and must be among the bytes
-// last read.
+// not be before the last offset asked about, nor after the bytes read.
 func (s *jsonSource) linesBefore(offset int64) int64 {
 	if offset > s.lineOff {
-		if b, ok := s.in.hist.window(s.lineOff, offset); ok {
-			s.line += int64(bytes.Count(b, []byte{'\n'}))
-			s.lineOff = offset
+		k := 0
+		for k < len(s.breaks) && s.breaks[k] < offset {
+			k++
 		}
+		s.line += int64(k)
+		s.breaks = append(s.breaks[:0], s.breaks[k:]...)
+		s.lineOff = offset
 	}
 	return s.line
 }

@@ -155,6 +155,7 @@ func (l *lineFile[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 		}
 		l.pos = linePos{offset: l.off, line: l.line}
 	}
+	l.in.hist.setPin(l.pos.offset)
 	if l.opts.header != nil {
 		if err := l.opts.header(l.header); err != nil {
 			_ = l.Close(context.Background())
@@ -262,8 +263,6 @@ func (l *lineFile[T]) next() (rawLine, error) {
 		l.records++
 		rl.record = l.records
 		l.ahead = append(l.ahead, rl)
-		// The restart position is behind the look-ahead: keep its bytes.
-		l.in.hist.reserve(l.off - l.pos.offset)
 	}
 	if len(l.ahead) > l.opts.footerLines {
 		rl := l.ahead[0]
@@ -324,6 +323,7 @@ func (l *lineFile[T]) Read(ctx context.Context) (T, error) {
 		return zero, l.parseError(rl.line, err)
 	}
 	l.pos = linePos{offset: rl.end, line: rl.line, count: l.pos.count + 1, records: rl.record}
+	l.in.hist.setPin(rl.end)
 	return item, nil
 }
 

@@ -61,6 +61,7 @@ type MultiFile[T any] struct {
 	index int // of the file being read; len(files) at the end
 	cur   StreamReader[T]
 	open  bool
+	err   error // sticky: a file that could not be opened
 }
 
 var (
@@ -178,11 +179,16 @@ func (m *MultiFile[T]) openFile(ctx context.Context, ec batch.ExecutionContext) 
 }
 
 // Read returns the next item of the current file, going on to the next
-// file at the end of one, and io.EOF after the last file.
+// file at the end of one, and io.EOF after the last file. A file whose
+// reader cannot open ends the stream: every later Read returns the error,
+// and a restart opens that file again.
 func (m *MultiFile[T]) Read(ctx context.Context) (T, error) {
 	var zero T
 	if !m.open {
 		return zero, m.errorf("not open")
+	}
+	if m.err != nil {
+		return zero, m.err
 	}
 	for m.index < len(m.files) {
 		item, err := m.cur.Read(ctx)
@@ -196,6 +202,9 @@ func (m *MultiFile[T]) Read(ctx context.Context) (T, error) {
 		m.index++
 		if m.index < len(m.files) {
 			if err := m.openFile(ctx, nil); err != nil {
+				// The stream cannot go on past a file it cannot read: fix
+				// the file and restart, and it is opened again.
+				m.err = err
 				return zero, err
 			}
 		}

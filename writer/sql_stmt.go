@@ -428,3 +428,40 @@ func (p *prepared) Close(context.Context) error {
 	}
 	return nil
 }
+
+// keyed is what the writers of rows by key (Upsert, Update, Delete) share:
+// the rows they write and where, how many rows go in one statement, and
+// their prepared statements.
+type keyed[T any] struct {
+	spec    rowSpec[T]
+	db      *sqlx.DB
+	dialect dialect
+	own     bool
+	perStmt int
+	prepared
+}
+
+// init checks a keyed writer's table, columns and key, its database's
+// dialect, and that MaxParams holds one row — or, with keysOnly, the key of
+// one row, which is all a delete binds.
+func (k *keyed[T]) init(verb string, db *sqlx.DB, own bool, table string, columns, key []string, values func(T) []any, maxParams int, keysOnly bool) error {
+	spec, err := newRowSpec(verb, table, columns, key, values)
+	if err != nil {
+		return err
+	}
+	d, err := dialectOf(db)
+	if err != nil {
+		return fmt.Errorf("writer: %s: %w", spec.name, err)
+	}
+	perRow, what := len(spec.columns), "row"
+	if keysOnly {
+		perRow, what = len(spec.key), "key"
+	}
+	maxParams = maxParamsFor(db, maxParams)
+	if maxParams < perRow {
+		return fmt.Errorf("writer: %s: MaxParams %d is less than one %s of %d columns", spec.name, maxParams, what, perRow)
+	}
+	k.spec, k.db, k.dialect, k.own, k.perStmt = spec, db, d, own, maxParams/perRow
+	k.prepared = prepared{name: spec.name, stmts: stmts{db: db}}
+	return nil
+}

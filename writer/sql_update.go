@@ -78,14 +78,9 @@ type UpdateConfig[T any] struct {
 // OwnTransaction a crash between the two commits redoes at most one chunk,
 // which sets the same values again: idempotent.
 type Update[T any] struct {
-	spec         rowSpec[T]
-	db           *sqlx.DB
-	dialect      dialect
-	own          bool
+	keyed[T]
 	skip         bool
 	allowMissing bool
-	perStmt      int
-	prepared
 }
 
 var _ batch.ItemStream = (*Update[int])(nil)
@@ -97,26 +92,14 @@ func NewUpdate[T any](cfg UpdateConfig[T]) (*Update[T], error) {
 	if cfg.DB == nil {
 		return nil, fmt.Errorf("writer: update: no DB")
 	}
-	spec, err := newRowSpec("update", cfg.Table, cfg.Columns, cfg.Key, cfg.Values)
-	if err != nil {
+	w := &Update[T]{skip: cfg.SkipUnchanged, allowMissing: cfg.AllowMissing}
+	if err := w.init("update", cfg.DB, cfg.OwnTransaction, cfg.Table, cfg.Columns, cfg.Key, cfg.Values, cfg.MaxParams, false); err != nil {
 		return nil, err
 	}
-	if len(spec.nonKeyColumns()) == 0 {
-		return nil, fmt.Errorf("writer: %s: every column is in the key: nothing to set", spec.name)
+	if len(w.spec.nonKeyColumns()) == 0 {
+		return nil, fmt.Errorf("writer: %s: every column is in the key: nothing to set", w.spec.name)
 	}
-	d, err := dialectOf(cfg.DB)
-	if err != nil {
-		return nil, fmt.Errorf("writer: %s: %w", spec.name, err)
-	}
-	maxParams := maxParamsFor(cfg.DB, cfg.MaxParams)
-	if maxParams < len(spec.columns) {
-		return nil, fmt.Errorf("writer: %s: MaxParams %d is less than one row of %d columns", spec.name, maxParams, len(spec.columns))
-	}
-	return &Update[T]{
-		spec: spec, db: cfg.DB, dialect: d, own: cfg.OwnTransaction, skip: cfg.SkipUnchanged,
-		allowMissing: cfg.AllowMissing, perStmt: maxParams / len(spec.columns),
-		prepared: prepared{name: spec.name, stmts: stmts{db: cfg.DB}},
-	}, nil
+	return w, nil
 }
 
 // Write updates the rows of items and reports how many were updated and
@@ -283,12 +266,7 @@ type DeleteConfig[T any] struct {
 // OwnTransaction a crash between the two commits redoes at most one chunk,
 // which finds nothing more to delete: idempotent.
 type Delete[T any] struct {
-	spec    rowSpec[T]
-	db      *sqlx.DB
-	dialect dialect
-	own     bool
-	perStmt int
-	prepared
+	keyed[T]
 }
 
 var _ batch.ItemStream = (*Delete[int])(nil)
@@ -300,20 +278,11 @@ func NewDelete[T any](cfg DeleteConfig[T]) (*Delete[T], error) {
 	if cfg.DB == nil {
 		return nil, fmt.Errorf("writer: delete: no DB")
 	}
-	spec, err := newRowSpec("delete from", cfg.Table, cfg.Key, cfg.Key, cfg.Values)
-	if err != nil {
+	w := &Delete[T]{}
+	if err := w.init("delete from", cfg.DB, cfg.OwnTransaction, cfg.Table, cfg.Key, cfg.Key, cfg.Values, cfg.MaxParams, true); err != nil {
 		return nil, err
 	}
-	d, err := dialectOf(cfg.DB)
-	if err != nil {
-		return nil, fmt.Errorf("writer: %s: %w", spec.name, err)
-	}
-	maxParams := maxParamsFor(cfg.DB, cfg.MaxParams)
-	if maxParams < len(spec.key) {
-		return nil, fmt.Errorf("writer: %s: MaxParams %d is less than one key of %d columns", spec.name, maxParams, len(spec.key))
-	}
-	return &Delete[T]{spec: spec, db: cfg.DB, dialect: d, own: cfg.OwnTransaction,
-		perStmt: maxParams / len(spec.key), prepared: prepared{name: spec.name, stmts: stmts{db: cfg.DB}}}, nil
+	return w, nil
 }
 
 // Write deletes the rows of items and reports how many were deleted.

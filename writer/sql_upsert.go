@@ -87,14 +87,9 @@ type UpsertConfig[T any] struct {
 // OwnTransaction a crash between the two commits redoes at most one chunk,
 // which an upsert absorbs: idempotent.
 type Upsert[T any] struct {
-	spec    rowSpec[T]
-	db      *sqlx.DB
-	dialect dialect
-	own     bool
-	update  []string
-	skip    bool
-	perStmt int
-	prepared
+	keyed[T]
+	update []string
+	skip   bool
 }
 
 var _ batch.ItemStream = (*Upsert[int])(nil)
@@ -106,14 +101,11 @@ func NewUpsert[T any](cfg UpsertConfig[T]) (*Upsert[T], error) {
 	if cfg.DB == nil {
 		return nil, fmt.Errorf("writer: upsert: no DB")
 	}
-	spec, err := newRowSpec("upsert", cfg.Table, cfg.Columns, cfg.Key, cfg.Values)
-	if err != nil {
+	w := &Upsert[T]{skip: cfg.SkipUnchanged}
+	if err := w.init("upsert", cfg.DB, cfg.OwnTransaction, cfg.Table, cfg.Columns, cfg.Key, cfg.Values, cfg.MaxParams, false); err != nil {
 		return nil, err
 	}
-	d, err := dialectOf(cfg.DB)
-	if err != nil {
-		return nil, fmt.Errorf("writer: %s: %w", spec.name, err)
-	}
+	spec := w.spec
 	update := cfg.Update
 	if update == nil {
 		update = spec.nonKeyColumns()
@@ -127,15 +119,8 @@ func NewUpsert[T any](cfg UpsertConfig[T]) (*Upsert[T], error) {
 			return nil, fmt.Errorf("writer: %s: update column %s is a key column", spec.name, c)
 		}
 	}
-	maxParams := maxParamsFor(cfg.DB, cfg.MaxParams)
-	if maxParams < len(spec.columns) {
-		return nil, fmt.Errorf("writer: %s: MaxParams %d is less than one row of %d columns", spec.name, maxParams, len(spec.columns))
-	}
-	return &Upsert[T]{
-		spec: spec, db: cfg.DB, dialect: d, own: cfg.OwnTransaction,
-		update: append([]string(nil), update...), skip: cfg.SkipUnchanged,
-		perStmt: maxParams / len(spec.columns), prepared: prepared{name: spec.name, stmts: stmts{db: cfg.DB}},
-	}, nil
+	w.update = append([]string(nil), update...)
+	return w, nil
 }
 
 // Write upserts items and reports how many rows were inserted, updated and
