@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"runtime/debug"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // DefaultChunkSize is the chunk size used when none is configured.
@@ -116,6 +120,16 @@ type ChunkConfig[T, U any] struct {
 	// then the step fails at that item; a restart resumes with it. Default
 	// nil.
 	NoRollback ErrorMatcher
+	// ProcessWorkers processes the items of each chunk on that many
+	// goroutines, for a processor that is CPU-bound: the items are written
+	// in their order, and filter, skip and retry behave and count exactly as
+	// with one goroutine. The processor, the interceptors and the item and
+	// retry listeners are then called from several goroutines at once and
+	// must be safe for that; the items after one that fails the step may
+	// have been processed too. A chunk written item by item after a
+	// skippable write error is processed again one item at a time. Default
+	// 1: one item after another.
+	ProcessWorkers int
 	// Interceptors wrap every call to the reader, the processor and the
 	// writer, the first outermost: where timing, tracing and metrics plug
 	// in. Default none.
@@ -157,6 +171,9 @@ func NewChunkStep[T, U any](name string, cfg ChunkConfig[T, U]) (*ChunkStep[T, U
 	}
 	if cfg.StartLimit < 0 {
 		return nil, configError("step %s: negative start limit %d", name, cfg.StartLimit)
+	}
+	if cfg.ProcessWorkers < 0 {
+		return nil, configError("step %s: negative ProcessWorkers %d", name, cfg.ProcessWorkers)
 	}
 	if cfg.ChunkSize == 0 {
 		cfg.ChunkSize = DefaultChunkSize
@@ -409,8 +426,19 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 		}
 		return eof, nil
 	}
+	var parallel []outcome[U]
+	if w := c.cfg().ProcessWorkers; w > 1 && c.cfg().Processor != nil && len(c.slots)-c.committed > 1 {
+		parallel = c.processAll(ctx, c.committed, w)
+	}
 	for i := c.committed; i < len(c.slots); i++ {
-		if err := c.process(ctx, i); err != nil {
+		var err error
+		if parallel != nil {
+			o := parallel[i-c.committed]
+			err = c.apply(ctx, i, o.out, o.err)
+		} else {
+			err = c.process(ctx, i)
+		}
+		if err != nil {
 			if c.cfg().NoRollback.Matches(err) && i > c.committed {
 				cerr := c.commitWithRetry(ctx, i, false)
 				if cerr != nil && ctx.Err() == nil && c.s.skips(cerr) && !isCommitFailure(cerr) {
@@ -597,33 +625,63 @@ func (c *chunk[T, U]) writeItems(ctx context.Context, first int64, items []U) er
 	return err
 }
 
-// process processes slot i, retrying and skipping as configured. A returned
-// error fails the step.
+// process processes slot i, retrying and skipping as configured. A
+// returned error fails the step.
 func (c *chunk[T, U]) process(ctx context.Context, i int) error {
-	sl := &c.slots[i]
 	if c.cfg().Processor == nil {
+		sl := &c.slots[i]
 		sl.out, sl.state = any(sl.in).(U), slotProcessed
 		return nil
 	}
+	out, err := c.attempts(ctx, i)
+	return c.apply(ctx, i, out, err)
+}
+
+// outcome is what the processing of one item came to.
+type outcome[U any] struct {
+	out U
+	err error
+}
+
+// waitError is the error of a retry whose backoff wait was interrupted.
+type waitError struct{ err error }
+
+func (e waitError) Error() string { return e.err.Error() }
+
+// attempts runs the processor on the item of slot i, retrying as
+// configured, and returns the result or the final error. It changes no
+// slot: the items of a chunk may be processed concurrently.
+func (c *chunk[T, U]) attempts(ctx context.Context, i int) (U, error) {
 	index := c.base + int64(i) + 1
-	var err error
 	for attempt := 0; ; attempt++ {
-		var out U
-		out, err = c.processItem(ctx, index, sl.in)
-		switch {
-		case err == nil:
-			sl.out, sl.state = out, slotProcessed
-			return nil
-		case errors.Is(err, ErrFilter):
-			sl.state = slotFiltered
-			return nil
-		}
-		if ctx.Err() != nil || attempt >= c.cfg().RetryLimit || !c.cfg().Retry.Matches(err) {
-			break
+		out, err := c.processItem(ctx, index, c.slots[i].in)
+		if err == nil || errors.Is(err, ErrFilter) || ctx.Err() != nil ||
+			attempt >= c.cfg().RetryLimit || !c.cfg().Retry.Matches(err) {
+			return out, err
 		}
 		if werr := c.retryWait(ctx, "process", index, attempt+1, err); werr != nil {
-			return c.stepErr("process", index, werr)
+			var zero U
+			return zero, waitError{werr}
 		}
+	}
+}
+
+// apply records in slot i what its processing came to, in the order of the
+// chunk: a skip is checked against the skip limit here. A returned error
+// fails the step.
+func (c *chunk[T, U]) apply(ctx context.Context, i int, out U, err error) error {
+	sl := &c.slots[i]
+	index := c.base + int64(i) + 1
+	switch {
+	case err == nil:
+		sl.out, sl.state = out, slotProcessed
+		return nil
+	case errors.Is(err, ErrFilter):
+		sl.state = slotFiltered
+		return nil
+	}
+	if we, ok := err.(waitError); ok {
+		return c.stepErr("process", index, we.err)
 	}
 	if ctx.Err() == nil && c.s.skips(err) {
 		if lerr := c.checkSkipLimit("process", index, err); lerr != nil {
@@ -633,6 +691,46 @@ func (c *chunk[T, U]) process(ctx context.Context, i int) error {
 		return nil
 	}
 	return c.stepErr("process", index, err)
+}
+
+// processAll processes the items of slots [from, len) on workers
+// goroutines. A panic in one is raised again on the calling goroutine, once
+// all are done, with the stack of the goroutine it happened on.
+func (c *chunk[T, U]) processAll(ctx context.Context, from, workers int) []outcome[U] {
+	res := make([]outcome[U], len(c.slots)-from)
+	var (
+		g        errgroup.Group
+		panicked atomic.Pointer[workerPanic]
+	)
+	g.SetLimit(workers)
+	for i := from; i < len(c.slots); i++ {
+		g.Go(func() error {
+			defer func() {
+				if v := recover(); v != nil {
+					panicked.CompareAndSwap(nil, &workerPanic{value: v, stack: debug.Stack()})
+				}
+			}()
+			out, err := c.attempts(ctx, i)
+			res[i-from] = outcome[U]{out: out, err: err}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if p := panicked.Load(); p != nil {
+		panic(*p)
+	}
+	return res
+}
+
+// workerPanic is the value of a panic raised again from a processing
+// goroutine: it prints with that goroutine's stack.
+type workerPanic struct {
+	value any
+	stack []byte
+}
+
+func (p workerPanic) String() string {
+	return fmt.Sprintf("%v\n\nin a processing goroutine:\n%s", p.value, p.stack)
 }
 
 // retryWait tells the retry listeners and waits before retry attempt.

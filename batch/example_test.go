@@ -246,3 +246,43 @@ func ExampleChunkConfig_skip() {
 	// skipped item 5 (process): "?": bad amount
 	// COMPLETED written: 4 process skips: 2
 }
+
+// A CPU-bound processor on four goroutines: the writer still gets the items
+// in the order they were read.
+func ExampleChunkConfig_processWorkers() {
+	square := batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
+		return i * i, nil
+	})
+	next := 0
+	read := batch.ReaderFunc[int](func(context.Context) (int, error) {
+		if next == 8 {
+			return 0, io.EOF
+		}
+		next++
+		return next, nil
+	})
+	write := batch.WriterFunc[int](func(_ context.Context, items []int) error {
+		fmt.Println(items)
+		return nil
+	})
+	step, err := batch.NewChunkStep("squares", batch.ChunkConfig[int, int]{
+		Reader: read, Processor: square, Writer: write, ChunkSize: 4, ProcessWorkers: 4,
+	})
+	if err != nil {
+		panic(err)
+	}
+	job, err := batch.NewJob("squares", batch.JobConfig{Steps: []batch.Step{step}})
+	if err != nil {
+		panic(err)
+	}
+	l, err := launcher.New(launcher.Config{Repository: memory.New()})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := l.Run(context.Background(), job, nil); err != nil {
+		panic(err)
+	}
+	// Output:
+	// [1 4 9 16]
+	// [25 36 49 64]
+}
