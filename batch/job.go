@@ -13,6 +13,7 @@ type Job struct {
 	listeners      []Listener
 	params         ParamSpecs
 	preventRestart bool
+	flow           *flow // nil: the steps run in order
 }
 
 // JobConfig configures a [Job].
@@ -32,6 +33,14 @@ type JobConfig struct {
 	// run again: a launch of it fails with ErrJobNotRestartable. For jobs
 	// whose work must not be repeated partly. Default false.
 	PreventRestart bool
+	// Transitions make the job a flow: it starts with the first of Steps
+	// and goes on as the transitions say, by each step's exit code (see
+	// Transition). A restart walks the flow again from the start, passing
+	// the steps that completed with their stored exit codes, so it takes
+	// the same branches. Default none: the steps run in order.
+	Transitions []Transition
+	// Deciders are nodes of the flow that choose a way without doing work.
+	Deciders []Decider
 }
 
 // NewJob returns a job. It fails with ErrInvalidConfig if the configuration
@@ -62,8 +71,12 @@ func NewJob(name string, cfg JobConfig) (*Job, error) {
 	if err := cfg.Parameters.Validate(); err != nil {
 		return nil, fmt.Errorf("job %s: %w", name, err)
 	}
+	f, err := newFlow(name, cfg.Steps, cfg.Transitions, cfg.Deciders)
+	if err != nil {
+		return nil, err
+	}
 	return &Job{name: name, steps: append([]Step(nil), cfg.Steps...), listeners: cfg.Listeners,
-		params: append(ParamSpecs(nil), cfg.Parameters...), preventRestart: cfg.PreventRestart}, nil
+		params: append(ParamSpecs(nil), cfg.Parameters...), preventRestart: cfg.PreventRestart, flow: f}, nil
 }
 
 // Name returns the job's name.

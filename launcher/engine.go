@@ -264,6 +264,9 @@ func (r *jobRun) steps(ctx, book context.Context) (batch.BatchStatus, batch.Exit
 			}
 		}
 	}
+	if r.job.HasFlow() {
+		return r.flow(ctx, book)
+	}
 	ran := 0
 	for _, step := range r.job.Steps() {
 		if r.stopRequested() {
@@ -294,6 +297,97 @@ func (r *jobRun) steps(ctx, book context.Context) (batch.BatchStatus, batch.Exit
 		return batch.StatusCompleted, batch.ExitNoop.WithDescription("all steps already completed"), nil
 	}
 	return batch.StatusCompleted, batch.ExitCompleted, nil
+}
+
+// flow runs the job's flow: from the first step (or where a Stop transition
+// said a restart begins), each step or decider, then the transition its
+// exit code matches. A step that completed in an earlier execution is
+// passed with its stored exit code, so a restart takes the same branches.
+func (r *jobRun) flow(ctx, book context.Context) (batch.BatchStatus, batch.ExitStatus, error) {
+	failed := func(err error) (batch.BatchStatus, batch.ExitStatus, error) {
+		return batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error()), err
+	}
+	node := r.job.Steps()[0].Name()
+	var at string
+	if ok, _ := r.exec.Context.Get(batch.FlowRestartKey, &at); ok && at != "" {
+		node = at
+		delete(r.exec.Context, batch.FlowRestartKey)
+	}
+	var last *batch.StepExecution
+	ran := 0
+	for {
+		if r.stopRequested() {
+			return batch.StatusStopped, batch.ExitStopped.WithDescription("stopped before " + node), nil
+		}
+		var (
+			code    string
+			status  = batch.StatusCompleted
+			stepErr error
+		)
+		if d, ok := r.job.Decider(node); ok {
+			err := protect(func() error {
+				var err error
+				code, err = d.Decide(ctx, r.exec, last)
+				return err
+			})
+			if err != nil {
+				return failed(fmt.Errorf("job %s: decider %s: %w", r.job.Name(), node, err))
+			}
+			r.log.Info("decided", "decider", node, "exit", code)
+		} else {
+			step, _ := r.job.Step(node)
+			se, skip, err := r.newStepExecution(book, step)
+			if err != nil {
+				return failed(err)
+			}
+			if skip {
+				if se, err = r.repo().LastStepExecution(book, r.exec.InstanceID, node); err != nil {
+					return failed(fmt.Errorf("step %s: %w", node, err))
+				}
+				r.log.Info("step already completed, skipped", "step", node, "exit", se.ExitStatus.Code)
+			} else {
+				ran++
+				status, stepErr = r.runStep(ctx, book, step, se)
+				switch status {
+				case batch.StatusCompleted:
+					// Save the job-level context the step may have changed.
+					if err := r.saveJob(book, func(*batch.JobExecution) {}); err != nil {
+						return failed(err)
+					}
+				case batch.StatusFailed, batch.StatusStopped:
+					if r.fenced.Load() || status == batch.StatusStopped {
+						// Stopped on request, or cut off: a restart goes on
+						// with this step.
+						return status, batch.ExitStatus{Code: se.ExitStatus.Code, Description: se.ExitStatus.Description}, stepErr
+					}
+				}
+			}
+			last, code = se, se.ExitStatus.Code
+		}
+		t, ok := r.job.Next(node, code)
+		switch {
+		case !ok && status == batch.StatusCompleted:
+			if ran == 0 {
+				return batch.StatusCompleted, batch.ExitNoop.WithDescription("all steps already completed"), nil
+			}
+			return batch.StatusCompleted, batch.ExitCompleted, nil
+		case !ok:
+			return status, batch.ExitStatus{Code: last.ExitStatus.Code, Description: last.ExitStatus.Description}, stepErr
+		case t.End:
+			return batch.StatusCompleted, batch.ExitCompleted, nil
+		case t.Fail:
+			err := fmt.Errorf("job %s: the flow fails after %s ended %s", r.job.Name(), node, code)
+			return batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error()), err
+		case t.Stop:
+			if err := r.exec.Context.Put(batch.FlowRestartKey, t.To); err != nil {
+				return failed(err)
+			}
+			return batch.StatusStopped, batch.ExitStopped.WithDescription(fmt.Sprintf(
+				"the flow stops after %s ended %s; a restart begins at %s", node, code, t.To)), nil
+		}
+		r.log.Info("transition", "from", node, "exit", code, "to", t.To)
+		node = t.To
+	}
 }
 
 func (r *jobRun) newStepExecution(ctx context.Context, step batch.Step) (*batch.StepExecution, bool, error) {
