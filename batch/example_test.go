@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/launcher"
@@ -285,4 +286,71 @@ func ExampleChunkConfig_processWorkers() {
 	// Output:
 	// [1 4 9 16]
 	// [25 36 49 64]
+}
+
+// Three partitions of a range of numbers, each summed by a step of its own.
+func ExampleNewPartitionStep() {
+	var mu sync.Mutex
+	sums := map[string]int{}
+	step, err := batch.NewPartitionStep("sum", batch.PartitionConfig{
+		Partitioner: batch.PartitionerFunc(func(context.Context) ([]batch.Partition, error) {
+			var parts []batch.Partition
+			for i := range 3 {
+				ec := batch.ExecutionContext{}
+				if err := ec.Put("from", i*100+1); err != nil {
+					return nil, err
+				}
+				parts = append(parts, batch.Partition{Name: fmt.Sprintf("p%d", i+1), Context: ec})
+			}
+			return parts, nil
+		}),
+		Step: func(name string, p batch.Partition) (batch.Step, error) {
+			from, _ := p.Context.Int64("from")
+			next := int(from)
+			read := batch.ReaderFunc[int](func(context.Context) (int, error) {
+				if next == int(from)+100 {
+					return 0, io.EOF
+				}
+				next++
+				return next - 1, nil
+			})
+			return batch.NewChunkStep(name, batch.ChunkConfig[int, int]{
+				Reader: read, ChunkSize: 25,
+				Writer: batch.WriterFunc[int](func(_ context.Context, items []int) error {
+					mu.Lock()
+					defer mu.Unlock()
+					for _, it := range items {
+						sums[name] += it
+					}
+					return nil
+				}),
+			})
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	job, err := batch.NewJob("sums", batch.JobConfig{Steps: []batch.Step{step}})
+	if err != nil {
+		panic(err)
+	}
+	repo := memory.New()
+	l, err := launcher.New(launcher.Config{Repository: repo})
+	if err != nil {
+		panic(err)
+	}
+	exec, err := l.Run(context.Background(), job, nil)
+	if err != nil {
+		panic(err)
+	}
+	steps, _ := repo.StepExecutions(context.Background(), exec.ID)
+	for _, s := range steps {
+		if s.StepName == "sum" {
+			fmt.Println(s.StepName, "read", s.ReadCount)
+		}
+	}
+	fmt.Println(sums["sum:p1"], sums["sum:p2"], sums["sum:p3"])
+	// Output:
+	// sum read 300
+	// 5050 15050 25050
 }

@@ -158,6 +158,15 @@ type StepContext interface {
 	StopRequested() bool
 	// Stopping returns a channel that is closed when a stop is requested.
 	Stopping() <-chan struct{}
+	// RunStep runs step as a step of its own within the job execution —
+	// its own StepExecution, counts, checkpoint and listeners, resumed from
+	// its last execution in the instance, and passed over if it completed
+	// — while this step goes on: the partitions of a partitioned step.
+	// Several may run at once. The child also stops at its next chunk
+	// boundary once stop is closed. It returns the child's execution as
+	// saved (a completed one from an earlier execution when passed over)
+	// and its error.
+	RunStep(ctx context.Context, step Step, stop <-chan struct{}) (*StepExecution, error)
 }
 
 type stepContextKey struct{}

@@ -472,13 +472,18 @@ func (r *jobRun) persist(ctx context.Context, what string, save func(retry bool)
 }
 
 func (r *jobRun) runStep(ctx, book context.Context, step batch.Step, se *batch.StepExecution) (batch.BatchStatus, error) {
+	return r.runStepWith(ctx, book, step, se, nil)
+}
+
+// runStepWith runs a step that also stops once stop is closed.
+func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *batch.StepExecution, stop <-chan struct{}) (batch.BatchStatus, error) {
 	log := r.log.With("step", step.Name(), "step_execution", se.ID)
 	log.Info("step started", "restart", len(se.Context) > 0)
 	var listeners []batch.Listener
 	if sl, ok := step.(batch.StepListeners); ok {
 		listeners = sl.Listeners()
 	}
-	sc := &stepContext{run: r, se: se, log: log}
+	sc := &stepContext{run: r, se: se, log: log, stop: stop}
 	// Step listeners find the step, and the job's context, in theirs.
 	ctx, book = batch.WithStepContext(ctx, sc), batch.WithStepContext(book, sc)
 
@@ -662,16 +667,41 @@ func (r *jobRun) storedStep(ctx context.Context, id int64) (*batch.StepExecution
 
 // stepContext is the batch.StepContext of one step execution.
 type stepContext struct {
-	run *jobRun
-	se  *batch.StepExecution
-	log *slog.Logger
+	run  *jobRun
+	se   *batch.StepExecution
+	log  *slog.Logger
+	stop <-chan struct{} // of a child step: its parent's stop, besides the run's
 }
 
 func (sc *stepContext) JobExecution() *batch.JobExecution   { return sc.run.exec }
 func (sc *stepContext) StepExecution() *batch.StepExecution { return sc.se }
 func (sc *stepContext) Logger() *slog.Logger                { return sc.log }
-func (sc *stepContext) StopRequested() bool                 { return sc.run.stopRequested() }
-func (sc *stepContext) Stopping() <-chan struct{}           { return sc.run.stopCh }
+func (sc *stepContext) StopRequested() bool {
+	if sc.stop != nil {
+		select {
+		case <-sc.stop:
+			return true
+		default:
+		}
+	}
+	return sc.run.stopRequested()
+}
+
+// RunStep implements batch.StepContext.
+func (sc *stepContext) RunStep(ctx context.Context, step batch.Step, stop <-chan struct{}) (*batch.StepExecution, error) {
+	book := context.WithoutCancel(ctx)
+	se, skip, err := sc.run.newStepExecution(book, step)
+	if err != nil {
+		return nil, err
+	}
+	if skip {
+		sc.log.Info("step already completed, skipped", "child", step.Name())
+		return sc.run.repo().LastStepExecution(book, sc.run.exec.InstanceID, step.Name())
+	}
+	_, err = sc.run.runStepWith(ctx, book, step, se, stop)
+	return se, err
+}
+func (sc *stepContext) Stopping() <-chan struct{} { return sc.run.stopCh }
 
 func (sc *stepContext) Save(ctx context.Context) error {
 	return sc.run.repo().UpdateStepExecution(ctx, sc.se)
