@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -304,4 +305,45 @@ func TestPartitionsStop(t *testing.T) {
 	defer mu.Unlock()
 	slices.Sort(written)
 	require.Equal(t, seq(1, 400), written, "every item once")
+}
+
+// TestPartitionStoppingChannel: a partition that waits on batch.Stopping
+// ends when a sibling partition fails, and the step fails with the
+// sibling's error.
+func TestPartitionStoppingChannel(t *testing.T) {
+	t.Parallel()
+	repo := openSQLite(t, filepath.Join(t.TempDir(), "batch.db"))
+	var asked atomic.Int64
+	waiting := make(chan struct{})
+	step, err := batch.NewPartitionStep("work", batch.PartitionConfig{
+		Partitioner: rangePartitions(2, 2, &asked),
+		Step: func(name string, p batch.Partition) (batch.Step, error) {
+			return batch.NewTaskletStep(name, batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+				func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
+					if p.Name == "p1" {
+						<-waiting
+						return batch.Finished, errors.New("p1 broke")
+					}
+					close(waiting)
+					select {
+					case <-batch.Stopping(ctx):
+						return batch.Finished, batch.ErrStopped
+					case <-time.After(time.Minute):
+						return batch.Finished, errors.New("never told to stop")
+					}
+				})})
+		},
+	})
+	require.NoError(t, err)
+	job, err := batch.NewJob("stopping", batch.JobConfig{Steps: []batch.Step{step}})
+	require.NoError(t, err)
+	exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
+	require.ErrorContains(t, err, "partition p1: step work:p1: tasklet: p1 broke")
+	require.NotContains(t, err.Error(), "never told to stop")
+	require.Equal(t, batch.StatusFailed, exec.Status)
+	for _, se := range stepExecutions(t, repo, exec.ID) {
+		if se.StepName == "work:p2" {
+			require.Equal(t, batch.StatusStopped, se.Status)
+		}
+	}
 }

@@ -478,12 +478,18 @@ func (r *jobRun) runStep(ctx, book context.Context, step batch.Step, se *batch.S
 // runStepWith runs a step that also stops once stop is closed.
 func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *batch.StepExecution, stop <-chan struct{}) (batch.BatchStatus, error) {
 	log := r.log.With("step", step.Name(), "step_execution", se.ID)
+	var stopping <-chan struct{}
+	if stop != nil {
+		done := make(chan struct{})
+		defer close(done)
+		stopping = r.childStopping(stop, done)
+	}
 	log.Info("step started", "restart", len(se.Context) > 0)
 	var listeners []batch.Listener
 	if sl, ok := step.(batch.StepListeners); ok {
 		listeners = sl.Listeners()
 	}
-	sc := &stepContext{run: r, se: se, log: log, stop: stop}
+	sc := &stepContext{run: r, se: se, log: log, stop: stop, stopping: stopping}
 	// Step listeners find the step, and the job's context, in theirs.
 	ctx, book = batch.WithStepContext(ctx, sc), batch.WithStepContext(book, sc)
 
@@ -671,6 +677,8 @@ type stepContext struct {
 	se   *batch.StepExecution
 	log  *slog.Logger
 	stop <-chan struct{} // of a child step: its parent's stop, besides the run's
+	// stopping is closed when either stop is: a child's Stopping.
+	stopping <-chan struct{}
 }
 
 func (sc *stepContext) JobExecution() *batch.JobExecution   { return sc.run.exec }
@@ -701,7 +709,28 @@ func (sc *stepContext) RunStep(ctx context.Context, step batch.Step, stop <-chan
 	_, err = sc.run.runStepWith(ctx, book, step, se, stop)
 	return se, err
 }
-func (sc *stepContext) Stopping() <-chan struct{} { return sc.run.stopCh }
+
+// childStopping returns a channel closed when stop or the run's stop
+// channel is, for as long as done is open.
+func (r *jobRun) childStopping(stop, done <-chan struct{}) <-chan struct{} {
+	merged := make(chan struct{})
+	go func() {
+		select {
+		case <-stop:
+		case <-r.stopCh:
+		case <-done:
+			return
+		}
+		close(merged)
+	}()
+	return merged
+}
+func (sc *stepContext) Stopping() <-chan struct{} {
+	if sc.stopping != nil {
+		return sc.stopping
+	}
+	return sc.run.stopCh
+}
 
 func (sc *stepContext) Save(ctx context.Context) error {
 	return sc.run.repo().UpdateStepExecution(ctx, sc.se)
