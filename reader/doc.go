@@ -41,5 +41,10 @@
 // Adapters: [FromSlice] and [FromSeq] / [FromSeq2] (iterators) are
 // restartable; [FromChannel] is not. batch.ReaderFunc adapts a function.
 //
+// Partitioners for batch.NewPartitionStep: [KeyRanges] splits a table by
+// an integer key, in equal spans or at quantiles, and [RangeWhere] makes a
+// partition's condition for its reader; [Files] makes one partition per
+// file of a glob.
+//
 // Readers are not safe for concurrent use: a step reads from one goroutine.
 package reader

@@ -206,3 +206,32 @@ func ExampleFromChannel() {
 	// a
 	// b
 }
+
+func ExampleFiles() {
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	for _, name := range []string{"2026-12-02.csv", "2026-12-01.csv"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			log.Fatal(err)
+		}
+	}
+	p, err := reader.Files(filepath.Join(dir, "*.csv"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	parts, err := p.Partitions(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, part := range parts {
+		var path string
+		_, _ = part.Context.Get(reader.PartitionPath, &path)
+		fmt.Println(part.Name, filepath.Base(path))
+	}
+	// Output:
+	// f1 2026-12-01.csv
+	// f2 2026-12-02.csv
+}
