@@ -47,8 +47,8 @@ type KeyRangeConfig struct {
 // PartitionFrom up to, not including, PartitionBelow (the last range has
 // no upper bound, so that rows added at the end during the run are read
 // too). [RangeWhere] turns a partition into a condition for a reader. A
-// table with no rows gives no partitions; ranges that would be empty are
-// left out.
+// table with no rows gives no partitions, and one with fewer distinct keys
+// than Partitions fewer ranges; with equal spans, a range may hold no row.
 func KeyRanges(cfg KeyRangeConfig) (batch.Partitioner, error) {
 	switch {
 	case cfg.DB == nil || cfg.From == "":
