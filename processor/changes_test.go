@@ -49,15 +49,7 @@ func upsert(db *sqlx.DB, failAt *int) batch.WriterFunc[customer] {
 // ones; the third, an outage returning two rows, is refused by the floor.
 func TestChangeDetectionAndDeleteMissing(t *testing.T) {
 	t.Parallel()
-	repo, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "batch.db"), sqlite.Config{})
-	require.NoError(t, err)
-	defer repo.Close()
-	require.NoError(t, repo.Migrate(context.Background()))
-	db := repo.DB()
-	_, err = db.Exec(`CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
-	require.NoError(t, err)
-	l, err := launcher.New(launcher.Config{Repository: repo})
-	require.NoError(t, err)
+	repo, db, l := customerRepo(t)
 
 	failAt := -1
 	job := func(source []customer) *batch.Job {
@@ -152,15 +144,7 @@ func TestChangeDetectionAndDeleteMissing(t *testing.T) {
 // of the chunk are counted once, not once per commit.
 func TestChangeDetectorCountsUnchangedOnce(t *testing.T) {
 	t.Parallel()
-	repo, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "batch.db"), sqlite.Config{})
-	require.NoError(t, err)
-	defer repo.Close()
-	require.NoError(t, repo.Migrate(context.Background()))
-	db := repo.DB()
-	_, err = db.Exec(`CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
-	require.NoError(t, err)
-	l, err := launcher.New(launcher.Config{Repository: repo})
-	require.NoError(t, err)
+	repo, db, l := customerRepo(t)
 	errBad := errors.New("bad customer")
 	run := func(day string, source []customer, bad int) *batch.StepExecution {
 		det, err := processor.NewChangeDetector(processor.ChangeDetectorConfig[customer]{
@@ -212,15 +196,7 @@ func TestChangeDetectorCountsUnchangedOnce(t *testing.T) {
 func TestDeleteMissingKeepsSkippedItems(t *testing.T) {
 	t.Parallel()
 	for _, nonTransactional := range []bool{false, true} {
-		repo, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "batch.db"), sqlite.Config{})
-		require.NoError(t, err)
-		defer repo.Close()
-		require.NoError(t, repo.Migrate(context.Background()))
-		db := repo.DB()
-		_, err = db.Exec(`CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
-		require.NoError(t, err)
-		l, err := launcher.New(launcher.Config{Repository: repo})
-		require.NoError(t, err)
+		repo, db, l := customerRepo(t)
 		never := -1
 		job := func(source []customer) *batch.Job {
 			det, err := processor.NewChangeDetector(processor.ChangeDetectorConfig[customer]{
@@ -265,7 +241,7 @@ func TestDeleteMissingKeepsSkippedItems(t *testing.T) {
 		for i := 1; i <= 6; i++ {
 			v1 = append(v1, customer{ID: i, Name: fmt.Sprintf("customer %d", i)})
 		}
-		_, err = l.Run(context.Background(), job(v1), batch.JobParameters{"day": batch.StringParam("1")})
+		_, err := l.Run(context.Background(), job(v1), batch.JobParameters{"day": batch.StringParam("1")})
 		require.NoError(t, err)
 		v2 := append([]customer(nil), v1[:5]...)
 		v2[2].Name = ""        // customer 3: skipped by the validation after the detector
@@ -282,4 +258,19 @@ func TestDeleteMissingKeepsSkippedItems(t *testing.T) {
 		require.NoError(t, db.Select(&ids, `SELECT id FROM customer ORDER BY id`))
 		require.Equal(t, []int{1, 2, 3, 4, 5}, ids, "3 and 4 are still in the source: their rows stay (nonTransactional %v)", nonTransactional)
 	}
+}
+
+// customerRepo opens a SQLite job repository, closed at the end of the test,
+// with a table customer, and a launcher on it.
+func customerRepo(t *testing.T) (*sqlite.Repository, *sqlx.DB, *launcher.Launcher) {
+	t.Helper()
+	repo, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "batch.db"), sqlite.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = repo.Close() })
+	require.NoError(t, repo.Migrate(context.Background()))
+	_, err = repo.DB().Exec(`CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
+	require.NoError(t, err)
+	l, err := launcher.New(launcher.Config{Repository: repo})
+	require.NoError(t, err)
+	return repo, repo.DB(), l
 }

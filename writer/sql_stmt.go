@@ -465,3 +465,34 @@ func (k *keyed[T]) init(verb string, db *sqlx.DB, own bool, table string, column
 	k.prepared = prepared{name: spec.name, stmts: stmts{db: db}}
 	return nil
 }
+
+// write writes items in statements of at most perStmt rows, in the chunk's
+// transaction (or one of its own), calling part for each with the index of
+// its first row; the changes part reports are added up and reported.
+// allowDuplicates is as for rowSpec.rows.
+func (k *keyed[T]) write(ctx context.Context, items []T, allowDuplicates bool,
+	part func(tx *sqlx.Tx, rows [][]any, start int) (batch.Changes, error)) error {
+	if len(items) == 0 {
+		return nil
+	}
+	rows, err := k.spec.rows(items, allowDuplicates)
+	if err != nil {
+		return err
+	}
+	return withTx(ctx, k.db, k.own, k.spec.name, func(tx *sqlx.Tx) (batch.Changes, error) {
+		var total batch.Changes
+		for start := 0; start < len(rows); start += k.perStmt {
+			c, err := part(tx, rows[start:min(start+k.perStmt, len(rows))], start)
+			if err != nil {
+				return batch.Changes{}, err
+			}
+			total.Add(c)
+		}
+		return total, nil
+	})
+}
+
+// partError names the rows of a statement that failed.
+func (k *keyed[T]) partError(rows [][]any, start int, err error) error {
+	return fmt.Errorf("writer: %s: %s: %w", k.spec.name, k.spec.rangeRef(rows, start), err)
+}

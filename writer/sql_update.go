@@ -105,27 +105,15 @@ func NewUpdate[T any](cfg UpdateConfig[T]) (*Update[T], error) {
 // Write updates the rows of items and reports how many were updated and
 // left unchanged.
 func (w *Update[T]) Write(ctx context.Context, items []T) error {
-	if len(items) == 0 {
-		return nil
-	}
-	rows, err := w.spec.rows(items, false)
-	if err != nil {
-		return err
-	}
-	return withTx(ctx, w.db, w.own, w.spec.name, func(tx *sqlx.Tx) (batch.Changes, error) {
-		var total batch.Changes
-		for start := 0; start < len(rows); start += w.perStmt {
-			part := rows[start:min(start+w.perStmt, len(rows))]
-			changed, found, err := w.update(ctx, tx, part)
-			if err != nil {
-				return batch.Changes{}, fmt.Errorf("writer: %s: %s: %w", w.spec.name, w.spec.rangeRef(part, start), err)
-			}
-			if found < int64(len(part)) && !w.allowMissing {
-				return batch.Changes{}, w.missing(ctx, tx, part, start, found)
-			}
-			total.Add(batch.Changes{Updated: changed, Unchanged: found - changed})
+	return w.write(ctx, items, false, func(tx *sqlx.Tx, part [][]any, start int) (batch.Changes, error) {
+		changed, found, err := w.update(ctx, tx, part)
+		if err != nil {
+			return batch.Changes{}, w.partError(part, start, err)
 		}
-		return total, nil
+		if found < int64(len(part)) && !w.allowMissing {
+			return batch.Changes{}, w.missing(ctx, tx, part, start, found)
+		}
+		return batch.Changes{Updated: changed, Unchanged: found - changed}, nil
 	})
 }
 
@@ -287,24 +275,12 @@ func NewDelete[T any](cfg DeleteConfig[T]) (*Delete[T], error) {
 
 // Write deletes the rows of items and reports how many were deleted.
 func (w *Delete[T]) Write(ctx context.Context, items []T) error {
-	if len(items) == 0 {
-		return nil
-	}
-	rows, err := w.spec.rows(items, true)
-	if err != nil {
-		return err
-	}
-	return withTx(ctx, w.db, w.own, w.spec.name, func(tx *sqlx.Tx) (batch.Changes, error) {
-		var deleted int64
-		for start := 0; start < len(rows); start += w.perStmt {
-			part := rows[start:min(start+w.perStmt, len(rows))]
-			n, err := w.delete(ctx, tx, part)
-			if err != nil {
-				return batch.Changes{}, fmt.Errorf("writer: %s: %s: %w", w.spec.name, w.spec.rangeRef(part, start), err)
-			}
-			deleted += n
+	return w.write(ctx, items, true, func(tx *sqlx.Tx, part [][]any, start int) (batch.Changes, error) {
+		n, err := w.delete(ctx, tx, part)
+		if err != nil {
+			return batch.Changes{}, w.partError(part, start, err)
 		}
-		return batch.Changes{Deleted: deleted}, nil
+		return batch.Changes{Deleted: n}, nil
 	})
 }
 

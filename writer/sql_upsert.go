@@ -126,24 +126,12 @@ func NewUpsert[T any](cfg UpsertConfig[T]) (*Upsert[T], error) {
 // Write upserts items and reports how many rows were inserted, updated and
 // left unchanged.
 func (w *Upsert[T]) Write(ctx context.Context, items []T) error {
-	if len(items) == 0 {
-		return nil
-	}
-	rows, err := w.spec.rows(items, false)
-	if err != nil {
-		return err
-	}
-	return withTx(ctx, w.db, w.own, w.spec.name, func(tx *sqlx.Tx) (batch.Changes, error) {
-		var total batch.Changes
-		for start := 0; start < len(rows); start += w.perStmt {
-			part := rows[start:min(start+w.perStmt, len(rows))]
-			c, err := w.upsert(ctx, tx, part)
-			if err != nil {
-				return batch.Changes{}, fmt.Errorf("writer: %s: %s: %w", w.spec.name, w.spec.rangeRef(part, start), err)
-			}
-			total.Add(c)
+	return w.write(ctx, items, false, func(tx *sqlx.Tx, part [][]any, start int) (batch.Changes, error) {
+		c, err := w.upsert(ctx, tx, part)
+		if err != nil {
+			return batch.Changes{}, w.partError(part, start, err)
 		}
-		return total, nil
+		return c, nil
 	})
 }
 
