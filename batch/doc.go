@@ -7,7 +7,8 @@
 // A [Job] ([NewJob]) is a named sequence of [Step]s that run in order; the
 // first step that does not complete ends the execution with its status. A
 // job with [Transition]s is a flow instead: each step's exit code picks the
-// next step, a [Decider], or the end. A partitioned step
+// next step, a [Decider], a [Split] whose branches run at the same time, or
+// the end. A partitioned step
 // ([NewPartitionStep]) runs its partitions, each a step of its own with its
 // own checkpoint, several at a time. A
 // chunk step ([NewChunkStep]) is configured by a [ChunkConfig] of an

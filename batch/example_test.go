@@ -354,3 +354,111 @@ func ExampleNewPartitionStep() {
 	// sum read 300
 	// 5050 15050 25050
 }
+
+// A job whose two fetch steps run at the same time, joined before the merge.
+func ExampleSplit() {
+	var mu sync.Mutex
+	say := func(name string) batch.Step {
+		step, err := batch.NewTaskletStep(name, batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+			func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if name == "merge" {
+					orders, _ := batch.JobContext(ctx).Int64("orders")
+					stock, _ := batch.JobContext(ctx).Int64("stock")
+					fmt.Println("merge", orders, "orders with", stock, "stock lines")
+					return batch.Finished, nil
+				}
+				// Each branch leaves a key of its own for the merge.
+				return batch.Finished, batch.JobContext(ctx).Put(name, len(name)*10)
+			})})
+		if err != nil {
+			panic(err)
+		}
+		return step
+	}
+	job, err := batch.NewJob("nightly", batch.JobConfig{
+		Steps:  []batch.Step{say("orders"), say("stock"), say("merge")},
+		Start:  "fetch",
+		Splits: []batch.Split{{Name: "fetch", Branches: []string{"orders", "stock"}}},
+		Transitions: []batch.Transition{
+			{From: "fetch", On: "COMPLETED", To: "merge"},
+			{From: "merge", End: true},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	l, err := launcher.New(launcher.Config{Repository: memory.New()})
+	if err != nil {
+		panic(err)
+	}
+	exec, err := l.Run(context.Background(), job, nil)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(exec.Status)
+	// Output:
+	// merge 60 orders with 50 stock lines
+	// COMPLETED
+}
+
+// The skip report: the load's exit code picks the next step.
+func ExampleTransition() {
+	load, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
+		Reader: batch.ReaderFunc[int](func() func(context.Context) (int, error) {
+			items := []int{1, -2, 3}
+			return func(context.Context) (int, error) {
+				if len(items) == 0 {
+					return 0, io.EOF
+				}
+				it := items[0]
+				items = items[1:]
+				return it, nil
+			}
+		}()),
+		Processor: batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
+			if i < 0 {
+				return 0, batch.Skippable(fmt.Errorf("negative: %d", i))
+			}
+			return i, nil
+		}),
+		Writer:    batch.WriterFunc[int](func(context.Context, []int) error { return nil }),
+		SkipLimit: 10,
+		Listeners: []batch.Listener{skipsExit{}}, // sets COMPLETED WITH SKIPS
+	})
+	if err != nil {
+		panic(err)
+	}
+	report, err := batch.NewTaskletStep("report", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+		func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
+			fmt.Println("mailing the skip report")
+			return batch.Finished, nil
+		})})
+	if err != nil {
+		panic(err)
+	}
+	job, err := batch.NewJob("import", batch.JobConfig{
+		Steps: []batch.Step{load, report},
+		Transitions: []batch.Transition{
+			{From: "load", On: "COMPLETED WITH SKIPS", To: "report"},
+			{From: "load", End: true},
+			{From: "report", End: true},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	l, err := launcher.New(launcher.Config{Repository: memory.New()})
+	if err != nil {
+		panic(err)
+	}
+	exec, err := l.Run(context.Background(), job, nil)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(exec.Status)
+	// Output:
+	// mailing the skip report
+	// COMPLETED
+}

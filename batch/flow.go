@@ -48,25 +48,55 @@ type Decider struct {
 	Decide func(ctx context.Context, e *JobExecution, last *StepExecution) (string, error)
 }
 
-// flow is a job's checked flow.
-type flow struct {
-	from     map[string][]Transition
-	deciders map[string]Decider
+// Split is a node of a flow that runs branches at the same time and goes
+// on, by the transitions From its Name, once every branch has ended.
+//
+// Each of Branches names the step, decider or split a branch begins with;
+// the branch follows the job's transitions from there and ends where they
+// do not go on: at a node whose exit code no transition matches, or at an
+// End, Fail or Stop transition. A branch runs in its own goroutine, its
+// steps one after another; a failing branch does not stop the others. The
+// steps of a branch belong to it alone: no transition leads into a branch
+// from outside it or out of it.
+//
+// The split then ends with the exit code COMPLETED when every branch
+// completed, FAILED when one failed (by a step whose exit code no
+// transition matched, or a Fail transition), and otherwise STOPPED: one
+// stopped (on request, or by a Stop transition), and the job stops with
+// it. A restart runs the split again: the steps that completed are passed
+// with their stored exit codes, so each branch goes on where it ended and
+// takes the same ways.
+type Split struct {
+	Name     string
+	Branches []string
 }
 
-// newFlow checks transitions and deciders against the steps: every name
-// known, every transition with one ending, every step and decider reachable
-// from the first step, no cycle.
-func newFlow(job string, steps []Step, ts []Transition, ds []Decider) (*flow, error) {
-	if len(ts) == 0 {
+// flow is a job's checked flow.
+type flow struct {
+	start    string
+	from     map[string][]Transition
+	deciders map[string]Decider
+	splits   map[string]Split
+}
+
+// newFlow checks transitions, deciders and splits against the steps: every
+// name known, every transition with one ending, every node reachable from
+// the start and in one line of the flow only (the main one or one branch of
+// one split), no cycle.
+func newFlow(job string, cfg JobConfig) (*flow, error) {
+	ts, ds, ss := cfg.Transitions, cfg.Deciders, cfg.Splits
+	if len(ts) == 0 && len(ss) == 0 && cfg.Start == "" {
 		if len(ds) > 0 {
 			return nil, configError("job %s: deciders without transitions", job)
 		}
 		return nil, nil
 	}
-	f := &flow{from: map[string][]Transition{}, deciders: map[string]Decider{}}
+	f := &flow{start: cfg.Start, from: map[string][]Transition{}, deciders: map[string]Decider{}, splits: map[string]Split{}}
+	if f.start == "" {
+		f.start = cfg.Steps[0].Name()
+	}
 	nodes := map[string]bool{}
-	for _, s := range steps {
+	for _, s := range cfg.Steps {
 		nodes[s.Name()] = true
 	}
 	for _, d := range ds {
@@ -74,10 +104,32 @@ func newFlow(job string, steps []Step, ts []Transition, ds []Decider) (*flow, er
 		case d.Name == "" || d.Decide == nil:
 			return nil, configError("job %s: a decider needs a Name and a Decide func", job)
 		case nodes[d.Name]:
-			return nil, configError("job %s: two steps or deciders named %q", job, d.Name)
+			return nil, configError("job %s: two steps, deciders or splits named %q", job, d.Name)
 		}
 		nodes[d.Name] = true
 		f.deciders[d.Name] = d
+	}
+	for _, s := range ss {
+		switch {
+		case s.Name == "":
+			return nil, configError("job %s: a split needs a Name", job)
+		case nodes[s.Name]:
+			return nil, configError("job %s: two steps, deciders or splits named %q", job, s.Name)
+		case len(s.Branches) < 2:
+			return nil, configError("job %s: split %s: want two branches or more", job, s.Name)
+		}
+		nodes[s.Name] = true
+		f.splits[s.Name] = Split{Name: s.Name, Branches: slices.Clone(s.Branches)}
+	}
+	for _, s := range ss {
+		for _, b := range s.Branches {
+			if !nodes[b] {
+				return nil, configError("job %s: split %s: no step, decider or split %q", job, s.Name, b)
+			}
+		}
+	}
+	if !nodes[f.start] {
+		return nil, configError("job %s: the flow starts with %q, which is no step, decider or split", job, f.start)
 	}
 	for i, t := range ts {
 		if t.On == "" {
@@ -94,25 +146,37 @@ func newFlow(job string, steps []Step, ts []Transition, ds []Decider) (*flow, er
 		}
 		switch {
 		case !nodes[t.From]:
-			return nil, configError("job %s: transition %d: no step or decider %q", job, i+1, t.From)
+			return nil, configError("job %s: transition %d: no step, decider or split %q", job, i+1, t.From)
 		case endings != 1:
 			return nil, configError("job %s: transition %d from %s on %q: want exactly one of To, End, Fail and Stop", job, i+1, t.From, t.On)
 		case t.To != "" && !nodes[t.To]:
-			return nil, configError("job %s: transition %d: no step or decider %q", job, i+1, t.To)
+			return nil, configError("job %s: transition %d: no step, decider or split %q", job, i+1, t.To)
 		case t.Stop && t.To == "":
 			return nil, configError("job %s: transition %d from %s: Stop needs the To a restart begins at", job, i+1, t.From)
 		}
 		f.from[t.From] = append(f.from[t.From], t)
 	}
-	// Every node reachable from the first step, and no cycle.
+	// Every node in exactly one line, reachable from the start, and no
+	// cycle.
 	const (
 		unseen = iota
 		visiting
 		done
 	)
 	state := map[string]int{}
-	var visit func(n string) error
-	visit = func(n string) error {
+	line := map[string]string{} // node → "" (the main line) or "branch b of split s"
+	var visit func(n, l string) error
+	visit = func(n, l string) error {
+		if cur, ok := line[n]; ok && cur != l {
+			where := func(l string) string {
+				if l == "" {
+					return "the main flow"
+				}
+				return l
+			}
+			return configError("job %s: %s is both in %s and in %s", job, n, where(cur), where(l))
+		}
+		line[n] = l
 		switch state[n] {
 		case visiting:
 			return configError("job %s: the flow has a cycle through %s", job, n)
@@ -122,15 +186,20 @@ func newFlow(job string, steps []Step, ts []Transition, ds []Decider) (*flow, er
 		state[n] = visiting
 		for _, t := range f.from[n] {
 			if t.To != "" {
-				if err := visit(t.To); err != nil {
+				if err := visit(t.To, l); err != nil {
 					return err
 				}
+			}
+		}
+		for _, b := range f.splits[n].Branches {
+			if err := visit(b, "branch "+b+" of split "+n); err != nil {
+				return err
 			}
 		}
 		state[n] = done
 		return nil
 	}
-	if err := visit(steps[0].Name()); err != nil {
+	if err := visit(f.start, ""); err != nil {
 		return nil, err
 	}
 	var unreachable []string
@@ -142,9 +211,6 @@ func newFlow(job string, steps []Step, ts []Transition, ds []Decider) (*flow, er
 	if len(unreachable) > 0 {
 		slices.Sort(unreachable)
 		return nil, configError("job %s: the flow never reaches %s", job, strings.Join(unreachable, ", "))
-	}
-	if _, ok := f.deciders[steps[0].Name()]; ok {
-		return nil, configError("job %s: the flow starts with a step", job)
 	}
 	return f, nil
 }
@@ -195,6 +261,24 @@ func (j *Job) Decider(name string) (Decider, bool) {
 	return d, ok
 }
 
+// Split returns the flow's split of that name.
+func (j *Job) Split(name string) (Split, bool) {
+	if j.flow == nil {
+		return Split{}, false
+	}
+	s, ok := j.flow.splits[name]
+	return Split{Name: s.Name, Branches: slices.Clone(s.Branches)}, ok
+}
+
+// FlowStart returns the step, decider or split the job's flow begins with,
+// and "" for a job without a flow.
+func (j *Job) FlowStart() string {
+	if j.flow == nil {
+		return ""
+	}
+	return j.flow.start
+}
+
 // Step returns the job's step of that name.
 func (j *Job) Step(name string) (Step, bool) {
 	for _, s := range j.steps {
@@ -206,5 +290,7 @@ func (j *Job) Step(name string) (Step, bool) {
 }
 
 // FlowRestartKey is the key of the job's execution context under which a
-// flow that ended with a Stop transition stores where a restart begins.
+// flow that ended with a Stop transition stores where a restart begins. A
+// branch of a split that ended so stores it under FlowRestartKey + "/" +
+// the name its branch begins with.
 const FlowRestartKey = "batch.flow.restart-at"

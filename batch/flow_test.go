@@ -215,8 +215,8 @@ func TestFlowValidation(t *testing.T) {
 		cfg  batch.JobConfig
 		want string
 	}{
-		{batch.JobConfig{Steps: []batch.Step{a, b}, Transitions: []batch.Transition{{From: "a", To: "nope"}}}, `no step or decider "nope"`},
-		{batch.JobConfig{Steps: []batch.Step{a, b}, Transitions: []batch.Transition{{From: "x", To: "b"}}}, `no step or decider "x"`},
+		{batch.JobConfig{Steps: []batch.Step{a, b}, Transitions: []batch.Transition{{From: "a", To: "nope"}}}, `no step, decider or split "nope"`},
+		{batch.JobConfig{Steps: []batch.Step{a, b}, Transitions: []batch.Transition{{From: "x", To: "b"}}}, `no step, decider or split "x"`},
 		{batch.JobConfig{Steps: []batch.Step{a, b, c}, Transitions: []batch.Transition{{From: "a", To: "b"}}}, "the flow never reaches c"},
 		{batch.JobConfig{Steps: []batch.Step{a, b}, Transitions: []batch.Transition{{From: "a", To: "b"}, {From: "b", To: "a"}}}, "cycle"},
 		{batch.JobConfig{Steps: []batch.Step{a, b}, Transitions: []batch.Transition{{From: "a", To: "b", End: true}}}, "exactly one of To, End, Fail and Stop"},
@@ -224,7 +224,7 @@ func TestFlowValidation(t *testing.T) {
 		{batch.JobConfig{Steps: []batch.Step{a}, Transitions: []batch.Transition{{From: "a", Stop: true}}}, "Stop needs the To"},
 		{batch.JobConfig{Steps: []batch.Step{a}, Transitions: []batch.Transition{{From: "a", On: "[", End: true}}}, "pattern"},
 		{batch.JobConfig{Steps: []batch.Step{a}, Deciders: []batch.Decider{{Name: "a", Decide: decide}},
-			Transitions: []batch.Transition{{From: "a", End: true}}}, `two steps or deciders named "a"`},
+			Transitions: []batch.Transition{{From: "a", End: true}}}, `two steps, deciders or splits named "a"`},
 		{batch.JobConfig{Steps: []batch.Step{a}, Deciders: []batch.Decider{{Name: "d", Decide: decide}}}, "deciders without transitions"},
 	} {
 		_, err := batch.NewJob("j", tt.cfg)

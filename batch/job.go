@@ -34,13 +34,20 @@ type JobConfig struct {
 	// whose work must not be repeated partly. Default false.
 	PreventRestart bool
 	// Transitions make the job a flow: it starts with the first of Steps
-	// and goes on as the transitions say, by each step's exit code (see
-	// Transition). A restart walks the flow again from the start, passing
-	// the steps that completed with their stored exit codes, so it takes
-	// the same branches. Default none: the steps run in order.
+	// (or Start) and goes on as the transitions say, by each step's exit
+	// code (see Transition). A restart walks the flow again from the start,
+	// passing the steps that completed with their stored exit codes, so it
+	// takes the same branches. Default none: the steps run in order. A job
+	// with Splits or a Start is a flow too.
 	Transitions []Transition
 	// Deciders are nodes of the flow that choose a way without doing work.
 	Deciders []Decider
+	// Splits are nodes of the flow that run branches at the same time and
+	// join them (see Split).
+	Splits []Split
+	// Start is the step, decider or split a flow begins with. Default the
+	// first of Steps.
+	Start string
 }
 
 // NewJob returns a job. It fails with ErrInvalidConfig if the configuration
@@ -71,7 +78,7 @@ func NewJob(name string, cfg JobConfig) (*Job, error) {
 	if err := cfg.Parameters.Validate(); err != nil {
 		return nil, fmt.Errorf("job %s: %w", name, err)
 	}
-	f, err := newFlow(name, cfg.Steps, cfg.Transitions, cfg.Deciders)
+	f, err := newFlow(name, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -131,10 +138,11 @@ type StepListeners interface {
 // StepContext is what the engine gives a running step: its executions, a
 // logger, the chunk transaction, and the stop requests.
 type StepContext interface {
-	// JobExecution is the running job execution. Its Context is the
-	// job-level execution context, for values steps hand on to later
-	// steps: it is saved after every step that completes and carried over
-	// to a restart.
+	// JobExecution is the running job execution, the step's copy of it.
+	// Its Context is the job-level execution context, for values steps
+	// hand on to later steps: the keys the step changed are merged into
+	// the job's when it ends (see JobContext), saved after every step that
+	// completes and carried over to a restart.
 	JobExecution() *JobExecution
 	// StepExecution is this step's execution: its counts and the
 	// step-level context that its chunks commit. It is replaced by the
@@ -183,8 +191,14 @@ func WithStepContext(ctx context.Context, sc StepContext) context.Context {
 // running the step that ctx was handed to, and nil for another context. A
 // step stores there what a later step of the job needs (a file name found, a
 // total computed); it is saved when the step completes, and a restart gets
-// the last saved one. Steps of a job run one after another; the context is
-// not safe for concurrent use by several goroutines of one step.
+// the last saved one.
+//
+// Each step works on a copy of the job's context taken when it began; the
+// keys it changed are merged into the job's when it ends. So steps that run
+// at the same time — the branches of a [Split], the partitions of a step —
+// do not see each other's changes until they end, and when two change the
+// same key the one that ends last wins. The copy is not safe for concurrent
+// use by several goroutines of one step.
 func JobContext(ctx context.Context) ExecutionContext {
 	if e, ok := JobExecutionFrom(ctx); ok {
 		return e.Context

@@ -347,3 +347,41 @@ func TestPartitionStoppingChannel(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionsShareJobContext: partitions running at once each leave a
+// key in the job's context; each works on its own copy, and the job's
+// context ends with every key.
+func TestPartitionsShareJobContext(t *testing.T) {
+	t.Parallel()
+	repos(t, func(t *testing.T, repo repository.JobRepository) {
+		var (
+			asked atomic.Int64
+			all   sync.WaitGroup
+		)
+		all.Add(8)
+		step, err := batch.NewPartitionStep("work", batch.PartitionConfig{
+			Partitioner: rangePartitions(8, 8, &asked),
+			Step: func(name string, p batch.Partition) (batch.Step, error) {
+				return batch.NewTaskletStep(name, batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+					func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
+						all.Done()
+						all.Wait() // all eight write at once
+						return batch.Finished, batch.JobContext(ctx).Put("seen."+p.Name, true)
+					})})
+			},
+		})
+		require.NoError(t, err)
+		job, err := batch.NewJob("context", batch.JobConfig{Steps: []batch.Step{step}})
+		require.NoError(t, err)
+		exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
+		require.NoError(t, err)
+		stored, err := repo.JobExecution(context.Background(), exec.ID)
+		require.NoError(t, err)
+		for i := 1; i <= 8; i++ {
+			var seen bool
+			ok, err := stored.Context.Get(fmt.Sprintf("seen.p%d", i), &seen)
+			require.NoError(t, err)
+			require.True(t, ok && seen, "p%d", i)
+		}
+	})
+}

@@ -1,11 +1,13 @@
 package launcher
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,7 +67,7 @@ func (e *engine) run(ctx context.Context, job *batch.Job, exec *batch.JobExecuti
 	if lease <= 0 {
 		lease = e.lease
 	}
-	r := &jobRun{id: exec.ID, engine: e, job: job, exec: exec.Clone(), lease: lease,
+	r := &jobRun{id: exec.ID, instanceID: exec.InstanceID, engine: e, job: job, exec: exec.Clone(), lease: lease,
 		log: e.logger.With("job", job.Name(), "execution", exec.ID), stopCh: make(chan struct{}), cancelRun: cancel}
 	defer func() {
 		if t := r.graceTimer.Load(); t != nil {
@@ -87,12 +89,18 @@ func (e *engine) run(ctx context.Context, job *batch.Job, exec *batch.JobExecuti
 }
 
 type jobRun struct {
-	id     int64 // the execution's id; r.exec changes as it is saved
-	engine *engine
-	job    *batch.Job
-	exec   *batch.JobExecution
-	lease  time.Duration // the execution's own
-	log    *slog.Logger
+	id         int64 // the execution's id; r.exec changes as it is saved
+	instanceID int64
+	engine     *engine
+	job        *batch.Job
+	// mu guards exec once steps may run at the same time; they work on
+	// copies of it (fork, join).
+	mu   sync.Mutex
+	exec *batch.JobExecution
+	// ran counts the steps run, passed those passed over as completed.
+	ran, passed atomic.Int64
+	lease       time.Duration // the execution's own
+	log         *slog.Logger
 	// lastContact is when the run last heard from its repository (a
 	// heartbeat or a commit that succeeded), in Unix nanoseconds.
 	lastContact atomic.Int64
@@ -299,41 +307,70 @@ func (r *jobRun) steps(ctx, book context.Context) (batch.BatchStatus, batch.Exit
 	return batch.StatusCompleted, batch.ExitCompleted, nil
 }
 
-// flow runs the job's flow: from the first step (or where a Stop transition
-// said a restart begins), each step or decider, then the transition its
-// exit code matches. A step that completed in an earlier execution is
-// passed with its stored exit code, so a restart takes the same branches.
+// flow runs the job's flow from its start (or where a Stop transition said
+// a restart begins).
 func (r *jobRun) flow(ctx, book context.Context) (batch.BatchStatus, batch.ExitStatus, error) {
-	failed := func(err error) (batch.BatchStatus, batch.ExitStatus, error) {
-		return batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error()), err
+	end := r.walk(ctx, book, r.job.FlowStart(), batch.FlowRestartKey)
+	if end.status == batch.StatusCompleted && r.ran.Load() == 0 && r.passed.Load() > 0 {
+		return batch.StatusCompleted, batch.ExitNoop.WithDescription("all steps already completed"), nil
 	}
-	node := r.job.Steps()[0].Name()
-	var at string
-	if ok, _ := r.exec.Context.Get(batch.FlowRestartKey, &at); ok && at != "" {
-		node = at
-		delete(r.exec.Context, batch.FlowRestartKey)
-	}
+	return end.status, end.exit, end.err
+}
+
+// lineEnd is how a line of a flow — the main one, or a branch of a split —
+// ended, and the step that ran last in it.
+type lineEnd struct {
+	status batch.BatchStatus
+	exit   batch.ExitStatus
+	err    error
+	last   *batch.StepExecution
+}
+
+// walk runs a line of the flow from node: each step, decider or split,
+// then the transition its exit code matches, until one ends the line. A
+// step that completed in an earlier execution is passed with its stored
+// exit code, so a restart takes the same ways. restartKey is the job
+// context key where a Stop transition of this line leaves where a restart
+// begins.
+func (r *jobRun) walk(ctx, book context.Context, node, restartKey string) lineEnd {
 	var last *batch.StepExecution
-	ran := 0
+	failed := func(err error) lineEnd {
+		return lineEnd{batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error()), err, last}
+	}
+	if at := r.restartAt(restartKey); at != "" {
+		node = at
+	}
 	for {
 		if r.stopRequested() {
-			return batch.StatusStopped, batch.ExitStopped.WithDescription("stopped before " + node), nil
+			return lineEnd{batch.StatusStopped, batch.ExitStopped.WithDescription("stopped before " + node), nil, last}
 		}
 		var (
 			code    string
+			exit    batch.ExitStatus
 			status  = batch.StatusCompleted
 			stepErr error
 		)
 		if d, ok := r.job.Decider(node); ok {
+			je, _ := r.fork()
 			err := protect(func() error {
 				var err error
-				code, err = d.Decide(ctx, r.exec, last)
+				code, err = d.Decide(ctx, je, last)
 				return err
 			})
 			if err != nil {
 				return failed(fmt.Errorf("job %s: decider %s: %w", r.job.Name(), node, err))
 			}
 			r.log.Info("decided", "decider", node, "exit", code)
+			exit = batch.ExitStatus{Code: code}
+		} else if sp, ok := r.job.Split(node); ok {
+			end := r.split(ctx, book, sp)
+			if end.last != nil {
+				last = end.last
+			}
+			if end.status == batch.StatusStopped || r.fenced.Load() {
+				return end
+			}
+			status, stepErr, code, exit = end.status, end.err, end.exit.Code, end.exit
 		} else {
 			step, _ := r.job.Step(node)
 			se, skip, err := r.newStepExecution(book, step)
@@ -341,12 +378,13 @@ func (r *jobRun) flow(ctx, book context.Context) (batch.BatchStatus, batch.ExitS
 				return failed(err)
 			}
 			if skip {
-				if se, err = r.repo().LastStepExecution(book, r.exec.InstanceID, node); err != nil {
+				if se, err = r.repo().LastStepExecution(book, r.instanceID, node); err != nil {
 					return failed(fmt.Errorf("step %s: %w", node, err))
 				}
+				r.passed.Add(1)
 				r.log.Info("step already completed, skipped", "step", node, "exit", se.ExitStatus.Code)
 			} else {
-				ran++
+				r.ran.Add(1)
 				status, stepErr = r.runStep(ctx, book, step, se)
 				switch status {
 				case batch.StatusCompleted:
@@ -358,40 +396,130 @@ func (r *jobRun) flow(ctx, book context.Context) (batch.BatchStatus, batch.ExitS
 					if r.fenced.Load() || status == batch.StatusStopped {
 						// Stopped on request, or cut off: a restart goes on
 						// with this step.
-						return status, batch.ExitStatus{Code: se.ExitStatus.Code, Description: se.ExitStatus.Description}, stepErr
+						return lineEnd{status, batch.ExitStatus{Code: se.ExitStatus.Code, Description: se.ExitStatus.Description}, stepErr, se}
 					}
 				}
 			}
 			last, code = se, se.ExitStatus.Code
+			exit = batch.ExitStatus{Code: se.ExitStatus.Code, Description: se.ExitStatus.Description}
 		}
 		t, ok := r.job.Next(node, code)
 		switch {
 		case !ok && status == batch.StatusCompleted:
-			if ran == 0 {
-				return batch.StatusCompleted, batch.ExitNoop.WithDescription("all steps already completed"), nil
-			}
-			return batch.StatusCompleted, batch.ExitCompleted, nil
+			return lineEnd{batch.StatusCompleted, batch.ExitCompleted, nil, last}
 		case !ok:
-			return status, batch.ExitStatus{Code: last.ExitStatus.Code, Description: last.ExitStatus.Description}, stepErr
+			return lineEnd{status, exit, stepErr, last}
 		case t.End:
-			return batch.StatusCompleted, batch.ExitCompleted, nil
+			return lineEnd{batch.StatusCompleted, batch.ExitCompleted, nil, last}
 		case t.Fail:
-			err := fmt.Errorf("job %s: the flow fails after %s ended %s", r.job.Name(), node, code)
-			return batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error()), err
+			return failed(fmt.Errorf("job %s: the flow fails after %s ended %s", r.job.Name(), node, code))
 		case t.Stop:
-			if err := r.exec.Context.Put(batch.FlowRestartKey, t.To); err != nil {
+			if err := r.putRestartAt(book, restartKey, t.To); err != nil {
 				return failed(err)
 			}
-			return batch.StatusStopped, batch.ExitStopped.WithDescription(fmt.Sprintf(
-				"the flow stops after %s ended %s; a restart begins at %s", node, code, t.To)), nil
+			return lineEnd{batch.StatusStopped, batch.ExitStopped.WithDescription(fmt.Sprintf(
+				"the flow stops after %s ended %s; a restart begins at %s", node, code, t.To)), nil, last}
 		}
 		r.log.Info("transition", "from", node, "exit", code, "to", t.To)
 		node = t.To
 	}
 }
 
+// split runs the branches of sp at the same time, each a line of the flow
+// of its own, and returns their joint end: FAILED if one failed, else
+// STOPPED if one stopped, else COMPLETED; the last step is the one of all
+// branches that ended last.
+func (r *jobRun) split(ctx, book context.Context, sp batch.Split) lineEnd {
+	r.log.Info("split started", "split", sp.Name, "branches", sp.Branches)
+	ends := make([]lineEnd, len(sp.Branches))
+	var wg sync.WaitGroup
+	for i, b := range sp.Branches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ends[i] = r.walk(ctx, book, b, batch.FlowRestartKey+"/"+b)
+		}()
+	}
+	wg.Wait()
+	end := lineEnd{status: batch.StatusCompleted, exit: batch.ExitCompleted}
+	var (
+		errs  []error
+		descs []string
+	)
+	for i, e := range ends {
+		if e.last != nil && (end.last == nil || e.last.EndTime.After(end.last.EndTime)) {
+			end.last = e.last
+		}
+		switch e.status {
+		case batch.StatusCompleted:
+			continue
+		case batch.StatusFailed:
+			end.status, end.exit.Code = batch.StatusFailed, batch.ExitCodeFailed
+		default:
+			if end.status != batch.StatusFailed {
+				end.status, end.exit.Code = batch.StatusStopped, batch.ExitCodeStopped
+			}
+		}
+		descs = append(descs, fmt.Sprintf("branch %s: %s", sp.Branches[i], e.exit.Description))
+		if e.err != nil {
+			errs = append(errs, fmt.Errorf("split %s: branch %s: %w", sp.Name, sp.Branches[i], e.err))
+		}
+	}
+	end.exit.Description = strings.Join(descs, "; ")
+	end.err = errors.Join(errs...)
+	r.log.Info("split ended", "split", sp.Name, "status", end.status)
+	return end
+}
+
+// restartAt returns, and forgets, where a Stop transition said the line of
+// key begins on restart.
+func (r *jobRun) restartAt(key string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var at string
+	if ok, _ := r.exec.Context.Get(key, &at); ok {
+		delete(r.exec.Context, key)
+	}
+	return at
+}
+
+// putRestartAt leaves in the job's context where a restart begins the line
+// of key; the job's end saves it.
+func (r *jobRun) putRestartAt(ctx context.Context, key, at string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.exec.Context.Put(key, at)
+}
+
+// fork returns a copy of the job execution for a step (or a decider) to
+// work on — steps may run at the same time, in the branches of a split or
+// the partitions of a step — and a copy of its context as it was, for join.
+func (r *jobRun) fork() (*batch.JobExecution, batch.ExecutionContext) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.exec.Clone(), r.exec.Context.Clone()
+}
+
+// join applies to the job's context the keys a step changed in its copy
+// since fork (base is the context as forked): a key two steps running at
+// once both changed has the value of the one that ended last.
+func (r *jobRun) join(base, changed batch.ExecutionContext) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, v := range changed {
+		if b, ok := base[k]; !ok || !bytes.Equal(b, v) {
+			r.exec.Context[k] = v
+		}
+	}
+	for k := range base {
+		if _, ok := changed[k]; !ok {
+			delete(r.exec.Context, k)
+		}
+	}
+}
+
 func (r *jobRun) newStepExecution(ctx context.Context, step batch.Step) (*batch.StepExecution, bool, error) {
-	last, err := r.repo().LastStepExecution(ctx, r.exec.InstanceID, step.Name())
+	last, err := r.repo().LastStepExecution(ctx, r.instanceID, step.Name())
 	if errors.Is(err, batch.ErrNotFound) {
 		last, err = nil, nil
 	}
@@ -417,7 +545,7 @@ func (r *jobRun) newStepExecution(ctx context.Context, step batch.Step) (*batch.
 		}
 	}
 	if policy != nil && policy.StartLimit() > 0 {
-		n, err := r.repo().StepExecutionCount(ctx, r.exec.InstanceID, step.Name())
+		n, err := r.repo().StepExecutionCount(ctx, r.instanceID, step.Name())
 		if err != nil {
 			return nil, false, fmt.Errorf("step %s: %w", step.Name(), err)
 		}
@@ -489,7 +617,8 @@ func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *bat
 	if sl, ok := step.(batch.StepListeners); ok {
 		listeners = sl.Listeners()
 	}
-	sc := &stepContext{run: r, se: se, log: log, stop: stop, stopping: stopping}
+	job, base := r.fork()
+	sc := &stepContext{run: r, job: job, se: se, log: log, stop: stop, stopping: stopping}
 	// Step listeners find the step, and the job's context, in theirs.
 	ctx, book = batch.WithStepContext(ctx, sc), batch.WithStepContext(book, sc)
 
@@ -533,6 +662,10 @@ func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *bat
 			}
 		}
 	}
+	if job.Context == nil {
+		job.Context = batch.ExecutionContext{}
+	}
+	r.join(base, job.Context)
 	se.EndTime = time.Now().UTC()
 	uerr := r.persist(book, "save step end", func(retry bool) error {
 		err := r.repo().UpdateStepExecution(book, se)
@@ -573,6 +706,8 @@ func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *bat
 // saved. It fails with ErrFenced when the stored execution is no longer
 // running.
 func (r *jobRun) saveJob(ctx context.Context, mutate func(*batch.JobExecution)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	lost := false // an attempt failed in a way that may hide that it landed
 	for attempt := 0; ; attempt++ {
 		next := r.exec.Clone()
@@ -674,6 +809,7 @@ func (r *jobRun) storedStep(ctx context.Context, id int64) (*batch.StepExecution
 // stepContext is the batch.StepContext of one step execution.
 type stepContext struct {
 	run  *jobRun
+	job  *batch.JobExecution // the step's copy (see fork)
 	se   *batch.StepExecution
 	log  *slog.Logger
 	stop <-chan struct{} // of a child step: its parent's stop, besides the run's
@@ -681,7 +817,7 @@ type stepContext struct {
 	stopping <-chan struct{}
 }
 
-func (sc *stepContext) JobExecution() *batch.JobExecution   { return sc.run.exec }
+func (sc *stepContext) JobExecution() *batch.JobExecution   { return sc.job }
 func (sc *stepContext) StepExecution() *batch.StepExecution { return sc.se }
 func (sc *stepContext) Logger() *slog.Logger                { return sc.log }
 func (sc *stepContext) StopRequested() bool {
@@ -704,7 +840,7 @@ func (sc *stepContext) RunStep(ctx context.Context, step batch.Step, stop <-chan
 	}
 	if skip {
 		sc.log.Info("step already completed, skipped", "child", step.Name())
-		return sc.run.repo().LastStepExecution(book, sc.run.exec.InstanceID, step.Name())
+		return sc.run.repo().LastStepExecution(book, sc.run.instanceID, step.Name())
 	}
 	_, err = sc.run.runStepWith(ctx, book, step, se, stop)
 	return se, err
