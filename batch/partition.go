@@ -62,6 +62,16 @@ const DefaultMaxConcurrency = 16
 // partitionsKey holds a partitioned step's partitions in its context.
 const partitionsKey = "batch.partitions"
 
+// Partitions returns the partitions a partitioned step stored in its
+// execution's context before running them, and false for another step (or
+// a partitioned step whose partitioner has not answered yet). A partition's
+// step is named after the step: the step's name, a colon, the partition's.
+func (s *StepExecution) Partitions() ([]Partition, bool) {
+	var parts []Partition
+	ok, err := s.Context.Get(partitionsKey, &parts)
+	return parts, ok && err == nil
+}
+
 // PartitionStep is a step that splits its work into partitions and runs
 // each as a step of its own, several at a time. Build one with
 // [NewPartitionStep].
@@ -69,9 +79,9 @@ const partitionsKey = "batch.partitions"
 // Its counts are the sum of those of the partitions that ran in the
 // execution. A partition that fails fails the step, once the others have
 // stopped at their next chunk boundary; a stop request stops every
-// partition at its next chunk boundary and the step ends STOPPED. A restart
-// runs only the partitions that did not complete, each from its own
-// checkpoint.
+// partition at its next chunk boundary and the step ends STOPPED. Either
+// way the partitions that had not begun do not begin. A restart runs only
+// the partitions that did not complete, each from its own checkpoint.
 type PartitionStep struct {
 	name string
 	cfg  PartitionConfig
@@ -163,6 +173,14 @@ func (s *PartitionStep) Execute(ctx context.Context, sc StepContext) error {
 	g.SetLimit(workers)
 	for i, p := range parts {
 		g.Go(func() error {
+			select {
+			case <-stop:
+				return nil // a sibling failed: the partitions not begun wait for the restart
+			default:
+			}
+			if sc.StopRequested() {
+				return nil // and so on a stop request
+			}
 			name := s.name + ":" + p.Name
 			step, err := s.cfg.Step(name, p)
 			if err == nil && (step == nil || step.Name() != name) {
@@ -181,8 +199,12 @@ func (s *PartitionStep) Execute(ctx context.Context, sc StepContext) error {
 	_ = g.Wait()
 	stopped := false
 	for _, c := range children {
-		if c == nil || c.JobExecutionID != se.JobExecutionID {
-			continue // did not run, or completed in an earlier execution
+		if c == nil {
+			stopped = true // not begun
+			continue
+		}
+		if c.JobExecutionID != se.JobExecutionID {
+			continue // completed in an earlier execution
 		}
 		se.ReadCount += c.ReadCount
 		se.WriteCount += c.WriteCount

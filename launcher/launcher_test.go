@@ -792,3 +792,99 @@ func TestLostRepositoryStopsTheRun(t *testing.T) {
 	require.ErrorContains(t, err, "no contact with the job repository")
 	require.Less(t, time.Since(start), 5*time.Second)
 }
+
+// TestSummaryOfSixteenPartitions: the summary lists each partitioned step
+// with its partitions under it, in the partitioner's order (p2 before p10),
+// and says which partitions completed in an earlier execution and which
+// have not run.
+func TestSummaryOfSixteenPartitions(t *testing.T) {
+	var (
+		reg  launcher.Registry
+		fail atomic.Bool
+	)
+	fail.Store(true)
+	reg.MustRegister("parts", func(launcher.Env) (batch.JobConfig, error) {
+		step, err := batch.NewPartitionStep("load", batch.PartitionConfig{
+			Concurrency: 4,
+			Partitioner: batch.PartitionerFunc(func(context.Context) ([]batch.Partition, error) {
+				var parts []batch.Partition
+				for i := range 16 {
+					parts = append(parts, batch.Partition{Name: fmt.Sprintf("p%d", i+1), Context: batch.ExecutionContext{}})
+				}
+				return parts, nil
+			}),
+			Step: func(name string, p batch.Partition) (batch.Step, error) {
+				// The first time: p1 completes, p5 takes its place and
+				// fails while p2 to p4 are under way; p6 to p16 do not
+				// begin.
+				return batch.NewChunkStep(name, batch.ChunkConfig[int, int]{
+					Reader: reader.FromSlice([]int{1, 2, 3}), ChunkSize: 1,
+					Writer: batch.WriterFunc[int](func(ctx context.Context, items []int) error {
+						if !fail.Load() {
+							return nil
+						}
+						switch p.Name {
+						case "p1":
+						case "p5":
+							return errors.New("p5 broke")
+						default:
+							<-batch.Stopping(ctx) // until p5 failed
+						}
+						return nil
+					}),
+				})
+			},
+		})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	})
+	l, err := launcher.New(launcher.Config{Registry: &reg, Repository: openRepo(t, filepath.Join(t.TempDir(), "b.db"))})
+	require.NoError(t, err)
+	first, err := runNamed(t, l, "parts", nil)
+	require.ErrorContains(t, err, "p5 broke")
+	fail.Store(false)
+	second, err := runNamed(t, l, "parts", nil)
+	require.NoError(t, err)
+
+	for _, exec := range []*batch.JobExecution{first, second} {
+		s, err := l.Summary(context.Background(), exec.ID)
+		require.NoError(t, err)
+		var names []string
+		for _, line := range strings.Split(s, "\n") {
+			if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[0], "load") {
+				names = append(names, f[0])
+				if f[0] != "load" {
+					require.True(t, strings.HasPrefix(line, "    load:"), "a partition is indented under its step: %q", line)
+				}
+			}
+		}
+		if exec == first {
+			require.Equal(t, []string{"load", "load:p1", "load:p2", "load:p3", "load:p4", "load:p5"}, names, s)
+			require.Regexp(t, `load:p1\s+COMPLETED\s+3`, s)
+			require.Regexp(t, `load:p3\s+STOPPED`, s)
+			require.Regexp(t, `load:p5\s+FAILED`, s)
+			require.Contains(t, s, "step load: 11 of 16 partitions not run: p6, p7, p8, p9, p10, p11, p12, p13, p14, p15, p16\n")
+			continue
+		}
+		want := []string{"load"}
+		for i := 2; i <= 16; i++ {
+			want = append(want, fmt.Sprintf("load:p%d", i))
+		}
+		require.Equal(t, want, names, s)
+		require.Regexp(t, `\n  load\s+COMPLETED`, s)
+		require.Contains(t, s, "step load: 1 of 16 partitions completed in an earlier execution: p1\n")
+	}
+	var partitions, managers int64
+	for _, exec := range []*batch.JobExecution{first, second} {
+		ses, err := l.Repository().StepExecutions(context.Background(), exec.ID)
+		require.NoError(t, err)
+		for _, se := range ses {
+			if se.StepName == "load" {
+				managers += se.WriteCount
+			} else {
+				partitions += se.WriteCount
+			}
+		}
+	}
+	require.Equal(t, int64(48), partitions, "every item of the 16 partitions once")
+	require.Equal(t, partitions, managers, "the step's counts are its partitions'")
+}
