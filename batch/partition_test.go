@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
@@ -19,6 +20,7 @@ import (
 	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/postgres"
+	"github.com/chunkwise/chunkwise/writer"
 )
 
 // rangePartitions splits 1..n into k ranges, stored as "from" and "to".
@@ -384,4 +386,96 @@ func TestPartitionsShareJobContext(t *testing.T) {
 			require.True(t, ok && seen, "p%d", i)
 		}
 	})
+}
+
+// TestZombiePartitionsCommitNothing: process A runs four partitions, each
+// of which commits a chunk and then hangs; A sends no heartbeat and is
+// presumed dead after its lease. B takes the instance over and completes
+// every partition, resuming each from A's checkpoint. When A's partition
+// goroutines wake up, none of them commits anything more: every row is
+// there once.
+func TestZombiePartitionsCommitNothing(t *testing.T) {
+	t.Parallel()
+	for name, open := range map[string]func(t *testing.T) (repository.JobRepository, *sqlx.DB){
+		"sqlite": func(t *testing.T) (repository.JobRepository, *sqlx.DB) {
+			repo := openSQLite(t, filepath.Join(t.TempDir(), "batch.db"))
+			return repo, repo.DB()
+		},
+		"postgres": func(t *testing.T) (repository.JobRepository, *sqlx.DB) {
+			repo, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Config{})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = repo.Close() })
+			require.NoError(t, repo.Migrate(context.Background()))
+			return repo, repo.DB()
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			repo, db := open(t)
+			_, err := db.Exec(`CREATE TABLE t (v INTEGER NOT NULL)`)
+			require.NoError(t, err)
+			var (
+				asked   atomic.Int64
+				arrived sync.WaitGroup
+				release = make(chan struct{})
+			)
+			arrived.Add(4)
+			mkJob := func(hang bool) *batch.Job {
+				step, err := batch.NewPartitionStep("load", batch.PartitionConfig{
+					Partitioner: rangePartitions(40, 4, &asked),
+					Step: func(name string, p batch.Partition) (batch.Step, error) {
+						from, _ := p.Context.Int64("from")
+						to, _ := p.Context.Int64("to")
+						w, err := writer.NewSQL(writer.SQLConfig[int]{DB: db, Table: "t", Columns: []string{"v"},
+							Values: func(v int) []any { return []any{v} }})
+						if err != nil {
+							return nil, err
+						}
+						return batch.NewChunkStep(name, batch.ChunkConfig[int, int]{
+							Reader: reader.FromSlice(seq(int(from), int(to))), Writer: w, ChunkSize: 2,
+							Processor: batch.ProcessorFunc[int, int](func(_ context.Context, v int) (int, error) {
+								if hang && v == int(from)+2 { // the first chunk committed
+									arrived.Done()
+									<-release
+								}
+								return v, nil
+							}),
+						})
+					},
+				})
+				require.NoError(t, err)
+				job, err := batch.NewJob("zombie", batch.JobConfig{Steps: []batch.Step{step}})
+				require.NoError(t, err)
+				return job
+			}
+			engA := mustLauncher(t, launcher.Config{Repository: repo, Lease: 100 * time.Millisecond, HeartbeatInterval: time.Hour})
+			execA, err := engA.Start(ctx, mkJob(true), nil)
+			require.NoError(t, err)
+			doneA := make(chan error, 1)
+			go func() { _, err := engA.Wait(ctx, execA.ID); doneA <- err }()
+			arrived.Wait()
+			time.Sleep(250 * time.Millisecond) // A's lease lapses
+
+			engB := mustLauncher(t, launcher.Config{Repository: repo})
+			execB, err := engB.Run(ctx, mkJob(false), nil)
+			require.NoError(t, err, "B takes over and completes")
+			require.Equal(t, batch.StatusCompleted, execB.Status)
+			for _, se := range stepExecutions(t, repo, execB.ID) {
+				if se.StepName != "load" {
+					require.Equal(t, int64(8), se.WriteCount, "%s resumed after A's first chunk", se.StepName)
+				}
+			}
+
+			close(release)
+			require.ErrorIs(t, <-doneA, batch.ErrFenced)
+			requireRows(t, db, 40)
+			for _, se := range stepExecutions(t, repo, execA.ID) {
+				if se.StepName != "load" {
+					require.Equal(t, int64(2), se.WriteCount, "%s of the zombie committed its first chunk only", se.StepName)
+				}
+			}
+			require.Equal(t, int64(1), asked.Load(), "B reused A's partitions")
+		})
+	}
 }
