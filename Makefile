@@ -37,13 +37,17 @@ demo:
 
 ## torture: kill the CSV import with SIGKILL at 30 points over 300,000 rows,
 ## on SQLite and PostgreSQL, restarting it each time, and check every row is
-## there exactly once; then the full crash sweep of the chunk step (every
-## commit, before and after COMMIT, once and twice). make test runs a short
-## version of both.
+## there exactly once; the same for the partitioned examples (a table in
+## four key ranges, files one per partition); then the full crash sweeps of
+## the chunk step and of the partitioned step (every commit, before and
+## after COMMIT, once and twice; every bookkeeping write). make test runs a
+## short version of each.
 TORTURE_KILLS ?= 30
 TORTURE_ROWS  ?= 300000
 torture:
 	TORTURE_KILLS=$(TORTURE_KILLS) TORTURE_ROWS=$(TORTURE_ROWS) $(GO) test -count=1 -timeout 30m -run 'TestTorture' -v ./examples/csvimport/
+	TORTURE_KILLS=$(TORTURE_KILLS) TORTURE_ROWS=100000 $(GO) test -count=1 -timeout 30m -run 'TestTorture' -v ./examples/partitioned/
+	TORTURE_KILLS=$(TORTURE_KILLS) TORTURE_LINES=20000 $(GO) test -count=1 -timeout 30m -run 'TestTorture' -v ./examples/partitionfile/
 	BATCH_CRASH_SWEEP=full $(GO) test -count=1 -timeout 60m -parallel 8 -run 'Sweep' ./batch/
 
 ## fuzz: run each fuzz target for FUZZTIME (default 1m).

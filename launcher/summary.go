@@ -45,7 +45,8 @@ func (l *Launcher) Summary(ctx context.Context, executionID int64) (string, erro
 		fmt.Fprintf(&b, "  %s\n", line)
 	}
 	for _, s := range steps {
-		if !s.Changes.IsZero() {
+		if !s.Changes.IsZero() && indent[s.ID] == "" {
+			// A partition's changes are in its step's.
 			fmt.Fprintf(&b, "  step %s changed: %s\n", s.StepName, s.Changes)
 		}
 		if s.SkipCount() > 0 {

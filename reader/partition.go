@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -123,7 +124,9 @@ func RangeWhere(column string, p batch.Partition) (string, []any, error) {
 
 // Files returns a partitioner that makes one partition per file matching
 // the pattern, in the order of their names: partition "fN" has the file's
-// path under PartitionPath. No file is an error.
+// path under PartitionPath. Directories and other files that are not
+// regular ones (devices, sockets) are passed over; a match that cannot be
+// looked at is an error naming it, and so is no file at all.
 func Files(glob string) (batch.Partitioner, error) {
 	if _, err := filepath.Match(glob, ""); err != nil {
 		return nil, fmt.Errorf("reader: files %q: %w", glob, err)
@@ -132,6 +135,16 @@ func Files(glob string) (batch.Partitioner, error) {
 		files, err := filepath.Glob(glob)
 		if err != nil {
 			return nil, fmt.Errorf("reader: files %q: %w", glob, err)
+		}
+		files = slices.DeleteFunc(files, func(f string) bool {
+			fi, serr := os.Stat(f)
+			if serr != nil && err == nil {
+				err = fmt.Errorf("reader: files %q: %w", glob, serr)
+			}
+			return serr != nil || !fi.Mode().IsRegular()
+		})
+		if err != nil {
+			return nil, err
 		}
 		if len(files) == 0 {
 			return nil, fmt.Errorf("reader: files: no file matches %q", glob)

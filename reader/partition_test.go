@@ -110,6 +110,7 @@ func TestFilePartitions(t *testing.T) {
 	for _, f := range []string{"b.csv", "a.csv", "c.txt"} {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, f), nil, 0o600))
 	}
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "old.csv"), 0o700)) // a directory: passed over
 	p, err := reader.Files(filepath.Join(dir, "*.csv"))
 	require.NoError(t, err)
 	parts, err := p.Partitions(t.Context())
@@ -124,4 +125,7 @@ func TestFilePartitions(t *testing.T) {
 	require.NoError(t, err)
 	_, err = none.Partitions(t.Context())
 	require.ErrorContains(t, err, "no file matches")
+	require.NoError(t, os.Symlink(filepath.Join(dir, "gone"), filepath.Join(dir, "d.csv")))
+	_, err = p.Partitions(t.Context())
+	require.ErrorContains(t, err, "d.csv", "a match that cannot be looked at is named")
 }
