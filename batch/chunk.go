@@ -318,7 +318,10 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 		}
 	}
 	base, _ = se.Context.Int64(itemsKey) // item numbers go on counting
-	var commitSeq uint64
+	var (
+		commitSeq uint64
+		bufs      chunkBuffers[T, U]
+	)
 	for n := int64(1); ; n++ {
 		if sc.StopRequested() {
 			return ErrStopped
@@ -326,7 +329,7 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c := &chunk[T, U]{s: s, sc: sc, n: n, base: base, commitSeq: &commitSeq,
+		c := &chunk[T, U]{s: s, sc: sc, n: n, base: base, commitSeq: &commitSeq, bufs: &bufs,
 			done: int(done), replayReadErrors: readErrors}
 		if s.reader != nil {
 			c.readerStart = ExecutionContext{}
@@ -370,6 +373,13 @@ type readSkip struct {
 	err   error
 }
 
+// chunkBuffers are the slices a step's chunks reuse, one chunk after the
+// other: the slots, and the items handed to the writer.
+type chunkBuffers[T, U any] struct {
+	slots []slot[T, U]
+	out   []U
+}
+
 // chunk is one chunk of a step: its items and how far its commit got.
 type chunk[T, U any] struct {
 	s    *ChunkStep[T, U]
@@ -380,6 +390,7 @@ type chunk[T, U any] struct {
 	// commit saves it, so that a restart reads the chunk again.
 	readerStart ExecutionContext
 	commitSeq   *uint64 // numbers the commit attempts of the step
+	bufs        *chunkBuffers[T, U]
 
 	slots     []slot[T, U]
 	readSkips []readSkip
@@ -492,16 +503,30 @@ func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
 	// A replayed chunk is read at least up to its handled items, whatever
 	// the chunk size now.
 	size := max(c.cfg().ChunkSize, c.done)
-	c.slots = make([]slot[T, U], 0, size)
+	if cap(c.bufs.slots) < size {
+		c.bufs.slots = make([]slot[T, U], 0, size)
+	}
+	// The last chunk's items are overwritten as this one's are read; what
+	// is left of them past its end is cleared.
+	defer func() { clear(c.bufs.slots[len(c.slots):cap(c.bufs.slots)]) }()
+	c.slots = c.bufs.slots[:0]
 	for len(c.slots) < size {
 		index := c.base + int64(len(c.slots)) + 1
-		it, err := c.readItem(ctx, index)
+		// The item is read into its slot, not copied there.
+		c.slots = append(c.slots, slot[T, U]{})
+		sl := &c.slots[len(c.slots)-1]
+		var err error
+		sl.in, err = c.readItem(ctx, index)
 		for attempt := 1; err != nil && err != io.EOF && attempt <= c.cfg().RetryLimit &&
 			ctx.Err() == nil && c.cfg().ReadRetry.Matches(err); attempt++ {
 			if werr := c.retryWait(ctx, "read", index, attempt, err); werr != nil {
+				c.slots = c.slots[:len(c.slots)-1]
 				return false, c.stepErr("read", index, werr)
 			}
-			it, err = c.readItem(ctx, index)
+			sl.in, err = c.readItem(ctx, index)
+		}
+		if err != nil {
+			c.slots = c.slots[:len(c.slots)-1]
 		}
 		if err == io.EOF {
 			return true, nil
@@ -521,7 +546,6 @@ func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
 			}
 			return false, c.stepErr("read", index, err)
 		}
-		c.slots = append(c.slots, slot[T, U]{in: it})
 	}
 	return false, nil
 }
@@ -540,19 +564,7 @@ func (c *chunk[T, U]) readItem(ctx context.Context, index int64) (T, error) {
 	if len(c.cfg().Interceptors) == 0 {
 		it, err = c.cfg().Reader.Read(ctx)
 	} else {
-		eof := false
-		err = intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "read", Chunk: c.n, Item: index, Items: 1},
-			func(ctx context.Context) error {
-				var rerr error
-				it, rerr = c.cfg().Reader.Read(ctx)
-				if rerr == io.EOF {
-					eof, rerr = true, nil
-				}
-				return rerr
-			})
-		if eof && err == nil {
-			err = io.EOF
-		}
+		it, err = c.interceptRead(ctx, index)
 	}
 	for _, il := range c.s.items {
 		switch {
@@ -563,6 +575,39 @@ func (c *chunk[T, U]) readItem(ctx context.Context, index int64) (T, error) {
 		}
 	}
 	return it, err
+}
+
+// interceptRead calls the reader through the interceptors. (Apart from
+// readItem, so that the item does not escape to the heap when there are
+// none.)
+func (c *chunk[T, U]) interceptRead(ctx context.Context, index int64) (T, error) {
+	var it T
+	eof := false
+	err := intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "read", Chunk: c.n, Item: index, Items: 1},
+		func(ctx context.Context) error {
+			var rerr error
+			it, rerr = c.cfg().Reader.Read(ctx)
+			if rerr == io.EOF {
+				eof, rerr = true, nil
+			}
+			return rerr
+		})
+	if eof && err == nil {
+		err = io.EOF
+	}
+	return it, err
+}
+
+// interceptProcess calls the processor through the interceptors.
+func (c *chunk[T, U]) interceptProcess(ctx context.Context, index int64, in T) (U, error) {
+	var out U
+	err := intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "process", Chunk: c.n, Item: index, Items: 1},
+		func(ctx context.Context) error {
+			var perr error
+			out, perr = c.cfg().Processor.Process(ctx, in)
+			return perr
+		})
+	return out, err
 }
 
 // processItem calls the processor, with the item listeners and
@@ -580,12 +625,7 @@ func (c *chunk[T, U]) processItem(ctx context.Context, index int64, in T) (U, er
 	if len(c.cfg().Interceptors) == 0 {
 		out, err = c.cfg().Processor.Process(ctx, in)
 	} else {
-		err = intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "process", Chunk: c.n, Item: index, Items: 1},
-			func(ctx context.Context) error {
-				var perr error
-				out, perr = c.cfg().Processor.Process(ctx, in)
-				return perr
-			})
+		out, err = c.interceptProcess(ctx, index, in)
 	}
 	for _, il := range c.s.items {
 		switch {
@@ -633,8 +673,27 @@ func (c *chunk[T, U]) process(ctx context.Context, i int) error {
 		sl.out, sl.state = any(sl.in).(U), slotProcessed
 		return nil
 	}
-	out, err := c.attempts(ctx, i)
-	return c.apply(ctx, i, out, err)
+	sl := &c.slots[i]
+	index := c.base + int64(i) + 1
+	var err error
+	for attempt := 0; ; attempt++ {
+		// The result goes into the slot, not through copies.
+		sl.out, err = c.processItem(ctx, index, sl.in)
+		if err == nil {
+			sl.state = slotProcessed
+			return nil
+		}
+		if errors.Is(err, ErrFilter) || ctx.Err() != nil || attempt >= c.cfg().RetryLimit || !c.cfg().Retry.Matches(err) {
+			break
+		}
+		if werr := c.retryWait(ctx, "process", index, attempt+1, err); werr != nil {
+			err = waitError{werr}
+			break
+		}
+	}
+	var zero U
+	sl.out = zero
+	return c.apply(ctx, i, zero, err)
 }
 
 // outcome is what the processing of one item came to.
@@ -791,12 +850,15 @@ func (c *chunk[T, U]) commitWithRetry(ctx context.Context, to int, final bool) e
 // chunk again and passes over them.
 func (c *chunk[T, U]) commit(ctx context.Context, to int, final bool) error {
 	from := c.committed
-	out := make([]U, 0, to-from)
-	for _, sl := range c.slots[from:to] {
-		if sl.state == slotProcessed {
-			out = append(out, sl.out)
+	out := c.bufs.out[:0]
+	for i := from; i < to; i++ {
+		if c.slots[i].state == slotProcessed {
+			out = append(out, c.slots[i].out)
 		}
 	}
+	c.bufs.out = out
+	defer clear(out) // the writer keeps no item
+
 	err := c.sc.Commit(ctx, func(ctx context.Context, w *StepExecution) error {
 		ctx, at := withAttempt(ctx)
 		if len(out) > 0 {

@@ -33,6 +33,9 @@ type ItemProcessor[T, U any] interface {
 // commit together (exactly once). A writer that commits on its own (another
 // database, a file, an API) commits before the checkpoint: after a crash its
 // last chunk may be written again, and its documentation says so.
+//
+// Write must not keep items once it returns: the step reuses the slice for
+// the next chunk. A writer that holds items for later copies them.
 type ItemWriter[U any] interface {
 	Write(ctx context.Context, items []U) error
 }

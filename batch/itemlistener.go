@@ -10,7 +10,9 @@ import "context"
 //
 // The write hooks run inside the chunk's transaction: AfterWrite means the
 // writer returned, not that the chunk committed (an AfterChunkListener is
-// told that). Retries call the hooks again for each attempt.
+// told that). Retries call the hooks again for each attempt. As for the
+// writer, the items slice the write hooks get is reused for the next chunk:
+// a hook that keeps items copies them.
 type ItemListener[T, U any] struct {
 	// BeforeRead is called before each call to the reader.
 	BeforeRead func(ctx context.Context)

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
@@ -34,7 +36,7 @@ type person struct {
 }
 
 const createTable = `CREATE TABLE IF NOT EXISTS people (
-	id         BIGINT NOT NULL,
+	id         BIGINT NOT NULL PRIMARY KEY,
 	name       TEXT NOT NULL,
 	email      TEXT NOT NULL,
 	amount     NUMERIC(14, 2) NOT NULL,
@@ -90,14 +92,7 @@ func newJob(env launcher.Env) (batch.JobConfig, error) {
 	if err != nil {
 		return batch.JobConfig{}, err
 	}
-	w, err := writer.NewSQL(writer.SQLConfig[person]{
-		DB:      env.DB,
-		Table:   "people",
-		Columns: []string{"id", "name", "email", "amount", "created_at"},
-		Values: func(p person) []any {
-			return []any{p.ID, p.Name, p.Email, p.Amount, p.CreatedAt}
-		},
-	})
+	w, err := peopleWriter(env.DB)
 	if err != nil {
 		return batch.JobConfig{}, err
 	}
@@ -111,6 +106,18 @@ func newJob(env launcher.Env) (batch.JobConfig, error) {
 		return batch.JobConfig{}, err
 	}
 	return batch.JobConfig{Steps: []batch.Step{schema, imp}}, nil
+}
+
+// peopleWriter writes the rows into people in the chunk's transaction: with
+// COPY on PostgreSQL, the fastest way in, and a prepared multi-row INSERT
+// elsewhere.
+func peopleWriter(db *sqlx.DB) (batch.ItemWriter[person], error) {
+	columns := []string{"id", "name", "email", "amount", "created_at"}
+	values := func(p person) []any { return []any{p.ID, p.Name, p.Email, p.Amount, p.CreatedAt} }
+	if db.DriverName() == "postgres" {
+		return writer.NewCopy(writer.CopyConfig[person]{DB: db, Table: "people", Columns: columns, Values: values})
+	}
+	return writer.NewSQL(writer.SQLConfig[person]{DB: db, Table: "people", Columns: columns, Values: values})
 }
 
 // failAt reads FAIL_AT: the row whose processing fails on purpose, 0 for none.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -39,15 +40,17 @@ type Dialect struct {
 	// are written and judged with; "" means this process's clock (a
 	// database on the same machine).
 	Now string
-	// TxSetup, when not "", is run first in every transaction of the
-	// repository (in a chunk's transaction, before the checkpoint), to
-	// bound how long it waits for locks and how long a session cut off in
-	// the middle of it keeps them.
-	TxSetup string
-	// IsLockTimeout reports whether err is a lock wait that TxSetup's
+	// TxSettings, when not "", is a list of expressions that set
+	// transaction-local settings (PostgreSQL's set_config(..., true)): it
+	// is selected first in every transaction of the repository, and in a
+	// chunk's transaction by the checkpoint statement before it takes a
+	// lock, to bound how long it waits for locks and how long a session cut
+	// off in the middle of it keeps them.
+	TxSettings string
+	// IsLockTimeout reports whether err is a lock wait that TxSettings'
 	// bound ended; nil when there is none.
 	IsLockTimeout func(err error) bool
-	// LockTimeout is the bound TxSetup sets, for messages.
+	// LockTimeout is the bound TxSettings sets, for messages.
 	LockTimeout time.Duration
 }
 
@@ -67,13 +70,16 @@ type Repository struct {
 	db *sqlx.DB
 	d  Dialect
 	q  queries
+
+	mu         sync.Mutex
+	checkpoint *sqlx.Stmt // q.checkpoint, prepared once it is first needed
 }
 
 type queries struct {
 	insertInstance, selectInstanceLock, selectInstance, lastExecution, markExecutionCrashed,
 	markStepsCrashed, insertExecution, selectExecution, updateExecution, heartbeat,
 	listExecutions, jobNames, insertStep, updateStep, selectSteps, lastStep, countSteps,
-	fenceExecution, stepState string
+	fenceExecution, stepState, checkpoint string
 }
 
 // New returns a repository on db. Tables are named with prefix, which must
@@ -145,6 +151,7 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 			JOIN {{p}}job_execution e ON e.id = s.job_execution_id
 			WHERE e.job_instance_id = ? AND s.step_name = ?`),
 		fenceExecution: q(`SELECT status FROM {{p}}job_execution WHERE id = ?{{forShare}}`),
+		checkpoint:     q(checkpointQuery(d)),
 		stepState: q(`SELECT s.version, e.status FROM {{p}}step_execution s
 			JOIN {{p}}job_execution e ON e.id = s.job_execution_id WHERE s.id = ?`),
 	}
@@ -183,12 +190,12 @@ func (r *Repository) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error
 	return tx.Commit()
 }
 
-// setup runs the dialect's TxSetup in tx.
+// setup applies the dialect's TxSettings in tx.
 func (r *Repository) setup(ctx context.Context, tx *sqlx.Tx) error {
-	if r.d.TxSetup == "" {
+	if r.d.TxSettings == "" {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, r.d.TxSetup)
+	_, err := tx.ExecContext(ctx, "SELECT "+r.d.TxSettings)
 	return err
 }
 
@@ -559,14 +566,16 @@ func (r *Repository) updateStep(ctx context.Context, ex sqlx.ExecerContext, s *b
 		return err
 	}
 	if n == 0 {
-		return r.whyNotUpdated(ctx, ex, s)
+		return r.whyNotUpdated(ctx, ex, s, false)
 	}
 	s.UpdatedAt = now
 	return nil
 }
 
 // whyNotUpdated explains why a step execution update changed no row.
-func (r *Repository) whyNotUpdated(ctx context.Context, ex sqlx.ExecerContext, s *batch.StepExecution) error {
+// A checkpoint asks fencedFirst: a fenced execution is reported as such
+// even when its step's version changed too.
+func (r *Repository) whyNotUpdated(ctx context.Context, ex sqlx.ExecerContext, s *batch.StepExecution, fencedFirst bool) error {
 	q, ok := ex.(sqlx.QueryerContext)
 	if !ok {
 		return fmt.Errorf("step execution %d version %d: %w", s.ID, s.Version, batch.ErrStaleVersion)
@@ -581,6 +590,10 @@ func (r *Repository) whyNotUpdated(ctx context.Context, ex sqlx.ExecerContext, s
 		return fmt.Errorf("step execution %d: %w", s.ID, batch.ErrNotFound)
 	case err != nil:
 		return err
+	case fencedFirst && !batch.BatchStatus(row.Status).Running():
+		// A takeover also ends the steps it finds running: for a
+		// checkpoint, that the execution ended is what matters.
+		return fmt.Errorf("step execution %d: job execution is %s: %w", s.ID, row.Status, batch.ErrFenced)
 	case row.Version != s.Version:
 		return fmt.Errorf("step execution %d version %d: %w", s.ID, s.Version, batch.ErrStaleVersion)
 	}
@@ -656,31 +669,112 @@ func (r *Repository) fence(ctx context.Context, tx *sqlx.Tx, jobExecutionID int6
 	return err
 }
 
+// checkpointSet is the SET list of the step execution columns a checkpoint
+// saves, and checkpointArgs their values in order.
+const checkpointSet = `status = ?, exit_code = ?, exit_description = ?,
+	start_time = ?, end_time = ?, last_updated = ?, read_count = ?, write_count = ?, filter_count = ?,
+	commit_count = ?, rollback_count = ?, read_skip_count = ?, process_skip_count = ?,
+	write_skip_count = ?, insert_count = ?, update_count = ?, unchanged_count = ?, delete_count = ?,
+	context = ?, version = version + 1`
+
+func checkpointArgs(s *batch.StepExecution, now time.Time, ec []byte) []any {
+	return []any{string(s.Status), s.ExitStatus.Code, s.ExitStatus.Description,
+		toNull(s.StartTime), toNull(s.EndTime), now, s.ReadCount, s.WriteCount, s.FilterCount, s.CommitCount,
+		s.RollbackCount, s.ReadSkipCount, s.ProcessSkipCount, s.WriteSkipCount, s.Changes.Inserted,
+		s.Changes.Updated, s.Changes.Unchanged, s.Changes.Deleted, string(ec)}
+}
+
+// checkpointQuery is the one statement that saves a chunk's checkpoint:
+// it applies the transaction's settings, fences — the step's job execution
+// must still be running, and where the dialect locks rows, it is locked in
+// share mode until the commit, so that a takeover waits for the chunk or
+// the chunk for the takeover — updates the step execution at its version,
+// and returns the job execution's status. It updates no row when the step
+// is stale or fenced (whyNotUpdated tells which). Parameters: the job
+// execution's id, then checkpointSet's, then the step's id and version.
+func checkpointQuery(d Dialect) string {
+	const running = `('STARTING','STARTED','STOPPING')`
+	if d.ForShare == "" {
+		// The transaction holds the database's write lock.
+		return `WITH e AS (SELECT status FROM {{p}}job_execution WHERE id = ?)
+			UPDATE {{p}}step_execution SET ` + checkpointSet + `
+			WHERE id = ? AND version = ? AND (SELECT status FROM e) IN ` + running + `
+			RETURNING (SELECT status FROM e)`
+	}
+	settings := ""
+	if d.TxSettings != "" {
+		// Materialized and asked for by the fence's condition, it is
+		// evaluated before the fence waits for its lock.
+		settings = `settings AS MATERIALIZED (SELECT ` + d.TxSettings + `), `
+	}
+	cond := ""
+	if settings != "" {
+		cond = ` AND EXISTS (SELECT 1 FROM settings)`
+	}
+	return `WITH ` + settings + `e AS MATERIALIZED (SELECT status FROM {{p}}job_execution
+			WHERE id = ?` + cond + `{{forShare}})
+		UPDATE {{p}}step_execution SET ` + checkpointSet + `
+		WHERE id = ? AND version = ? AND (SELECT status FROM e) IN ` + running + `
+		RETURNING (SELECT status FROM e)`
+}
+
+// checkpointStmt returns the checkpoint statement, prepared on the
+// repository's database the first time (database/sql prepares it again on
+// each connection it runs on, once), or nil when it could not be prepared:
+// the statement is then sent as it is. It is called before the chunk's
+// transaction begins, so that preparing it never waits for a connection
+// that the transaction holds.
+func (r *Repository) checkpointStmt(ctx context.Context) *sqlx.Stmt {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.checkpoint == nil {
+		st, err := r.db.PreparexContext(ctx, r.q.checkpoint)
+		if err != nil {
+			return nil // tried again at the next chunk
+		}
+		r.checkpoint = st
+	}
+	return r.checkpoint
+}
+
 // CommitChunk implements repository.JobRepository. write gets a context
-// carrying a chunk transaction on the repository's database.
+// carrying a chunk transaction on the repository's database; the
+// checkpoint is then one statement in it (checkpointQuery).
 func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, write func(ctx context.Context) error) (batch.BatchStatus, error) {
+	st := r.checkpointStmt(ctx)
 	wctx, ct := repository.BeginChunk(ctx, r.db, r.d.TxOptions)
 	defer func() { _ = ct.Rollback() }()
 	if err := write(wctx); err != nil {
 		return "", err
 	}
+	ec, err := repository.MarshalContext(s.Context)
+	if err != nil {
+		return "", r.wrap("commit chunk", err)
+	}
 	tx, err := ct.Tx()
 	if err != nil {
 		return "", r.wrap("commit chunk", err)
 	}
-	if err := r.setup(ctx, tx); err != nil {
-		return "", r.wrap("commit chunk", err)
+	now := time.Now().UTC()
+	args := append(append([]any{s.JobExecutionID}, checkpointArgs(s, now, ec)...), s.ID, s.Version)
+	var row *sqlx.Row
+	if st != nil {
+		row = tx.StmtxContext(ctx, st).QueryRowxContext(ctx, args...)
+	} else {
+		row = tx.QueryRowxContext(ctx, r.q.checkpoint, args...)
 	}
-	status, err := r.fenceStatus(ctx, tx, s.JobExecutionID)
+	var status string
+	err = row.Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = r.whyNotUpdated(ctx, tx, s, true)
+	}
 	if err != nil {
-		return "", r.wrap("commit chunk", err)
-	}
-	if err := r.updateStep(ctx, tx, s); err != nil {
 		return "", r.wrap("commit chunk", err)
 	}
 	if err := ct.Commit(); err != nil {
 		return "", r.wrap("commit chunk", err)
 	}
 	s.Version++
+	s.UpdatedAt = now
 	return batch.BatchStatus(status), nil
 }

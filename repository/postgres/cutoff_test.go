@@ -116,7 +116,7 @@ func TestTakeoverBehindCutOffWorker(t *testing.T) {
 	require.Eventually(t, func() bool {
 		var n int
 		_ = launcherDB.Get(&n, `SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'idle in transaction'
-			AND application_name = $1 AND query LIKE 'UPDATE %step_execution%'`, app)
+			AND application_name = $1 AND query LIKE '%UPDATE %step_execution%'`, app)
 		return n > 0
 	}, 10*time.Second, 20*time.Millisecond)
 

@@ -110,8 +110,7 @@ func New(db *sqlx.DB, cfg Config) (*Repository, error) {
 		return nil, fmt.Errorf("repository postgres: LockTimeout and IdleInTransactionTimeout must be at least 1ms")
 	}
 	d := dialect
-	// One statement, so that it works in the extended protocol (pgx) too.
-	d.TxSetup = fmt.Sprintf("SELECT set_config('lock_timeout', '%dms', true), set_config('idle_in_transaction_session_timeout', '%dms', true)",
+	d.TxSettings = fmt.Sprintf("set_config('lock_timeout', '%dms', true), set_config('idle_in_transaction_session_timeout', '%dms', true)",
 		cfg.LockTimeout.Milliseconds(), cfg.IdleInTransactionTimeout.Milliseconds())
 	d.LockTimeout = cfg.LockTimeout
 	r, err := sqlrepo.New(db, d, cfg.TablePrefix)

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/internal/pgtest"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/repository"
+	"github.com/chunkwise/chunkwise/repository/postgres"
+	"github.com/chunkwise/chunkwise/repository/sqlite"
+)
+
+// The side-by-side benchmarks of the import: chunkwise against a loader
+// written by hand for the same work — read the CSV, parse and check each
+// row, load it in transactions of `chunk` rows with the progress saved in
+// each — alternated in one invocation, round after round, each round on a
+// fresh table. They report the median rows/s of each side and the median of
+// the per-round ratios (chunkwise / by hand). BENCH_ROWS (default
+// 1,000,000) and BENCH_ROUNDS (default 5) set the size; make bench runs
+// them.
+
+func benchEnv(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive number", name, s)
+	}
+	return n
+}
+
+// benchCSV writes the people file of n rows once per process.
+var benchFiles = map[int]string{}
+
+func benchCSV(b *testing.B, n int) string {
+	if p, ok := benchFiles[n]; ok {
+		return p
+	}
+	dir, err := os.MkdirTemp("", "csvimport-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, "people.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write([]string{"id", "name", "email", "amount", "created_at"})
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 1; i <= n; i++ {
+		_ = w.Write([]string{strconv.Itoa(i), fmt.Sprintf("Person, %d", i), fmt.Sprintf("p%d@example.com", i),
+			fmt.Sprintf("%d.%02d", i%10000, i%100), base.Add(time.Duration(i) * time.Minute).Format(time.RFC3339)})
+	}
+	w.Flush()
+	if err := errorsJoin(w.Error(), f.Close()); err != nil {
+		b.Fatal(err)
+	}
+	benchFiles[n] = path
+	return path
+}
+
+func errorsJoin(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sideBySide runs rounds of (by hand, chunkwise), alternating which goes
+// first, and reports the medians. Each side returns the time its load took,
+// without the setting up of its tables.
+func sideBySide(b *testing.B, rows, rounds int, byHand, chunkwise func() (time.Duration, error)) {
+	var hand, cw, ratio []float64
+	for r := 0; r < rounds; r++ {
+		sides := []func() (time.Duration, error){byHand, chunkwise}
+		if r%2 == 1 {
+			sides = []func() (time.Duration, error){chunkwise, byHand}
+		}
+		var secs [2]float64
+		for i, side := range sides {
+			took, err := side()
+			if err != nil {
+				b.Fatal(err)
+			}
+			secs[i] = took.Seconds()
+		}
+		if r%2 == 1 {
+			secs[0], secs[1] = secs[1], secs[0]
+		}
+		hand = append(hand, float64(rows)/secs[0])
+		cw = append(cw, float64(rows)/secs[1])
+		ratio = append(ratio, secs[0]/secs[1])
+	}
+	b.ReportMetric(median(hand), "hand-rows/s")
+	b.ReportMetric(median(cw), "chunkwise-rows/s")
+	b.ReportMetric(median(ratio), "ratio")
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// BenchmarkImportPostgres: the import into PostgreSQL, the repository in
+// the same database, through the library API, against a loader by hand
+// that COPYs each chunk and updates a progress row in the same
+// transaction.
+func BenchmarkImportPostgres(b *testing.B) {
+	rows, rounds := benchEnv(b, "BENCH_ROWS", 1_000_000), benchEnv(b, "BENCH_ROUNDS", 5)
+	input := benchCSV(b, rows)
+	for _, chunk := range []int{100, 1000, 10_000} {
+		b.Run(fmt.Sprintf("chunk=%d", chunk), func(b *testing.B) {
+			dsn := pgtest.DSN(b)
+			db := sqlx.MustOpen("postgres", dsn)
+			b.Cleanup(func() { _ = db.Close() })
+			for i := 0; i < b.N; i++ {
+				sideBySide(b, rows, rounds,
+					func() (time.Duration, error) { return copyByHand(db, input, chunk) },
+					func() (time.Duration, error) { return importWithChunkwise(dsn, db, input, chunk) })
+			}
+		})
+	}
+}
+
+// BenchmarkImportSQLite: the same on the embedded default, against a
+// loader by hand on the same driver with a prepared multi-row INSERT.
+func BenchmarkImportSQLite(b *testing.B) {
+	rows, rounds := benchEnv(b, "BENCH_ROWS", 1_000_000), benchEnv(b, "BENCH_ROUNDS", 5)
+	input := benchCSV(b, rows)
+	for _, chunk := range []int{1000} {
+		b.Run(fmt.Sprintf("chunk=%d", chunk), func(b *testing.B) {
+			dir := b.TempDir()
+			n := 0
+			for i := 0; i < b.N; i++ {
+				sideBySide(b, rows, rounds,
+					func() (time.Duration, error) {
+						n++
+						return insertByHand(filepath.Join(dir, fmt.Sprintf("hand%d.db", n)), input, chunk)
+					},
+					func() (time.Duration, error) {
+						n++
+						path := filepath.Join(dir, fmt.Sprintf("cw%d.db", n))
+						repo, err := sqlite.Open(context.Background(), path, sqlite.Config{})
+						if err != nil {
+							return 0, err
+						}
+						defer repo.Close()
+						if err := repo.Migrate(context.Background()); err != nil {
+							return 0, err
+						}
+						return timed(func() error { return runImport(repo, repo.DB(), input, chunk) })
+					})
+			}
+		})
+	}
+}
+
+// timed returns how long fn took.
+func timed(fn func() error) (time.Duration, error) {
+	start := time.Now()
+	err := fn()
+	return time.Since(start), err
+}
+
+// importWithChunkwise runs the csvimport job on a fresh schema of the
+// database holding the migrated repository.
+func importWithChunkwise(dsn string, db *sqlx.DB, input string, chunk int) (time.Duration, error) {
+	schema := fmt.Sprintf("cw_%d", time.Now().UnixNano())
+	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		return 0, err
+	}
+	defer db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) //nolint:errcheck
+	repo, err := postgres.Open(context.Background(), pgtest.WithSearchPath(dsn, schema), postgres.Config{})
+	if err != nil {
+		return 0, err
+	}
+	defer repo.Close()
+	if err := repo.Migrate(context.Background()); err != nil {
+		return 0, err
+	}
+	return timed(func() error { return runImport(repo, repo.DB(), input, chunk) })
+}
+
+// runImport builds the job as the program does and runs it.
+func runImport(repo repository.JobRepository, db *sqlx.DB, input string, chunk int) error {
+	params := batch.JobParameters{"input": batch.StringParam(input), "chunk": batch.IntParam(int64(chunk))}
+	params, err := batch.ParamSpecs(parameters).Apply(params)
+	if err != nil {
+		return err
+	}
+	cfg, err := newJob(launcher.Env{DB: db, Repository: repo, Parameters: params})
+	if err != nil {
+		return err
+	}
+	job, err := batch.NewJob(jobName, cfg)
+	if err != nil {
+		return err
+	}
+	l, err := launcher.New(launcher.Config{Repository: repo})
+	if err != nil {
+		return err
+	}
+	_, err = l.Run(context.Background(), job, params)
+	return err
+}
+
+// handPerson is a row as the loader by hand parses it.
+type handPerson struct {
+	id      int64
+	name    string
+	email   string
+	amount  float64
+	created time.Time
+}
+
+// readByHand reads the file and calls load with each chunk of parsed rows
+// and the number of rows loaded after it.
+func readByHand(input string, chunk int, load func(rows []handPerson, done int64) error) error {
+	f, err := os.Open(input)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.ReuseRecord = true
+	if _, err := r.Read(); err != nil {
+		return err
+	}
+	buf := make([]handPerson, 0, chunk)
+	var done int64
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		var p handPerson
+		if p.id, err = strconv.ParseInt(rec[0], 10, 64); err != nil {
+			return err
+		}
+		p.name, p.email = strings.Clone(rec[1]), strings.Clone(rec[2])
+		if p.amount, err = strconv.ParseFloat(rec[3], 64); err != nil {
+			return err
+		}
+		if p.created, err = time.Parse(time.RFC3339, rec[4]); err != nil {
+			return err
+		}
+		if p.email == "" {
+			return fmt.Errorf("id %d: empty email", p.id)
+		}
+		buf = append(buf, p)
+		if len(buf) == chunk {
+			done += int64(len(buf))
+			if err := load(buf, done); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	if len(buf) > 0 {
+		return load(buf, done+int64(len(buf)))
+	}
+	return nil
+}
+
+// copyByHand loads the file into a fresh table with a COPY per chunk and
+// the progress row updated in the same transaction.
+func copyByHand(db *sqlx.DB, input string, chunk int) (time.Duration, error) {
+	for _, q := range []string{`DROP TABLE IF EXISTS hand_people`, `DROP TABLE IF EXISTS hand_progress`,
+		`CREATE TABLE hand_progress (job TEXT PRIMARY KEY, done BIGINT NOT NULL)`,
+		`INSERT INTO hand_progress VALUES ('import', 0)`} {
+		if _, err := db.Exec(q); err != nil {
+			return 0, err
+		}
+	}
+	return timed(func() error {
+		// The table is made by the load, as the job's first step does.
+		if _, err := db.Exec(strings.Replace(createTable, "IF NOT EXISTS people", "hand_people", 1)); err != nil {
+			return err
+		}
+		return copyChunks(db, input, chunk)
+	})
+}
+
+func copyChunks(db *sqlx.DB, input string, chunk int) error {
+	return readByHand(input, chunk, func(rows []handPerson, done int64) error {
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck
+		st, err := tx.Prepare(pq.CopyIn("hand_people", "id", "name", "email", "amount", "created_at"))
+		if err != nil {
+			return err
+		}
+		for _, p := range rows {
+			if _, err := st.Exec(p.id, p.name, p.email, p.amount, p.created); err != nil {
+				return err
+			}
+		}
+		if _, err := st.Exec(); err != nil {
+			return err
+		}
+		if err := st.Close(); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE hand_progress SET done = $1 WHERE job = 'import'`, done); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// insertByHand loads the file into a fresh SQLite file with a prepared
+// multi-row INSERT per chunk and the progress row updated in the same
+// transaction, on the driver and settings the repository uses.
+func insertByHand(path, input string, chunk int) (time.Duration, error) {
+	db, err := sqlx.Open("sqlite", sqlite.DSN(path))
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	for _, q := range []string{`CREATE TABLE progress (job TEXT PRIMARY KEY, done BIGINT NOT NULL)`,
+		`INSERT INTO progress VALUES ('import', 0)`} {
+		if _, err := db.Exec(q); err != nil {
+			return 0, err
+		}
+	}
+	return timed(func() error {
+		if _, err := db.Exec(createTable); err != nil {
+			return err
+		}
+		return insertChunks(db, input, chunk)
+	})
+}
+
+func insertChunks(db *sqlx.DB, input string, chunk int) error {
+	stmts := map[int]*sqlx.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			_ = st.Close()
+		}
+	}()
+	const perStmt = 6000 / 5 // rows per statement, under SQLite's parameter limit
+	return readByHand(input, chunk, func(rows []handPerson, done int64) error {
+		tx, err := db.Beginx()
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck
+		for len(rows) > 0 {
+			n := min(len(rows), perStmt)
+			st, ok := stmts[n]
+			if !ok {
+				q := "INSERT INTO people (id, name, email, amount, created_at) VALUES " +
+					strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", n), ", ")
+				if st, err = db.Preparex(q); err != nil {
+					return err
+				}
+				stmts[n] = st
+			}
+			args := make([]any, 0, 5*n)
+			for _, p := range rows[:n] {
+				args = append(args, p.id, p.name, p.email, p.amount, p.created)
+			}
+			if _, err := tx.Stmtx(st).Exec(args...); err != nil {
+				return err
+			}
+			rows = rows[n:]
+		}
+		if _, err := tx.Exec(`UPDATE progress SET done = ? WHERE job = 'import'`, done); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+}
