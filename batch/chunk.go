@@ -510,13 +510,20 @@ func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
 	// is left of them past its end is cleared.
 	defer func() { clear(c.bufs.slots[len(c.slots):cap(c.bufs.slots)]) }()
 	c.slots = c.bufs.slots[:0]
+	// Without item listeners and interceptors the reader is called
+	// directly: one call less per item.
+	plain := len(c.s.items) == 0 && len(c.cfg().Interceptors) == 0
 	for len(c.slots) < size {
 		index := c.base + int64(len(c.slots)) + 1
 		// The item is read into its slot, not copied there.
 		c.slots = append(c.slots, slot[T, U]{})
 		sl := &c.slots[len(c.slots)-1]
 		var err error
-		sl.in, err = c.readItem(ctx, index)
+		if plain {
+			sl.in, err = c.cfg().Reader.Read(ctx)
+		} else {
+			sl.in, err = c.readItem(ctx, index)
+		}
 		for attempt := 1; err != nil && err != io.EOF && attempt <= c.cfg().RetryLimit &&
 			ctx.Err() == nil && c.cfg().ReadRetry.Matches(err); attempt++ {
 			if werr := c.retryWait(ctx, "read", index, attempt, err); werr != nil {
@@ -674,11 +681,18 @@ func (c *chunk[T, U]) process(ctx context.Context, i int) error {
 		return nil
 	}
 	sl := &c.slots[i]
+	// Without item listeners and interceptors the processor is called
+	// directly: one call less per item.
+	plain := len(c.s.items) == 0 && len(c.cfg().Interceptors) == 0
 	index := c.base + int64(i) + 1
 	var err error
 	for attempt := 0; ; attempt++ {
 		// The result goes into the slot, not through copies.
-		sl.out, err = c.processItem(ctx, index, sl.in)
+		if plain {
+			sl.out, err = c.cfg().Processor.Process(ctx, sl.in)
+		} else {
+			sl.out, err = c.processItem(ctx, index, sl.in)
+		}
 		if err == nil {
 			sl.state = slotProcessed
 			return nil
