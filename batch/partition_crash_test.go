@@ -18,26 +18,12 @@ import (
 	"github.com/chunkwise/chunkwise/writer"
 )
 
-// writeCrashRepo is a crashRepo that dies at its at-th write of any kind —
-// a chunk's commit, the creation or save of a step execution, a save of the
-// job execution — before it lands or just after.
+// writeCrashRepo is a bookRepo that counts the chunks' commits too: it
+// dies at its at-th write of any kind — a chunk's commit, the creation or
+// save of a step execution, a save of the job execution — before it lands
+// or just after.
 type writeCrashRepo struct {
-	crashRepo
-	k atomic.Int64
-}
-
-func (r *writeCrashRepo) die(save func() error) error {
-	if r.dead.Load() {
-		return errDead
-	}
-	if r.k.Add(1) != r.at {
-		return save()
-	}
-	if r.after {
-		_ = save()
-	}
-	r.dead.Store(true)
-	return errDead
+	bookRepo
 }
 
 func (r *writeCrashRepo) CommitChunk(ctx context.Context, s *batch.StepExecution, write func(ctx context.Context) error) (batch.BatchStatus, error) {
@@ -49,18 +35,6 @@ func (r *writeCrashRepo) CommitChunk(ctx context.Context, s *batch.StepExecution
 	}
 	r.n.Store(r.at - 1) // so that crashRepo dies at this commit, before or after COMMIT
 	return r.crashRepo.CommitChunk(ctx, s, write)
-}
-
-func (r *writeCrashRepo) CreateStepExecution(ctx context.Context, s *batch.StepExecution) error {
-	return r.die(func() error { return r.Repository.CreateStepExecution(ctx, s) })
-}
-
-func (r *writeCrashRepo) UpdateStepExecution(ctx context.Context, s *batch.StepExecution) error {
-	return r.die(func() error { return r.Repository.UpdateStepExecution(ctx, s) })
-}
-
-func (r *writeCrashRepo) UpdateJobExecution(ctx context.Context, e *batch.JobExecution) error {
-	return r.die(func() error { return r.Repository.UpdateJobExecution(ctx, e) })
 }
 
 // partitionWorld is a partitioned job over 1..40 in 4 partitions, each a
@@ -193,7 +167,7 @@ func TestPartitionCrashSweep(t *testing.T) {
 	var cases []sweepCase
 	for _, concurrency := range []int{1, 4} {
 		w := newPartitionWorld(t, concurrency)
-		counter := &writeCrashRepo{crashRepo: crashRepo{Repository: w.base}}
+		counter := &writeCrashRepo{bookRepo{crashRepo: crashRepo{Repository: w.base}}}
 		w.run(t, counter)
 		w.check(t)
 		total := counter.k.Load()
@@ -202,7 +176,7 @@ func TestPartitionCrashSweep(t *testing.T) {
 			for at := int64(1); at <= total; at++ {
 				cases = append(cases, sweepCase{fmt.Sprintf("concurrency=%d/after=%v/at=%d", concurrency, after, at), func(t *testing.T) {
 					w := newPartitionWorld(t, concurrency)
-					w.run(t, &writeCrashRepo{crashRepo: crashRepo{Repository: w.base, at: at, after: after}})
+					w.run(t, &writeCrashRepo{bookRepo{crashRepo: crashRepo{Repository: w.base, at: at, after: after}}})
 					w.check(t)
 				}})
 			}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/pgtest"
@@ -314,7 +313,7 @@ func copyChunks(db *sqlx.DB, input string, chunk int) error {
 			return err
 		}
 		defer tx.Rollback() //nolint:errcheck
-		st, err := tx.Prepare(pq.CopyIn("hand_people", "id", "name", "email", "amount", "created_at"))
+		st, err := tx.Prepare(`COPY hand_people (id, name, email, amount, created_at) FROM STDIN`)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/url"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -16,24 +15,14 @@ import (
 	"github.com/chunkwise/chunkwise/internal/torture"
 )
 
-func envInt(t *testing.T, name string, def int) int {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.Atoi(s)
-	require.NoError(t, err, name)
-	return n
-}
-
 // TestTorture runs the CSV import as a separate process, kills it with
 // SIGKILL at many moments spread over the run — while reading, writing and
 // committing — restarts it after the lease each time, and checks that every
 // row is there exactly once and that the repository tells the same story.
 // `make torture` runs it with TORTURE_KILLS=30 and TORTURE_ROWS=300000.
 func TestTorture(t *testing.T) {
-	kills := envInt(t, "TORTURE_KILLS", 5)
-	rows := envInt(t, "TORTURE_ROWS", 30_000)
+	kills := exampletest.EnvInt(t, "TORTURE_KILLS", 5)
+	rows := exampletest.EnvInt(t, "TORTURE_ROWS", 30_000)
 	for name, open := range exampletest.Backends() {
 		t.Run(name, func(t *testing.T) {
 			b := open(t)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -13,16 +12,6 @@ import (
 	"github.com/chunkwise/chunkwise/internal/torture"
 )
 
-func envInt(t *testing.T, name string, def int) int {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.Atoi(s)
-	require.NoError(t, err, name)
-	return n
-}
-
 // TestTorture runs the job as a separate process, kills it with SIGKILL at
 // moments spread over the partitions' work — while they read, hash, write
 // and commit, several at once — restarts it after the lease each time, and
@@ -33,8 +22,8 @@ func envInt(t *testing.T, name string, def int) int {
 //
 //	TORTURE_KILLS=30 TORTURE_ROWS=200000 go test -run TestTorture -v ./examples/partitioned/
 func TestTorture(t *testing.T) {
-	kills := envInt(t, "TORTURE_KILLS", 4)
-	rows := envInt(t, "TORTURE_ROWS", testRows)
+	kills := exampletest.EnvInt(t, "TORTURE_KILLS", 4)
+	rows := exampletest.EnvInt(t, "TORTURE_ROWS", testRows)
 	require.GreaterOrEqual(t, rows, 100*testPartitions, "TORTURE_ROWS")
 	const rounds = 200
 	for name, open := range exampletest.Backends() {

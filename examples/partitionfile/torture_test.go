@@ -1,10 +1,8 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -15,16 +13,6 @@ import (
 	"github.com/chunkwise/chunkwise/internal/torture"
 )
 
-func envInt(t *testing.T, name string, def int) int {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.Atoi(s)
-	require.NoError(t, err, name)
-	return n
-}
-
 // TestTorture runs the job on four files at once as a separate process,
 // kills it with SIGKILL at moments spread over the run — while partitions
 // read, write their output files and commit — restarts it after the lease
@@ -32,8 +20,8 @@ func envInt(t *testing.T, name string, def int) int {
 // in order, and that the partitions' counts add up. TORTURE_KILLS (default
 // 5) and TORTURE_LINES (lines per file, default 5000) make it harder.
 func TestTorture(t *testing.T) {
-	kills := envInt(t, "TORTURE_KILLS", 5)
-	lines := envInt(t, "TORTURE_LINES", 5000)
+	kills := exampletest.EnvInt(t, "TORTURE_KILLS", 5)
+	lines := exampletest.EnvInt(t, "TORTURE_LINES", 5000)
 	const files = 4
 	for name, open := range exampletest.Backends() {
 		t.Run(name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -89,4 +90,17 @@ func Run(t *testing.T, binary, dsn string, env []string, args ...string) Result 
 		require.NoError(t, err)
 	}
 	return Result{Code: code, Stdout: stdout.String(), Stderr: stderr.String()}
+}
+
+// EnvInt returns the integer in the environment variable name, or def when
+// it is not set: the size of a longer run (TORTURE_KILLS, TORTURE_ROWS).
+func EnvInt(t testing.TB, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err, name)
+	return n
 }
