@@ -36,16 +36,27 @@ type Record struct {
 	format string         // the reader's format, for errors
 }
 
+// linearColumns is the longest header whose columns Get looks up by
+// comparing names rather than through the map.
+const linearColumns = 16
+
 // Get returns the field in the column named column in the header. If two
 // columns have that name, the first one counts.
 func (r Record) Get(column string) (string, error) {
 	if r.Header == nil {
 		return "", r.columnError(column, errors.New("no header"))
 	}
-	i, ok := r.cols[column]
-	if r.cols == nil { // a Record built by hand
+	var (
+		i  int
+		ok bool
+	)
+	if r.cols == nil || len(r.Header) <= linearColumns {
+		// A record built by hand, or a short header: comparing names
+		// (their lengths first) is cheaper than hashing them.
 		i = slices.Index(r.Header, column)
 		ok = i >= 0
+	} else {
+		i, ok = r.cols[column]
 	}
 	if !ok {
 		return "", r.columnError(column, errors.New("not in header"))
