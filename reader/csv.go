@@ -474,6 +474,26 @@ func (c *CSV[T]) Read(ctx context.Context) (T, error) {
 	return item, nil
 }
 
+// readError turns an error of encoding/csv into the reader's: a
+// *ParseError naming the line and column, or, sticky, any other. (Apart
+// from next, so that the target of errors.As, which escapes, is allocated
+// only for an error, not for every record.)
+func (c *CSV[T]) readError(err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		c.line = c.baseLine + int64(pe.Line)
+		e := &ParseError{Format: "csv", File: c.cfg.Name, Line: c.baseLine + int64(pe.StartLine)}
+		if pe.Line != pe.StartLine {
+			e.Err = fmt.Errorf("line %d, column %d: %w", c.baseLine+int64(pe.Line), pe.Column, pe.Err)
+		} else {
+			e.Err = fmt.Errorf("column %d: %w", pe.Column, pe.Err)
+		}
+		return e
+	}
+	c.err = fmt.Errorf("reader: csv %s: read after line %d: %w", c.cfg.Name, c.line, err)
+	return c.err
+}
+
 // nextData returns the next data record and the position just after it,
 // keeping FooterRecords records of look-ahead. At the end of the data it
 // checks the footer and returns io.EOF.
@@ -566,19 +586,8 @@ func (c *CSV[T]) next() (Record, error) {
 		c.err = io.EOF
 		return Record{}, io.EOF
 	}
-	if pe := (*csv.ParseError)(nil); errors.As(err, &pe) {
-		c.line = c.baseLine + int64(pe.Line)
-		e := &ParseError{Format: "csv", File: c.cfg.Name, Line: c.baseLine + int64(pe.StartLine)}
-		if pe.Line != pe.StartLine {
-			e.Err = fmt.Errorf("line %d, column %d: %w", c.baseLine+int64(pe.Line), pe.Column, pe.Err)
-		} else {
-			e.Err = fmt.Errorf("column %d: %w", pe.Column, pe.Err)
-		}
-		return Record{}, e
-	}
 	if err != nil {
-		c.err = fmt.Errorf("reader: csv %s: read after line %d: %w", c.cfg.Name, c.line, err)
-		return Record{}, c.err
+		return Record{}, c.readError(err)
 	}
 	if len(fields) == 0 { // encoding/csv never returns an empty record
 		c.err = fmt.Errorf("reader: csv %s: empty record after line %d", c.cfg.Name, c.line)
