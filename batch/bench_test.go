@@ -2,7 +2,13 @@ package batch_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/launcher"
@@ -38,4 +44,110 @@ func BenchmarkEngineOverhead(b *testing.B) {
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "items/s")
 		})
 	}
+}
+
+// BenchmarkCPUBound: a step whose processor burns CPU (SHA-256 applied 100
+// times to each item), run as one partition and as two, and with one
+// processing goroutine and two (ProcessWorkers), alternated round after
+// round; it reports the median of the per-round speed-ups. On two cores
+// the goal is 1.8× for each.
+func BenchmarkCPUBound(b *testing.B) {
+	const (
+		items  = 10_000
+		rounds = 5
+	)
+	hash := batch.ProcessorFunc[int, [32]byte](func(_ context.Context, v int) ([32]byte, error) {
+		var sum [32]byte
+		binary.LittleEndian.PutUint64(sum[:], uint64(v))
+		for range 100 {
+			sum = sha256.Sum256(sum[:])
+		}
+		return sum, nil
+	})
+	discard := batch.WriterFunc[[32]byte](func(context.Context, [][32]byte) error { return nil })
+	chunkStep := func(name string, from, to, workers int) (batch.Step, error) {
+		return batch.NewChunkStep(name, batch.ChunkConfig[int, [32]byte]{
+			Reader: reader.FromSlice(seq(from, to)), Processor: hash, Writer: discard,
+			ChunkSize: 100, ProcessWorkers: workers,
+		})
+	}
+	run := func(step batch.Step) time.Duration {
+		job, err := batch.NewJob("cpu", batch.JobConfig{Steps: []batch.Step{step}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		l := mustLauncher(b, launcher.Config{Repository: memory.New()})
+		start := time.Now()
+		if _, err := l.Run(context.Background(), job, nil); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	partitioned := func(k int) batch.Step {
+		step, err := batch.NewPartitionStep("cpu", batch.PartitionConfig{
+			Partitioner: batch.PartitionerFunc(func(context.Context) ([]batch.Partition, error) {
+				var parts []batch.Partition
+				for i := range k {
+					ec := batch.ExecutionContext{}
+					if err := errors.Join(ec.Put("from", i*items/k+1), ec.Put("to", (i+1)*items/k)); err != nil {
+						return nil, err
+					}
+					parts = append(parts, batch.Partition{Name: fmt.Sprintf("p%d", i+1), Context: ec})
+				}
+				return parts, nil
+			}),
+			Step: func(name string, p batch.Partition) (batch.Step, error) {
+				from, _ := p.Context.Int64("from")
+				to, _ := p.Context.Int64("to")
+				return chunkStep(name, int(from), int(to), 0)
+			},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return step
+	}
+	workers := func(w int) batch.Step {
+		step, err := chunkStep("cpu", 1, items, w)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return step
+	}
+	for _, tt := range []struct {
+		name     string
+		one, two func() batch.Step
+	}{
+		{"partitions", func() batch.Step { return partitioned(1) }, func() batch.Step { return partitioned(2) }},
+		{"workers", func() batch.Step { return workers(1) }, func() batch.Step { return workers(2) }},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				var speedups, ones, twos []float64
+				for r := range rounds {
+					var one, two time.Duration
+					if r%2 == 0 {
+						one, two = run(tt.one()), run(tt.two())
+					} else {
+						two, one = run(tt.two()), run(tt.one())
+					}
+					ones = append(ones, float64(items)/one.Seconds())
+					twos = append(twos, float64(items)/two.Seconds())
+					speedups = append(speedups, one.Seconds()/two.Seconds())
+				}
+				b.ReportMetric(medianOf(ones), "one-items/s")
+				b.ReportMetric(medianOf(twos), "two-items/s")
+				b.ReportMetric(medianOf(speedups), "speedup")
+			}
+		})
+	}
+}
+
+func medianOf(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

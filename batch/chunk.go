@@ -774,18 +774,28 @@ func (c *chunk[T, U]) processAll(ctx context.Context, from, workers int) []outco
 	var (
 		g        errgroup.Group
 		panicked atomic.Pointer[workerPanic]
+		next     atomic.Int64 // the next item to take, from from
 	)
-	g.SetLimit(workers)
-	for i := from; i < len(c.slots); i++ {
+	process := func(i int) {
+		defer func() {
+			if v := recover(); v != nil {
+				panicked.CompareAndSwap(nil, &workerPanic{value: v, stack: debug.Stack()})
+			}
+		}()
+		out, err := c.attempts(ctx, i)
+		res[i-from] = outcome[U]{out: out, err: err}
+	}
+	// Each goroutine takes the next item until none is left: no goroutine
+	// per item.
+	for range min(workers, len(res)) {
 		g.Go(func() error {
-			defer func() {
-				if v := recover(); v != nil {
-					panicked.CompareAndSwap(nil, &workerPanic{value: v, stack: debug.Stack()})
+			for {
+				i := from + int(next.Add(1)-1)
+				if i >= len(c.slots) {
+					return nil
 				}
-			}()
-			out, err := c.attempts(ctx, i)
-			res[i-from] = outcome[U]{out: out, err: err}
-			return nil
+				process(i)
+			}
 		})
 	}
 	_ = g.Wait()
