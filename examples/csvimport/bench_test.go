@@ -10,12 +10,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/internal/exampletest"
 	"github.com/chunkwise/chunkwise/internal/pgtest"
 	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/repository"
@@ -397,4 +399,66 @@ func insertChunks(db *sqlx.DB, input string, chunk int) error {
 		}
 		return tx.Commit()
 	})
+}
+
+// BenchmarkLargeInput keeps two properties of the shipped program that a
+// change could lose without a test noticing: its memory does not grow with
+// the input (peak RSS of an import of BENCH_LARGE_ROWS, default
+// 10,000,000, against one of a tenth of that; goal ≤ 1.1×), and a restart
+// near the end of a large input resumes at once (from the process's start
+// to its first new commit, after a failure at 90 % of the rows; goal
+// ≤ 1 s). On the embedded SQLite default.
+func BenchmarkLargeInput(b *testing.B) {
+	large := benchEnv(b, "BENCH_LARGE_ROWS", 10_000_000)
+	small := large / 10
+	for i := 0; i < b.N; i++ {
+		rss := map[int]float64{}
+		for _, n := range []int{small, large} {
+			path := filepath.Join(b.TempDir(), "batch.db")
+			cmd := exampletest.Command(binary, path, nil, "run", "input="+benchCSV(b, n), "chunk=1000")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("import of %d rows: %v\n%s", n, err, out)
+			}
+			rss[n] = float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024 // KiB to MiB
+		}
+		b.ReportMetric(rss[small], "small-MiB")
+		b.ReportMetric(rss[large], "large-MiB")
+		b.ReportMetric(rss[large]/rss[small], "rss-ratio")
+
+		// A failure at 90 %, then the restart, timed to its first commit.
+		path := filepath.Join(b.TempDir(), "batch.db")
+		input := benchCSV(b, large)
+		failAt := fmt.Sprintf("FAIL_AT=%d", large*9/10+1)
+		cmd := exampletest.Command(binary, path, []string{failAt}, "run", "input="+input, "chunk=1000")
+		if out, err := cmd.CombinedOutput(); err == nil {
+			b.Fatalf("the run with %s did not fail:\n%s", failAt, out)
+		}
+		db, err := sqlx.Open("sqlite", sqlite.DSN(path))
+		if err != nil {
+			b.Fatal(err)
+		}
+		written := func() int64 {
+			var n int64
+			_ = db.Get(&n, `SELECT COALESCE(SUM(write_count), 0) FROM batch_step_execution WHERE step_name = 'import'`)
+			return n
+		}
+		before := written()
+		restart := exampletest.Command(binary, path, nil, "run", "input="+input, "chunk=1000")
+		start := time.Now()
+		if err := restart.Start(); err != nil {
+			b.Fatal(err)
+		}
+		for written() == before {
+			if time.Since(start) > time.Minute {
+				b.Fatal("no commit within a minute of the restart")
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		firstCommit := time.Since(start)
+		if err := restart.Wait(); err != nil {
+			b.Fatalf("restart: %v", err)
+		}
+		_ = db.Close()
+		b.ReportMetric(firstCommit.Seconds(), "restart-to-first-commit-s")
+	}
 }
