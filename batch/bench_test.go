@@ -7,13 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/internal/pgtest"
 	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/repository/memory"
+	"github.com/chunkwise/chunkwise/repository/postgres"
+	"github.com/chunkwise/chunkwise/writer"
 )
 
 // BenchmarkEngineOverhead runs 100,000 items through a chunk step on the
@@ -150,4 +154,76 @@ func medianOf(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// BenchmarkRepositoryCapacity: 16 partitions with chunks of 10 tiny rows,
+// each chunk inserted and checkpointed in its transaction, on one
+// PostgreSQL repository: how many chunk commits per second the repository
+// sustains when many workers share it (goal on this machine: 3,000/s).
+func BenchmarkRepositoryCapacity(b *testing.B) {
+	const (
+		partitions = 16
+		perPart    = 1_000 // rows per partition: 100 chunks of 10
+	)
+	repo, err := postgres.Open(context.Background(), pgtest.DSN(b), postgres.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = repo.Close() })
+	if err := repo.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	db := repo.DB()
+	db.SetMaxOpenConns(partitions + 4)
+	if _, err := db.Exec(`CREATE TABLE tiny (id BIGINT PRIMARY KEY, part TEXT NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	var asked atomic.Int64
+	var commits []float64
+	for i := 0; i < b.N; i++ {
+		if _, err := db.Exec(`TRUNCATE tiny`); err != nil {
+			b.Fatal(err)
+		}
+		step, err := batch.NewPartitionStep("load", batch.PartitionConfig{
+			Partitioner: rangePartitions(partitions*perPart, partitions, &asked),
+			Step: func(name string, p batch.Partition) (batch.Step, error) {
+				from, _ := p.Context.Int64("from")
+				to, _ := p.Context.Int64("to")
+				w, err := writer.NewSQL(writer.SQLConfig[int]{DB: db, Table: "tiny", Columns: []string{"id", "part"},
+					Values: func(v int) []any { return []any{v, p.Name} }})
+				if err != nil {
+					return nil, err
+				}
+				return batch.NewChunkStep(name, batch.ChunkConfig[int, int]{
+					Reader: reader.FromSlice(seq(int(from), int(to))), Writer: w, ChunkSize: 10,
+				})
+			},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		job, err := batch.NewJob("capacity", batch.JobConfig{Steps: []batch.Step{step}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		l := mustLauncher(b, launcher.Config{Repository: repo})
+		start := time.Now()
+		exec, err := l.Run(context.Background(), job, batch.JobParameters{"run": batch.IntParam(int64(i))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		ses, err := repo.StepExecutions(context.Background(), exec.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var n int64
+		for _, se := range ses {
+			if se.StepName != "load" {
+				n += se.CommitCount
+			}
+		}
+		commits = append(commits, float64(n)/took.Seconds())
+	}
+	b.ReportMetric(medianOf(commits), "commits/s")
 }
