@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/stretchr/testify/require"
@@ -537,12 +538,13 @@ func TestLostCommitAnswerIsNotWrittenTwice(t *testing.T) {
 func TestTransient(t *testing.T) {
 	for _, err := range []error{
 		&pq.Error{Code: "40001"}, &pq.Error{Code: "40P01"}, &pq.Error{Code: "57P01"}, &pq.Error{Code: "08006"},
+		&pgconn.PgError{Code: "40001"}, fmt.Errorf("x: %w", &pgconn.PgError{Code: "08006"}),
 		fmt.Errorf("x: %w", syscall.ECONNRESET), io.ErrUnexpectedEOF,
 	} {
 		require.True(t, batch.Transient.Matches(err), "%v", err)
 	}
 	for _, err := range []error{
-		&pq.Error{Code: "23505"}, errBad, context.Canceled, fmt.Errorf("x: %w", context.DeadlineExceeded), nil,
+		&pq.Error{Code: "23505"}, &pgconn.PgError{Code: "23505"}, errBad, context.Canceled, fmt.Errorf("x: %w", context.DeadlineExceeded), nil,
 	} {
 		require.False(t, batch.Transient.Matches(err), "%v", err)
 	}

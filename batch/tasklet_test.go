@@ -158,6 +158,8 @@ func TestTaskletJoinOnMemoryRepositoryFailsClosed(t *testing.T) {
 	step, err := batch.NewTaskletStep("create", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
 		func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
 			require.False(t, batch.InChunkTx(ctx, db.DB))
+			raw := batch.JoinRaw(ctx, db.DB, func(any) error { panic("no connection to hand") })
+			require.ErrorIs(t, raw, batch.ErrNoChunkTx)
 			tx, err := batch.JoinTxx(ctx, db)
 			if err != nil {
 				return batch.Finished, err

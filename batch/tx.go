@@ -50,7 +50,41 @@ func JoinTxx(ctx context.Context, db *sqlx.DB) (*sqlx.Tx, error) {
 	return join(ctx, db.DB)
 }
 
+// JoinRaw runs f with the driver's connection that the chunk's transaction
+// runs on, when db is the job repository's database handle, beginning the
+// transaction if no one has yet: for what database/sql cannot express, such
+// as pgx's bulk CopyFrom. With the PostgreSQL repository's default driver
+// driverConn is a *stdlib.Conn of github.com/jackc/pgx/v5/stdlib, whose Conn
+// method returns the *pgx.Conn; what runs on it runs inside the chunk's
+// transaction and commits with the checkpoint. f must not commit or roll
+// back, and must not keep the connection past its return. It refuses as
+// [JoinTx] does.
+func JoinRaw(ctx context.Context, db *sql.DB, f func(driverConn any) error) error {
+	ct, err := chunkTx(ctx, db)
+	if err != nil {
+		return err
+	}
+	if _, err := ct.Tx(); err != nil {
+		return fmt.Errorf("batch: begin chunk transaction: %w", err)
+	}
+	return ct.Raw(f)
+}
+
 func join(ctx context.Context, db *sql.DB) (*sqlx.Tx, error) {
+	ct, err := chunkTx(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := ct.Tx()
+	if err != nil {
+		return nil, fmt.Errorf("batch: begin chunk transaction: %w", err)
+	}
+	return tx, nil
+}
+
+// chunkTx returns the transaction of ctx's chunk that a component on db
+// joins, or why there is none.
+func chunkTx(ctx context.Context, db *sql.DB) (*chunktx.Tx, error) {
 	ct, reason := chunktx.From(ctx)
 	switch {
 	case db == nil:
@@ -63,11 +97,7 @@ func join(ctx context.Context, db *sql.DB) (*sqlx.Tx, error) {
 		return nil, fmt.Errorf("%w: the database handle is not the job repository's; a transaction cannot span two connection pools, "+
 			"so build the component on the repository's handle (its DB method) or let it commit on its own", ErrNoChunkTx)
 	}
-	tx, err := ct.Tx()
-	if err != nil {
-		return nil, fmt.Errorf("batch: begin chunk transaction: %w", err)
-	}
-	return tx, nil
+	return ct, nil
 }
 
 // InChunkTx reports whether the chunk that ctx belongs to has a transaction

@@ -520,7 +520,7 @@ func openRepository(ctx context.Context, db string, mode openMode, prog string) 
 	case dbPostgres:
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
-		pg, err := postgres.Open(cctx, db, postgres.Config{})
+		pg, err := postgres.Open(cctx, db, postgres.Config{Driver: os.Getenv("BATCH_POSTGRES_DRIVER")})
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("job repository %s: %s", ref.shown, ref.scrub(err.Error()))
 		}
@@ -613,6 +613,13 @@ func parseDB(db string) dbRef {
 				ref.secrets = append(ref.secrets, pass)
 				if p, err := url.PathUnescape(pass); err == nil && p != pass {
 					ref.secrets = append(ref.secrets, p)
+				}
+				// A driver that splits the URL elsewhere (a password holding
+				// '/' read as a host and a path) may quote any part of it.
+				for _, w := range strings.FieldsFunc(pass, func(r rune) bool { return strings.ContainsRune("/#?:@", r) }) {
+					if len(w) >= 3 && w != pass {
+						ref.secrets = append(ref.secrets, w)
+					}
 				}
 			}
 		}

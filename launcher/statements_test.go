@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/qustavo/sqlhooks/v2"
@@ -37,11 +38,13 @@ func (c *statementCounter) After(ctx context.Context, _ string, _ ...any) (conte
 
 var (
 	pqStatements     statementCounter
+	pgxStatements    statementCounter
 	sqliteStatements statementCounter
 )
 
 func init() {
 	sql.Register("postgres-counted", sqlhooks.Wrap(&pq.Driver{}, &pqStatements))
+	sql.Register("pgx-counted", sqlhooks.Wrap(stdlib.GetDefaultDriver(), &pgxStatements))
 	sql.Register("sqlite-counted", sqlhooks.Wrap(&sqlitedrv.Driver{}, &sqliteStatements))
 }
 
@@ -66,22 +69,8 @@ func TestStatementsIndependentOfHistory(t *testing.T) {
 			require.NoError(t, repo.Migrate(context.Background()))
 			return repo, db
 		}},
-		"postgres": {&pqStatements, func(t *testing.T) (repository.JobRepository, *sqlx.DB) {
-			dsn := pgtest.DSN(t)
-			// Migrations run several statements at once, which only the
-			// simple protocol takes: they run on a plain connection.
-			plain, err := postgres.Open(context.Background(), dsn, postgres.Config{})
-			require.NoError(t, err)
-			require.NoError(t, plain.Migrate(context.Background()))
-			require.NoError(t, plain.Close())
-			sdb, err := sql.Open("postgres-counted", dsn)
-			require.NoError(t, err)
-			db := sqlx.NewDb(sdb, "postgres")
-			t.Cleanup(func() { _ = db.Close() })
-			repo, err := postgres.New(db, postgres.Config{})
-			require.NoError(t, err)
-			return repo, db
-		}},
+		"postgres-pq":  {&pqStatements, openCountedPostgres("postgres-counted")},
+		"postgres-pgx": {&pgxStatements, openCountedPostgres("pgx-counted")},
 	}
 	for name, b := range backends {
 		t.Run(name, func(t *testing.T) {
@@ -115,6 +104,27 @@ func TestStatementsIndependentOfHistory(t *testing.T) {
 			require.Equal(t, int64(1), few.perChunk, "one statement per chunk commit: the checkpoint")
 			require.Equal(t, few, many, "the same statements with 10,000 earlier executions as with 10")
 		})
+	}
+}
+
+// openCountedPostgres opens a PostgreSQL repository on a fresh schema
+// through the counting driver named driver.
+func openCountedPostgres(driver string) func(t *testing.T) (repository.JobRepository, *sqlx.DB) {
+	return func(t *testing.T) (repository.JobRepository, *sqlx.DB) {
+		dsn := pgtest.DSN(t)
+		// Migrations run several statements at once, which only the
+		// simple protocol takes: they run on a plain connection.
+		plain, err := postgres.Open(context.Background(), dsn, postgres.Config{})
+		require.NoError(t, err)
+		require.NoError(t, plain.Migrate(context.Background()))
+		require.NoError(t, plain.Close())
+		sdb, err := sql.Open(driver, dsn)
+		require.NoError(t, err)
+		db := sqlx.NewDb(sdb, "postgres")
+		t.Cleanup(func() { _ = db.Close() })
+		repo, err := postgres.New(db, postgres.Config{})
+		require.NoError(t, err)
+		return repo, db
 	}
 }
 

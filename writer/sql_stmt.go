@@ -72,6 +72,45 @@ func withTx(ctx context.Context, db *sqlx.DB, own bool, name string, fn func(tx 
 	return nil
 }
 
+// withRaw is withTx for a writer that works on the driver's connection the
+// transaction runs on (see batch.JoinRaw).
+func withRaw(ctx context.Context, db *sqlx.DB, own bool, name string, fn func(driverConn any) (batch.Changes, error)) error {
+	var c batch.Changes
+	raw := func(driverConn any) error {
+		var err error
+		c, err = fn(driverConn)
+		return err
+	}
+	if !own {
+		if err := batch.JoinRaw(ctx, db.DB, raw); err != nil {
+			if errors.Is(err, batch.ErrNoChunkTx) {
+				return fmt.Errorf("writer: %s: %w", name, err)
+			}
+			return err
+		}
+		batch.ReportChanges(ctx, c)
+		return nil
+	}
+	conn, err := db.Connx(ctx)
+	if err != nil {
+		return fmt.Errorf("writer: %s: connect: %w", name, err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("writer: %s: begin: %w", name, err)
+	}
+	if err := conn.Raw(raw); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("writer: %s: commit: %w", name, err)
+	}
+	batch.ReportChanges(ctx, c)
+	return nil
+}
+
 // stmtKey names one statement of a writer: what it does, and for how many
 // rows when its text depends on that.
 type stmtKey struct {

@@ -36,13 +36,20 @@ func backends(t *testing.T) map[string]func(t *testing.T) sqlRepo {
 			require.NoError(t, r.Migrate(context.Background()))
 			return r
 		},
-		"postgres": func(t *testing.T) sqlRepo {
-			r, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Config{})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = r.Close() })
-			require.NoError(t, r.Migrate(context.Background()))
-			return r
-		},
+		"postgres":    openPostgres(postgres.DriverPgx),
+		"postgres-pq": openPostgres(postgres.DriverPQ),
+	}
+}
+
+// openPostgres opens a PostgreSQL repository on a fresh schema, connected
+// with driver.
+func openPostgres(driver string) func(t *testing.T) sqlRepo {
+	return func(t *testing.T) sqlRepo {
+		r, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Config{Driver: driver})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = r.Close() })
+		require.NoError(t, r.Migrate(context.Background()))
+		return r
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/chunkwise/chunkwise/batch"
@@ -128,19 +129,27 @@ func median(xs []float64) float64 {
 // BenchmarkImportPostgres: the import into PostgreSQL, the repository in
 // the same database, through the library API, against a loader by hand
 // that COPYs each chunk and updates a progress row in the same
-// transaction.
+// transaction. With driver=pgx both sides use pgx (chunkwise its default
+// repository, the loader a pgx.Conn and CopyFrom: the fastest way by
+// hand); with driver=pq both use lib/pq.
 func BenchmarkImportPostgres(b *testing.B) {
 	rows, rounds := benchEnv(b, "BENCH_ROWS", 1_000_000), benchEnv(b, "BENCH_ROUNDS", 5)
 	input := benchCSV(b, rows)
-	for _, chunk := range []int{100, 1000, 10_000} {
-		b.Run(fmt.Sprintf("chunk=%d", chunk), func(b *testing.B) {
+	for _, c := range []struct {
+		driver string
+		chunk  int
+	}{{postgres.DriverPgx, 100}, {postgres.DriverPgx, 1000}, {postgres.DriverPgx, 10_000}, {postgres.DriverPQ, 1000}} {
+		b.Run(fmt.Sprintf("driver=%s/chunk=%d", c.driver, c.chunk), func(b *testing.B) {
 			dsn := pgtest.DSN(b)
 			db := sqlx.MustOpen("postgres", dsn)
 			b.Cleanup(func() { _ = db.Close() })
+			byHand := func() (time.Duration, error) { return copyByHand(db, input, c.chunk) }
+			if c.driver == postgres.DriverPgx {
+				byHand = func() (time.Duration, error) { return copyFromByHand(db, dsn, input, c.chunk) }
+			}
 			for i := 0; i < b.N; i++ {
-				sideBySide(b, rows, rounds,
-					func() (time.Duration, error) { return copyByHand(db, input, chunk) },
-					func() (time.Duration, error) { return importWithChunkwise(dsn, db, input, chunk) })
+				sideBySide(b, rows, rounds, byHand,
+					func() (time.Duration, error) { return importWithChunkwise(dsn, db, c.driver, input, c.chunk) })
 			}
 		})
 	}
@@ -188,13 +197,13 @@ func timed(fn func() error) (time.Duration, error) {
 
 // importWithChunkwise runs the csvimport job on a fresh schema of the
 // database holding the migrated repository.
-func importWithChunkwise(dsn string, db *sqlx.DB, input string, chunk int) (time.Duration, error) {
+func importWithChunkwise(dsn string, db *sqlx.DB, driver, input string, chunk int) (time.Duration, error) {
 	schema := fmt.Sprintf("cw_%d", time.Now().UnixNano())
 	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
 		return 0, err
 	}
 	defer db.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) //nolint:errcheck
-	repo, err := postgres.Open(context.Background(), pgtest.WithSearchPath(dsn, schema), postgres.Config{})
+	repo, err := postgres.Open(context.Background(), pgtest.WithSearchPath(dsn, schema), postgres.Config{Driver: driver})
 	if err != nil {
 		return 0, err
 	}
@@ -334,6 +343,47 @@ func copyChunks(db *sqlx.DB, input string, chunk int) error {
 			return err
 		}
 		return tx.Commit()
+	})
+}
+
+// copyFromByHand is copyByHand on a pgx connection, with pgx's CopyFrom.
+func copyFromByHand(db *sqlx.DB, dsn, input string, chunk int) (time.Duration, error) {
+	for _, q := range []string{`DROP TABLE IF EXISTS hand_people`, `DROP TABLE IF EXISTS hand_progress`,
+		`CREATE TABLE hand_progress (job TEXT PRIMARY KEY, done BIGINT NOT NULL)`,
+		`INSERT INTO hand_progress VALUES ('import', 0)`} {
+		if _, err := db.Exec(q); err != nil {
+			return 0, err
+		}
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	return timed(func() error {
+		if _, err := conn.Exec(ctx, strings.Replace(createTable, "IF NOT EXISTS people", "hand_people", 1)); err != nil {
+			return err
+		}
+		table, columns := pgx.Identifier{"hand_people"}, []string{"id", "name", "email", "amount", "created_at"}
+		return readByHand(input, chunk, func(rows []handPerson, done int64) error {
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback(ctx) //nolint:errcheck
+			_, err = tx.CopyFrom(ctx, table, columns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+				p := &rows[i]
+				return []any{p.id, p.name, p.email, p.amount, p.created}, nil
+			}))
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE hand_progress SET done = $1 WHERE job = 'import'`, done); err != nil {
+				return err
+			}
+			return tx.Commit(ctx)
+		})
 	})
 }
 

@@ -21,8 +21,9 @@ type Tx struct {
 	db   *sqlx.DB
 	opts *sql.TxOptions
 
-	mu sync.Mutex
-	tx *sqlx.Tx
+	mu   sync.Mutex
+	conn *sqlx.Conn // the connection tx runs on, for Raw
+	tx   *sqlx.Tx
 }
 
 // New returns a transaction on db that has not begun.
@@ -38,13 +39,43 @@ func (c *Tx) Tx() (*sqlx.Tx, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.tx == nil {
-		tx, err := c.db.BeginTxx(c.ctx, c.opts)
+		conn, err := c.db.Connx(c.ctx)
 		if err != nil {
 			return nil, err
 		}
-		c.tx = tx
+		tx, err := conn.BeginTxx(c.ctx, c.opts)
+		if err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		c.conn, c.tx = conn, tx
 	}
 	return c.tx, nil
+}
+
+// Raw runs f with the driver's connection that the transaction runs on
+// (beginning the transaction on first call), for what database/sql cannot
+// say, such as pgx's CopyFrom. f must not commit, roll back or keep the
+// connection.
+func (c *Tx) Raw(f func(driverConn any) error) error {
+	if _, err := c.Tx(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn == nil {
+		return sql.ErrTxDone
+	}
+	return conn.Raw(f)
+}
+
+// end closes the transaction's connection, returning it to the pool.
+func (c *Tx) end() {
+	if c.conn != nil {
+		_ = c.conn.Close()
+	}
+	c.conn, c.tx = nil, nil
 }
 
 // Commit commits the transaction if it began.
@@ -55,7 +86,7 @@ func (c *Tx) Commit() error {
 		return nil
 	}
 	err := c.tx.Commit()
-	c.tx = nil
+	c.end()
 	return err
 }
 
@@ -67,7 +98,7 @@ func (c *Tx) Rollback() error {
 		return nil
 	}
 	err := c.tx.Rollback()
-	c.tx = nil
+	c.end()
 	if errors.Is(err, sql.ErrTxDone) {
 		return nil
 	}

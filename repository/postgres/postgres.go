@@ -1,9 +1,13 @@
 // Package postgres is the PostgreSQL job repository, for production.
 //
-// Build it on a *sqlx.DB of any database/sql PostgreSQL driver (lib/pq is
-// registered by this package as "postgres"; pgx's stdlib works as well):
+// Open connects with pgx/v5 (through its database/sql adapter) unless
+// Config.Driver says lib/pq; or build the repository on a *sqlx.DB of any
+// database/sql PostgreSQL driver, named "postgres" for sqlx (lib/pq is
+// registered by this package as "postgres"):
 //
-//	db, err := sqlx.Open("postgres", dsn)
+//	repo, err := postgres.Open(ctx, dsn, postgres.Config{})
+//
+//	db := sqlx.NewDb(stdlib.OpenDB(*pgxConfig), "postgres")
 //	repo, err := postgres.New(db, postgres.Config{})
 //	err = repo.Migrate(ctx)
 //
@@ -26,6 +30,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq" // also the "postgres" database/sql driver
 
@@ -60,7 +66,18 @@ type Config struct {
 	// swallows packets fails a commit or a heartbeat after it, so that a
 	// process cut off from its repository notices. Default 30s.
 	TCPUserTimeout time.Duration
+	// Driver is the database/sql driver Open connects with: DriverPgx, the
+	// default (pgx/v5: statements prepared once per connection and reused,
+	// parameters sent in binary, and the Copy writer's rows through
+	// CopyFrom), or DriverPQ (lib/pq). New takes a handle of any driver.
+	Driver string
 }
+
+// The drivers Open connects with.
+const (
+	DriverPgx = "pgx"
+	DriverPQ  = "pq"
+)
 
 // Repository is the PostgreSQL job repository: a repository.JobRepository.
 type Repository struct {
@@ -125,20 +142,35 @@ func New(db *sqlx.DB, cfg Config) (*Repository, error) {
 const DefaultConnectTimeout = 10 * time.Second
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
-// string) with lib/pq, checks the connection, and returns a repository that
-// Close closes. Unless dsn (or PGCONNECT_TIMEOUT) sets connect_timeout,
-// every connection of the pool gives up after DefaultConnectTimeout: a
-// server that accepts and never answers does not hang the program.
+// string) with the driver cfg names (pgx by default), checks the
+// connection, and returns a repository that Close closes. Unless dsn (or
+// PGCONNECT_TIMEOUT) sets connect_timeout, every connection of the pool
+// gives up after DefaultConnectTimeout: a server that accepts and never
+// answers does not hang the program.
 func Open(ctx context.Context, dsn string, cfg Config) (*Repository, error) {
-	connector, err := pq.NewConnector(withConnectTimeout(dsn))
-	if err != nil {
-		return nil, fmt.Errorf("repository postgres: %w", err)
-	}
 	if cfg.TCPUserTimeout <= 0 {
 		cfg.TCPUserTimeout = 30 * time.Second
 	}
-	connector.Dialer(newDialer(cfg.TCPUserTimeout))
-	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
+	var sqldb *sql.DB
+	switch cfg.Driver {
+	case "", DriverPgx:
+		pc, err := pgx.ParseConfig(withConnectTimeout(dsn))
+		if err != nil {
+			return nil, fmt.Errorf("repository postgres: %w", err)
+		}
+		pc.DialFunc = newDialer(cfg.TCPUserTimeout).DialContext
+		sqldb = stdlib.OpenDB(*pc)
+	case DriverPQ:
+		connector, err := pq.NewConnector(withConnectTimeout(dsn))
+		if err != nil {
+			return nil, fmt.Errorf("repository postgres: %w", err)
+		}
+		connector.Dialer(newDialer(cfg.TCPUserTimeout))
+		sqldb = sql.OpenDB(connector)
+	default:
+		return nil, fmt.Errorf("repository postgres: unknown driver %q: want %q or %q", cfg.Driver, DriverPgx, DriverPQ)
+	}
+	db := sqlx.NewDb(sqldb, "postgres")
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("repository postgres: connect: %w", err)

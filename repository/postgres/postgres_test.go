@@ -16,19 +16,32 @@ import (
 	"github.com/chunkwise/chunkwise/repository/repotest"
 )
 
-func open(t *testing.T) *postgres.Repository {
-	repo, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Config{})
+func open(t *testing.T) *postgres.Repository { return openWith(t, "") }
+
+func openWith(t *testing.T, driver string) *postgres.Repository {
+	repo, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Config{Driver: driver})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = repo.Close() })
 	require.NoError(t, repo.Migrate(context.Background()))
 	return repo
 }
 
+// TestConformance runs the repository's conformance suite on both drivers
+// Open connects with.
 func TestConformance(t *testing.T) {
-	repotest.Run(t, repotest.Harness{
-		New: func(t *testing.T) repository.JobRepository { return open(t) },
-		DB:  func(r repository.JobRepository) *sqlx.DB { return r.(*postgres.Repository).DB() },
-	})
+	for _, driver := range []string{postgres.DriverPgx, postgres.DriverPQ} {
+		t.Run(driver, func(t *testing.T) {
+			repotest.Run(t, repotest.Harness{
+				New: func(t *testing.T) repository.JobRepository { return openWith(t, driver) },
+				DB:  func(r repository.JobRepository) *sqlx.DB { return r.(*postgres.Repository).DB() },
+			})
+		})
+	}
+}
+
+func TestOpenRefusesUnknownDriver(t *testing.T) {
+	_, err := postgres.Open(context.Background(), "postgres://nowhere/db", postgres.Config{Driver: "mysql"})
+	require.ErrorContains(t, err, `unknown driver "mysql"`)
 }
 
 func TestMigrateConcurrentlyAndIdempotent(t *testing.T) {
