@@ -799,8 +799,9 @@ func TestLostRepositoryStopsTheRun(t *testing.T) {
 // have not run.
 func TestSummaryOfSixteenPartitions(t *testing.T) {
 	var (
-		reg  launcher.Registry
-		fail atomic.Bool
+		reg   launcher.Registry
+		fail  atomic.Bool
+		began = make(chan string, 16) // partitions in their first write
 	)
 	fail.Store(true)
 	reg.MustRegister("parts", func(launcher.Env) (batch.JobConfig, error) {
@@ -825,9 +826,15 @@ func TestSummaryOfSixteenPartitions(t *testing.T) {
 						}
 						switch p.Name {
 						case "p1":
+							if items[0] == 1 { // p2 to p4 have begun before p1 ends
+								for range 3 {
+									<-began
+								}
+							}
 						case "p5":
 							return errors.New("p5 broke")
 						default:
+							began <- p.Name
 							<-batch.Stopping(ctx) // until p5 failed
 						}
 						return nil
