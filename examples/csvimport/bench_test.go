@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -87,10 +88,11 @@ func errorsJoin(errs ...error) error {
 	return nil
 }
 
-// sideBySide runs rounds of (by hand, chunkwise), alternating which goes
-// first, and reports the medians. Each side returns the time its load took,
-// without the setting up of its tables.
-func sideBySide(b *testing.B, rows, rounds int, byHand, chunkwise func() (time.Duration, error)) {
+// sideBySide runs rounds of (the other side, chunkwise), alternating which
+// goes first, and reports the medians, the other side's rows/s under its
+// name. Each side returns the time its load took, without the setting up of
+// its tables.
+func sideBySide(b *testing.B, rows, rounds int, other string, byHand, chunkwise func() (time.Duration, error)) {
 	var hand, cw, ratio []float64
 	for r := 0; r < rounds; r++ {
 		sides := []func() (time.Duration, error){byHand, chunkwise}
@@ -112,7 +114,7 @@ func sideBySide(b *testing.B, rows, rounds int, byHand, chunkwise func() (time.D
 		cw = append(cw, float64(rows)/secs[1])
 		ratio = append(ratio, secs[0]/secs[1])
 	}
-	b.ReportMetric(median(hand), "hand-rows/s")
+	b.ReportMetric(median(hand), other+"-rows/s")
 	b.ReportMetric(median(cw), "chunkwise-rows/s")
 	b.ReportMetric(median(ratio), "ratio")
 }
@@ -148,7 +150,7 @@ func BenchmarkImportPostgres(b *testing.B) {
 				byHand = func() (time.Duration, error) { return copyFromByHand(db, dsn, input, c.chunk) }
 			}
 			for i := 0; i < b.N; i++ {
-				sideBySide(b, rows, rounds, byHand,
+				sideBySide(b, rows, rounds, "hand", byHand,
 					func() (time.Duration, error) { return importWithChunkwise(dsn, db, c.driver, input, c.chunk) })
 			}
 		})
@@ -165,7 +167,7 @@ func BenchmarkImportSQLite(b *testing.B) {
 			dir := b.TempDir()
 			n := 0
 			for i := 0; i < b.N; i++ {
-				sideBySide(b, rows, rounds,
+				sideBySide(b, rows, rounds, "hand",
 					func() (time.Duration, error) {
 						n++
 						return insertByHand(filepath.Join(dir, fmt.Sprintf("hand%d.db", n)), input, chunk)
@@ -510,5 +512,80 @@ func BenchmarkLargeInput(b *testing.B) {
 		}
 		_ = db.Close()
 		b.ReportMetric(firstCommit.Seconds(), "restart-to-first-commit-s")
+	}
+}
+
+// BenchmarkRiver: the shipped program against the same job written with
+// River on pgx (the riverload module beside this file: a resumable cursor
+// step, a CopyFrom of each chunk plus the cursor in one transaction), both
+// as whole processes on a fresh schema whose tables each has created
+// beforehand (a deployment migrates once), alternated. BENCH_RIVER_ROWS
+// (default 100,000) rows, chunk 1000. The ratio is chunkwise's rows/s over
+// River's.
+func BenchmarkRiver(b *testing.B) {
+	rows, rounds := benchEnv(b, "BENCH_RIVER_ROWS", 100_000), benchEnv(b, "BENCH_ROUNDS", 5)
+	input := benchCSV(b, rows)
+	riverload := filepath.Join(b.TempDir(), "riverload")
+	build := exec.Command("go", "build", "-o", riverload, ".")
+	build.Dir = "riverload"
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build riverload: %v\n%s", err, out)
+	}
+	server := pgtest.ServerDSN(b)
+	admin := sqlx.MustOpen("postgres", server)
+	b.Cleanup(func() { _ = admin.Close() })
+	// fresh returns the DSN of a new schema, dropped at the end.
+	fresh := func(prefix string) (string, error) {
+		schema := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+		if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+			return "", err
+		}
+		b.Cleanup(func() { _, _ = admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`) })
+		return pgtest.WithSearchPath(server, schema), nil
+	}
+	// process runs a prepared command and returns how long it took, after
+	// checking that it loaded every row.
+	process := func(dsn string, setup, load *exec.Cmd) (time.Duration, error) {
+		if out, err := setup.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("%s: %v\n%s", setup, err, out)
+		}
+		took, err := timed(func() error {
+			if out, err := load.CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %v\n%s", load, err, out)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		db, err := sqlx.Open("postgres", dsn)
+		if err != nil {
+			return 0, err
+		}
+		defer db.Close()
+		var n int
+		if err := db.Get(&n, `SELECT COUNT(*) FROM people`); err != nil || n != rows {
+			return 0, fmt.Errorf("%d rows loaded of %d (%v)", n, rows, err)
+		}
+		return took, nil
+	}
+	for i := 0; i < b.N; i++ {
+		sideBySide(b, rows, rounds, "river",
+			func() (time.Duration, error) {
+				dsn, err := fresh("river")
+				if err != nil {
+					return 0, err
+				}
+				return process(dsn, exec.Command(riverload, "-dsn", dsn, "-migrate-only"),
+					exec.Command(riverload, "-dsn", dsn, "-input", input, "-chunk", "1000"))
+			},
+			func() (time.Duration, error) {
+				dsn, err := fresh("cw")
+				if err != nil {
+					return 0, err
+				}
+				return process(dsn, exampletest.Command(binary, dsn, nil, "migrate"),
+					exampletest.Command(binary, dsn, nil, "run", "input="+input, "chunk=1000"))
+			})
 	}
 }
