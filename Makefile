@@ -28,6 +28,7 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+	cd examples/csvimport/riverload && $(GO) vet ./... # BenchmarkRiver's other side, a module of its own
 
 ## demo: import the bundled sample CSV into a fresh SQLite file, then show the status.
 demo:

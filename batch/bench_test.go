@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/pgtest"
 	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/memory"
 	"github.com/chunkwise/chunkwise/repository/postgres"
 	"github.com/chunkwise/chunkwise/writer"
@@ -226,4 +229,112 @@ func BenchmarkRepositoryCapacity(b *testing.B) {
 		commits = append(commits, float64(n)/took.Seconds())
 	}
 	b.ReportMetric(medianOf(commits), "commits/s")
+}
+
+// BenchmarkCheckpointCost: what the job repository costs per chunk commit —
+// 100,000 items in chunks of 10 (Spring Batch's shape for this measure),
+// the writer doing nothing, on a PostgreSQL repository (pgx, then lib/pq)
+// minus the same on the memory repository, divided by the commits —
+// against the floor of a loader by hand on a pgx connection: "BEGIN;
+// UPDATE progress; COMMIT" per chunk. Rounds alternate the sides; medians.
+// The goal is 1.1× the floor.
+func BenchmarkCheckpointCost(b *testing.B) {
+	const (
+		n      = 100_000
+		chunk  = 10
+		chunks = n / chunk
+	)
+	rounds := 3
+	items := make([]int, n)
+	dsn := pgtest.DSN(b)
+	ctx := context.Background()
+	repos := map[string]repository.JobRepository{"memory": memory.New()}
+	for _, driver := range []string{postgres.DriverPgx, postgres.DriverPQ} {
+		repo, err := postgres.Open(ctx, dsn, postgres.Config{Driver: driver, TablePrefix: "cost_" + driver + "_"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = repo.Close() })
+		if err := repo.Migrate(ctx); err != nil {
+			b.Fatal(err)
+		}
+		repos[driver] = repo
+	}
+	run := 0
+	chunkStep := func(name string) (time.Duration, error) {
+		step, err := batch.NewChunkStep("s", batch.ChunkConfig[int, int]{
+			Reader: reader.FromSlice(items), ChunkSize: chunk,
+			Writer: batch.WriterFunc[int](func(context.Context, []int) error { return nil }),
+		})
+		if err != nil {
+			return 0, err
+		}
+		job, err := batch.NewJob("cost", batch.JobConfig{Steps: []batch.Step{step}})
+		if err != nil {
+			return 0, err
+		}
+		run++
+		l := mustLauncher(b, launcher.Config{Repository: repos[name]})
+		start := time.Now()
+		_, err = l.Run(ctx, job, batch.JobParameters{"run": batch.IntParam(int64(run))})
+		return time.Since(start), err
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close(ctx) })
+	if _, err := conn.Exec(ctx, `CREATE TABLE progress (job TEXT PRIMARY KEY, done BIGINT NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO progress VALUES ('cost', 0)`); err != nil {
+		b.Fatal(err)
+	}
+	floor := func() (time.Duration, error) {
+		start := time.Now()
+		for i := 1; i <= chunks; i++ {
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				return 0, err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE progress SET done = $1 WHERE job = 'cost'`, i*chunk); err != nil {
+				return 0, err
+			}
+			if err := tx.Commit(ctx); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start), nil
+	}
+	perChunk := map[string][]float64{}
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < rounds; r++ {
+			sides := []string{"floor", "memory", postgres.DriverPgx, postgres.DriverPQ}
+			if r%2 == 1 {
+				slices.Reverse(sides)
+			}
+			took := map[string]time.Duration{}
+			for _, side := range sides {
+				var err error
+				if side == "floor" {
+					took[side], err = floor()
+				} else {
+					took[side], err = chunkStep(side)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			ms := func(d time.Duration) float64 { return d.Seconds() * 1000 / chunks }
+			perChunk["floor"] = append(perChunk["floor"], ms(took["floor"]))
+			for _, d := range []string{postgres.DriverPgx, postgres.DriverPQ} {
+				perChunk[d] = append(perChunk[d], ms(took[d]-took["memory"]))
+			}
+			perChunk["ratio"] = append(perChunk["ratio"], float64(took[postgres.DriverPgx]-took["memory"])/float64(took["floor"]))
+		}
+	}
+	b.ReportMetric(medianOf(perChunk["floor"]), "floor-ms/chunk")
+	b.ReportMetric(medianOf(perChunk[postgres.DriverPgx]), "pgx-ms/chunk")
+	b.ReportMetric(medianOf(perChunk[postgres.DriverPQ]), "pq-ms/chunk")
+	b.ReportMetric(medianOf(perChunk["ratio"]), "pgx/floor")
 }
