@@ -114,6 +114,13 @@ type CSVConfig[T any] struct {
 	// [SameInput]: the input must be the one the checkpoint was taken on.
 	InputCheck InputCheck
 
+	// Range, when set, limits the reader to one part of the input: the
+	// records that start at Range.Start or after it and before Range.End,
+	// as [CSVRanges] cuts an input into partitions (see [CSVRangeOf]). A
+	// gzip input cannot be read in parts, and FooterRecords cannot be used
+	// with a range. Default nil: the whole input.
+	Range *CSVRange
+
 	// Map turns a record into an item. An error it returns fails that Read,
 	// wrapped in a [*ParseError] naming the file and line unless it already
 	// is or wraps one (as the errors of the [Record] helpers do). Required.
@@ -257,6 +264,18 @@ func NewCSV[T any](cfg CSVConfig[T]) (*CSV[T], error) {
 	case cfg.Footer != nil && cfg.FooterRecords == 0:
 		return nil, fmt.Errorf("reader: csv %s: a Footer func needs FooterRecords", cfg.Name)
 	}
+	if r := cfg.Range; r != nil {
+		switch {
+		case r.Start < 0 || r.End < 0 || r.End > 0 && r.End < r.Start || r.Line < 0:
+			return nil, fmt.Errorf("reader: csv %s: invalid Range %+v", cfg.Name, *r)
+		case cfg.FooterRecords > 0:
+			return nil, fmt.Errorf("reader: csv %s: FooterRecords cannot be used with a Range: the footer is at the end of the whole input", cfg.Name)
+		case cfg.Header && len(r.Header) == 0:
+			return nil, fmt.Errorf("reader: csv %s: the Range has no header and the input has one (make ranges with CSVRanges)", cfg.Name)
+		case len(r.Preamble) != cfg.SkipLines:
+			return nil, fmt.Errorf("reader: csv %s: the Range has %d skipped lines, want SkipLines %d (make ranges with CSVRanges)", cfg.Name, len(r.Preamble), cfg.SkipLines)
+		}
+	}
 	return &CSV[T]{cfg: cfg, max: int64(cfg.MaxRecordBytes)}, nil
 }
 
@@ -281,7 +300,14 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 		return err
 	}
 	var preamble []string
-	if restart && c.cfg.SkipLines > 0 {
+	if r := c.cfg.Range; r != nil && !restart {
+		// The start of a range is entered as a restart is, at a record's
+		// start, with the header and the skipped lines read by CSVRanges.
+		pos, header, preamble, restart = position{offset: r.Start, line: r.Line}, r.Header, r.Preamble, true
+		if c.cfg.Header {
+			pos.fields = len(header)
+		}
+	} else if restart && c.cfg.SkipLines > 0 {
 		if _, err := ec.Get(c.key("preamble"), &preamble); err != nil || len(preamble) != c.cfg.SkipLines {
 			return fmt.Errorf("reader: csv %s: restore: key %q: want %d lines: %v", c.cfg.Name, c.key("preamble"), c.cfg.SkipLines, err)
 		}
@@ -293,6 +319,10 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 	in, err := openInput(c.cfg.Path, c.cfg.Open)
 	if err != nil {
 		return fmt.Errorf("reader: csv %s: %w", c.cfg.Name, err)
+	}
+	if c.cfg.Range != nil && in.gz != nil {
+		_ = in.Close()
+		return fmt.Errorf("reader: csv %s: a gzip input cannot be read by byte ranges", c.cfg.Name)
 	}
 	if restart {
 		if err := in.resume(pos.offset, was, c.cfg.InputCheck); err != nil {
@@ -576,6 +606,10 @@ func (c *CSV[T]) next() (Record, error) {
 		return Record{}, c.err
 	}
 	start := c.base + c.r.InputOffset()
+	if c.cfg.Range != nil && c.cfg.Range.End > 0 && start >= c.cfg.Range.End {
+		c.err = io.EOF // the next range's records start here
+		return Record{}, io.EOF
+	}
 	c.src.start = start
 	fields, err := c.r.Read()
 	if c.src.tooLong || c.base+c.r.InputOffset()-start > c.max {

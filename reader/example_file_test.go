@@ -235,3 +235,54 @@ func ExampleFiles() {
 	// f1 2026-12-01.csv
 	// f2 2026-12-02.csv
 }
+
+// A CSV input cut into byte ranges for a partitioned step: each range
+// starts at a record (a quoted line break does not start one), and each
+// partition's reader reads its range only.
+func ExampleCSVRanges() {
+	const people = "id,name\n1,Ada\n2,\"Grace\nHopper\"\n3,Edsger\n4,Barbara\n5,Donald\n6,Frances\n"
+	type person struct {
+		ID   int64
+		Name string
+	}
+	cfg := reader.CSVConfig[person]{
+		Name:   "people.csv",
+		Open:   func() (io.ReadSeekCloser, error) { return stringFile{strings.NewReader(people)}, nil },
+		Header: true,
+		Map: func(rec reader.Record) (person, error) {
+			id, err := rec.Int("id")
+			name, _ := rec.Get("name")
+			return person{ID: id, Name: strings.ReplaceAll(name, "\n", " ")}, err
+		},
+	}
+	ranges, err := reader.CSVRanges(cfg, 3)
+	if err != nil {
+		log.Fatal(err)
+	}
+	parts, err := ranges.Partitions(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range parts {
+		part := cfg
+		if part.Range, err = reader.CSVRangeOf(p); err != nil {
+			log.Fatal(err)
+		}
+		r, err := reader.NewCSV(part)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s: bytes %d to %d, after line %d\n", p.Name, part.Range.Start, part.Range.End, part.Range.Line)
+		drain(r, batch.ExecutionContext{})
+	}
+	// Output:
+	// p1: bytes 8 to 31, after line 1
+	// {ID:1 Name:Ada}
+	// {ID:2 Name:Grace Hopper}
+	// p2: bytes 31 to 59, after line 4
+	// {ID:3 Name:Edsger}
+	// {ID:4 Name:Barbara}
+	// {ID:5 Name:Donald}
+	// p3: bytes 59 to 0, after line 7
+	// {ID:6 Name:Frances}
+}

@@ -138,10 +138,18 @@ func BenchmarkImportPostgres(b *testing.B) {
 	rows, rounds := benchEnv(b, "BENCH_ROWS", 1_000_000), benchEnv(b, "BENCH_ROUNDS", 5)
 	input := benchCSV(b, rows)
 	for _, c := range []struct {
-		driver string
-		chunk  int
-	}{{postgres.DriverPgx, 100}, {postgres.DriverPgx, 1000}, {postgres.DriverPgx, 10_000}, {postgres.DriverPQ, 1000}} {
-		b.Run(fmt.Sprintf("driver=%s/chunk=%d", c.driver, c.chunk), func(b *testing.B) {
+		driver            string
+		chunk, partitions int
+	}{
+		{postgres.DriverPgx, 100, 1}, {postgres.DriverPgx, 1000, 1}, {postgres.DriverPgx, 10_000, 1},
+		{postgres.DriverPQ, 1000, 1},
+		{postgres.DriverPgx, 1000, 2}, // against the same loader by hand, sequential
+	} {
+		name := fmt.Sprintf("driver=%s/chunk=%d", c.driver, c.chunk)
+		if c.partitions > 1 {
+			name += fmt.Sprintf("/partitions=%d", c.partitions)
+		}
+		b.Run(name, func(b *testing.B) {
 			dsn := pgtest.DSN(b)
 			db := sqlx.MustOpen("postgres", dsn)
 			b.Cleanup(func() { _ = db.Close() })
@@ -151,7 +159,9 @@ func BenchmarkImportPostgres(b *testing.B) {
 			}
 			for i := 0; i < b.N; i++ {
 				sideBySide(b, rows, rounds, "hand", byHand,
-					func() (time.Duration, error) { return importWithChunkwise(dsn, db, c.driver, input, c.chunk) })
+					func() (time.Duration, error) {
+						return importWithChunkwise(dsn, db, c.driver, input, c.chunk, c.partitions)
+					})
 			}
 		})
 	}
@@ -183,7 +193,7 @@ func BenchmarkImportSQLite(b *testing.B) {
 						if err := repo.Migrate(context.Background()); err != nil {
 							return 0, err
 						}
-						return timed(func() error { return runImport(repo, repo.DB(), input, chunk) })
+						return timed(func() error { return runImport(repo, repo.DB(), input, chunk, 1) })
 					})
 			}
 		})
@@ -199,7 +209,7 @@ func timed(fn func() error) (time.Duration, error) {
 
 // importWithChunkwise runs the csvimport job on a fresh schema of the
 // database holding the migrated repository.
-func importWithChunkwise(dsn string, db *sqlx.DB, driver, input string, chunk int) (time.Duration, error) {
+func importWithChunkwise(dsn string, db *sqlx.DB, driver, input string, chunk, partitions int) (time.Duration, error) {
 	schema := fmt.Sprintf("cw_%d", time.Now().UnixNano())
 	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
 		return 0, err
@@ -213,12 +223,13 @@ func importWithChunkwise(dsn string, db *sqlx.DB, driver, input string, chunk in
 	if err := repo.Migrate(context.Background()); err != nil {
 		return 0, err
 	}
-	return timed(func() error { return runImport(repo, repo.DB(), input, chunk) })
+	return timed(func() error { return runImport(repo, repo.DB(), input, chunk, partitions) })
 }
 
 // runImport builds the job as the program does and runs it.
-func runImport(repo repository.JobRepository, db *sqlx.DB, input string, chunk int) error {
-	params := batch.JobParameters{"input": batch.StringParam(input), "chunk": batch.IntParam(int64(chunk))}
+func runImport(repo repository.JobRepository, db *sqlx.DB, input string, chunk, partitions int) error {
+	params := batch.JobParameters{"input": batch.StringParam(input), "chunk": batch.IntParam(int64(chunk)),
+		"partitions": batch.IntParam(int64(partitions))}
 	params, err := batch.ParamSpecs(parameters).Apply(params)
 	if err != nil {
 		return err

@@ -32,7 +32,7 @@ type person struct {
 	Amount    float64
 	CreatedAt time.Time
 
-	row int64 // 1-based row number in the input, for FAIL_AT
+	row int64 // 1-based data row of the input, for FAIL_AT
 }
 
 const createTable = `CREATE TABLE IF NOT EXISTS people (
@@ -49,6 +49,8 @@ var parameters = []batch.ParamSpec{
 	{Name: "input", Description: "the CSV file to import; the bundled sample when not given"},
 	{Name: "chunk", Type: batch.ParamInt, Default: "100", NonIdentifying: true,
 		Description: "rows per transaction, 1 to 100000"},
+	{Name: "partitions", Type: batch.ParamInt, Default: "1", NonIdentifying: true,
+		Description: "byte ranges of the file loaded at once, each on a connection of its own, 1 to 16 (fixed at the first run: a restart reuses them)"},
 }
 
 func newJob(env launcher.Env) (batch.JobConfig, error) {
@@ -88,20 +90,50 @@ func newJob(env launcher.Env) (batch.JobConfig, error) {
 		cfg.Name = "sample/people.csv"
 		cfg.Open = func() (io.ReadSeekCloser, error) { return nopCloser{bytes.NewReader(sample)}, nil }
 	}
-	r, err := reader.NewCSV(cfg)
-	if err != nil {
-		return batch.JobConfig{}, err
+	partitions, _ := env.Parameters.Int("partitions")
+	if partitions < 1 || partitions > 16 {
+		return batch.JobConfig{}, fmt.Errorf("parameter partitions=%d: want 1 to 16", partitions)
 	}
-	w, err := peopleWriter(env.DB)
-	if err != nil {
-		return batch.JobConfig{}, err
+	// importStep loads the rows of cfg's input (of its range, in a
+	// partition) in chunks.
+	importStep := func(name string, cfg reader.CSVConfig[person]) (batch.Step, error) {
+		r, err := reader.NewCSV(cfg)
+		if err != nil {
+			return nil, err
+		}
+		w, err := peopleWriter(env.DB)
+		if err != nil {
+			return nil, err
+		}
+		return batch.NewChunkStep(name, batch.ChunkConfig[person, person]{
+			Reader:    r,
+			Processor: failAtProcessor(failRow),
+			Writer:    w,
+			ChunkSize: int(chunk),
+		})
 	}
-	imp, err := batch.NewChunkStep("import", batch.ChunkConfig[person, person]{
-		Reader:    r,
-		Processor: failAtProcessor(failRow),
-		Writer:    w,
-		ChunkSize: int(chunk),
-	})
+	var imp batch.Step
+	if partitions == 1 {
+		imp, err = importStep("import", cfg)
+	} else {
+		// The file is cut into byte ranges that start at records; each
+		// partition loads one, in transactions of its own that hold its
+		// checkpoint, so a restart resumes each where it stopped.
+		var ranges batch.Partitioner
+		if ranges, err = reader.CSVRanges(cfg, int(partitions)); err == nil {
+			imp, err = batch.NewPartitionStep("import", batch.PartitionConfig{
+				Partitioner: ranges,
+				Step: func(name string, p batch.Partition) (batch.Step, error) {
+					part := cfg
+					var err error
+					if part.Range, err = reader.CSVRangeOf(p); err != nil {
+						return nil, err
+					}
+					return importStep(name, part)
+				},
+			})
+		}
+	}
 	if err != nil {
 		return batch.JobConfig{}, err
 	}
@@ -165,7 +197,7 @@ func mapPerson(rec reader.Record) (person, error) {
 		return p, err
 	}
 	p.CreatedAt = p.CreatedAt.UTC()
-	p.row = rec.Index
+	p.row = rec.Line - 1 // the data row: the header is line 1, and no field holds a line break
 	return p, nil
 }
 

@@ -4,6 +4,7 @@
 //	csvimport run                          import the bundled sample (1,000 rows)
 //	csvimport run input=people.csv         import a file
 //	csvimport run input=people.csv chunk=500
+//	csvimport run input=people.csv partitions=2   two parts of the file at once
 //	csvimport status                       list executions
 //	csvimport -db postgres://localhost/app run input=people.csv
 //

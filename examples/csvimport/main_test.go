@@ -107,6 +107,33 @@ func TestSampleImport(t *testing.T) {
 	}
 }
 
+// TestFailAtThenRestartPartitioned: the file in two byte ranges loaded at
+// once; a row of the second fails, the first stops at a chunk boundary;
+// the restart loads the rest of each, every row once.
+func TestFailAtThenRestartPartitioned(t *testing.T) {
+	for name, open := range exampletest.Backends() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			input := writeCSV(t, 2000)
+			args := []string{"run", "input=" + input, "+chunk:int=100", "partitions=2"}
+			failed := run(t, b, []string{"FAIL_AT=1234"}, args...)
+			require.Equal(t, 1, failed.Code, failed.Stderr)
+			require.Contains(t, failed.Stderr, "FAIL_AT=1234")
+			require.Regexp(t, `import:p2\s+FAILED`, failed.Stdout)
+			var max2 int64
+			require.NoError(t, b.DB.Get(&max2, `SELECT COALESCE(MAX(id), 0) FROM people WHERE id > 1000`))
+			require.Less(t, max2, int64(1234), "nothing of the second range past the failing row's chunk")
+
+			done := run(t, b, nil, args...)
+			require.Equal(t, 0, done.Code, done.Stderr)
+			require.Contains(t, done.Stdout, "execution 2 (instance 1): COMPLETED")
+			require.Regexp(t, `import:p2\s+COMPLETED`, done.Stdout)
+			requireExactlyOnce(t, b.DB, 2000)
+		})
+	}
+}
+
 func TestFailAtThenRestart(t *testing.T) {
 	for name, open := range exampletest.Backends() {
 		t.Run(name, func(t *testing.T) {
@@ -238,18 +265,28 @@ func waitForRows(t *testing.T, db *sqlx.DB, min int) {
 
 // TestKillAndRestart kills the import with SIGKILL at random moments, and
 // restarts it after the lease each time, until it completes: every row must
-// be there exactly once.
+// be there exactly once. The same with the file in three byte ranges loaded
+// at once.
 func TestKillAndRestart(t *testing.T) {
 	for name, open := range exampletest.Backends() {
-		t.Run(name, func(t *testing.T) {
-			b := open(t)
+		for _, partitions := range []int{1, 3} {
+			t.Run(fmt.Sprintf("%s/partitions=%d", name, partitions), func(t *testing.T) {
+				killAndRestart(t, open(t), partitions)
+			})
+		}
+	}
+}
+
+func killAndRestart(t *testing.T, b exampletest.Backend, partitions int) {
+	{
+		{
 			n, kills := 100_000, 4
 			if testing.Short() {
 				n, kills = 20_000, 2
 			}
 			input := writeCSV(t, n)
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-			args := []string{"-lease", "1s", "run", "input=" + input, "+chunk:int=100"}
+			args := []string{"-lease", "1s", "run", "input=" + input, "+chunk:int=100", fmt.Sprintf("partitions=%d", partitions)}
 			killed := 0 // kills that interrupted the import
 			for k := 0; k < kills; k++ {
 				cmd := command(b, nil, args...)
@@ -284,7 +321,7 @@ func TestKillAndRestart(t *testing.T) {
 			require.Equal(t, 0, st.Code)
 			require.Equal(t, killed, strings.Count(st.Stdout, "FAILED"), st.Stdout)
 			require.Equal(t, 1, strings.Count(st.Stdout, "COMPLETED"), st.Stdout)
-		})
+		}
 	}
 }
 

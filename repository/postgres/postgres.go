@@ -68,8 +68,9 @@ type Config struct {
 	TCPUserTimeout time.Duration
 	// Driver is the database/sql driver Open connects with: DriverPgx, the
 	// default (pgx/v5: statements prepared once per connection and reused,
-	// parameters sent in binary, and the Copy writer's rows through
-	// CopyFrom), or DriverPQ (lib/pq). New takes a handle of any driver.
+	// parameters sent in binary, Go numbers encoded for NUMERIC columns
+	// without math/big, and the Copy writer's rows through CopyFrom), or
+	// DriverPQ (lib/pq). New takes a handle of any driver.
 	Driver string
 }
 
@@ -159,7 +160,10 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Repository, error) {
 			return nil, fmt.Errorf("repository postgres: %w", err)
 		}
 		pc.DialFunc = newDialer(cfg.TCPUserTimeout).DialContext
-		sqldb = stdlib.OpenDB(*pc)
+		sqldb = stdlib.OpenDB(*pc, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
+			registerTypes(c.TypeMap())
+			return nil
+		}))
 	case DriverPQ:
 		connector, err := pq.NewConnector(withConnectTimeout(dsn))
 		if err != nil {
