@@ -24,7 +24,7 @@ func TestNumericEncodesAsPgx(t *testing.T) {
 		require.NoError(t, err)
 		return string(s)
 	}
-	values := []any{0.0, -0.0, 1.0, -1.0, 0.5, 12.5, 7.0, 100.0, 10000.0, 12345.6789, 0.0001, 0.00001, 1e-7,
+	values := []any{0.0, math.Copysign(0, -1), 1.0, -1.0, 0.5, 12.5, 7.0, 100.0, 10000.0, 12345.6789, 0.0001, 0.00001, 1e-7,
 		-1234.56, 1e20, 1.5e21, math.MaxFloat64, math.SmallestNonzeroFloat64, -math.MaxFloat64, 123456789.123,
 		0.1, 0.2, 0.30000000000000004, float32(2.5), int64(0), int64(-42), int64(math.MaxInt64), int64(math.MinInt64),
 		int(10000), int(99990000), math.NaN(), math.Inf(1), math.Inf(-1)}
