@@ -44,7 +44,8 @@
 // Partitioners for batch.NewPartitionStep: [KeyRanges] splits a table by
 // an integer key, in equal spans or at quantiles, and [RangeWhere] makes a
 // partition's condition for its reader; [Files] makes one partition per
-// file of a glob.
+// file of a glob; [CSVRanges] cuts one CSV file into byte ranges that start
+// at records, and [CSVRangeOf] gives a partition's [CSVConfig.Range].
 //
 // Readers are not safe for concurrent use: a step reads from one goroutine.
 package reader
