@@ -166,7 +166,7 @@ func medianOf(xs []float64) float64 {
 func BenchmarkRepositoryCapacity(b *testing.B) {
 	const (
 		partitions = 16
-		perPart    = 1_000 // rows per partition: 100 chunks of 10
+		perPart    = 5_000 // rows per partition: 500 chunks of 10
 	)
 	repo, err := postgres.Open(context.Background(), pgtest.DSN(b), postgres.Config{})
 	if err != nil {

@@ -479,3 +479,52 @@ func TestZombiePartitionsCommitNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestPartitionsKeepTheirConnections: partitions running at once on a
+// repository that Open made commit their chunks on connections the pool
+// keeps, instead of connecting anew for each chunk (database/sql keeps only
+// 2 idle connections unless told otherwise).
+func TestPartitionsKeepTheirConnections(t *testing.T) {
+	ctx := context.Background()
+	pg, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pg.Close() })
+	require.NoError(t, pg.Migrate(ctx))
+	for name, repo := range map[string]interface {
+		repository.JobRepository
+		DB() *sqlx.DB
+	}{"postgres": pg, "sqlite": openSQLite(t, filepath.Join(t.TempDir(), "b.db"))} {
+		t.Run(name, func(t *testing.T) {
+			db := repo.DB()
+			_, err := db.Exec(`CREATE TABLE kept (id BIGINT PRIMARY KEY)`)
+			require.NoError(t, err)
+			var asked atomic.Int64
+			step, err := batch.NewPartitionStep("load", batch.PartitionConfig{
+				Partitioner: rangePartitions(8*200, 8, &asked),
+				Step: func(name string, p batch.Partition) (batch.Step, error) {
+					from, _ := p.Context.Int64("from")
+					to, _ := p.Context.Int64("to")
+					w, err := writer.NewSQL(writer.SQLConfig[int]{DB: db, Table: "kept", Columns: []string{"id"},
+						Values: func(v int) []any { return []any{v} }})
+					if err != nil {
+						return nil, err
+					}
+					return batch.NewChunkStep(name, batch.ChunkConfig[int, int]{
+						Reader: reader.FromSlice(seq(int(from), int(to))), Writer: w, ChunkSize: 10,
+					})
+				},
+			})
+			require.NoError(t, err)
+			job, err := batch.NewJob("kept", batch.JobConfig{Steps: []batch.Step{step}})
+			require.NoError(t, err)
+			exec, err := mustLauncher(t, launcher.Config{Repository: repo}).Run(ctx, job, nil)
+			require.NoError(t, err)
+			require.Equal(t, batch.StatusCompleted, exec.Status)
+			stats := db.Stats()
+			require.Zero(t, stats.MaxIdleClosed, "connections closed for want of room among the idle ones: %+v", stats)
+			var n int
+			require.NoError(t, db.Get(&n, `SELECT COUNT(*) FROM kept`))
+			require.Equal(t, 8*200, n)
+		})
+	}
+}

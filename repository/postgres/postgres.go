@@ -138,6 +138,15 @@ func New(db *sqlx.DB, cfg Config) (*Repository, error) {
 	return &Repository{JobRepository: r, db: db, prefix: cfg.TablePrefix}, nil
 }
 
+// MaxIdleConns is how many idle connections the pool Open makes keeps
+// (for 5 minutes at most): enough for the partitions and branches of a job
+// at once, each of which holds a connection per chunk. database/sql's
+// default, 2, made every chunk of a third partition at once connect anew
+// (16 partitions committed 886 chunks a second instead of 1,956). A pool
+// handed to New keeps what its owner set: set it there with
+// SetMaxIdleConns.
+const MaxIdleConns = 32
+
 // DefaultConnectTimeout bounds connecting to the server, handshake included,
 // when the connection string sets no connect_timeout.
 const DefaultConnectTimeout = 10 * time.Second
@@ -174,6 +183,10 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Repository, error) {
 	default:
 		return nil, fmt.Errorf("repository postgres: unknown driver %q: want %q or %q", cfg.Driver, DriverPgx, DriverPQ)
 	}
+	// database/sql keeps 2 idle connections by default: with more steps or
+	// partitions at once, each chunk would open a connection and close it.
+	sqldb.SetMaxIdleConns(MaxIdleConns)
+	sqldb.SetConnMaxIdleTime(5 * time.Minute)
 	db := sqlx.NewDb(sqldb, "postgres")
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()

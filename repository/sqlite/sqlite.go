@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	sqlitedrv "modernc.org/sqlite"
@@ -88,6 +89,12 @@ func New(db *sqlx.DB, cfg Config) (*Repository, error) {
 	return &Repository{JobRepository: r, db: db, prefix: cfg.TablePrefix}, nil
 }
 
+// MaxIdleConns is how many idle connections the pool Open makes keeps
+// (for 5 minutes at most), so that steps and partitions running at once do
+// not open the file again for each chunk. A pool handed to New keeps what
+// its owner set.
+const MaxIdleConns = 32
+
 // Open opens (creating if needed) the database file at path and returns a
 // repository that Close closes.
 func Open(ctx context.Context, path string, cfg Config) (*Repository, error) {
@@ -98,6 +105,10 @@ func Open(ctx context.Context, path string, cfg Config) (*Repository, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repository sqlite: %w", err)
 	}
+	// database/sql keeps 2 idle connections by default: with more steps or
+	// partitions at once, each chunk would open the file again.
+	db.SetMaxIdleConns(MaxIdleConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("repository sqlite: open %s: %w", path, err)
