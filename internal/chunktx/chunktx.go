@@ -8,7 +8,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -67,7 +70,15 @@ func (c *Tx) Raw(f func(driverConn any) error) error {
 	if conn == nil {
 		return sql.ErrTxDone
 	}
-	return conn.Raw(f)
+	return conn.Raw(func(driverConn any) error {
+		// database/sql rolls a transaction back when its context ends,
+		// keeping the connection: what f sent then would commit on its own,
+		// apart from the checkpoint.
+		if pc, ok := driverConn.(interface{ Conn() *pgx.Conn }); ok && (pc.Conn().IsClosed() || pc.Conn().PgConn().TxStatus() == 'I') {
+			return fmt.Errorf("%w: the chunk's transaction ended (its context is done)", sql.ErrTxDone)
+		}
+		return f(driverConn)
+	})
 }
 
 // end closes the transaction's connection, returning it to the pool.
