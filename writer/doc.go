@@ -3,12 +3,12 @@
 //   - SQL: [SQL] (multi-row INSERT), [Upsert] (INSERT … ON CONFLICT, rows
 //     left alone when unchanged), [Update] and [Delete] by key, [Named] (any
 //     statement with :field parameters) and [Copy] (PostgreSQL COPY: pgx's
-//     binary CopyFrom, or lib/pq's text COPY). They
-//     join the chunk's transaction when their *sqlx.DB is the job
-//     repository's, so that rows and checkpoint commit together and a
-//     restart writes every item exactly once; their statements are prepared
-//     once per step execution; they report rows inserted, updated,
-//     unchanged and deleted with batch.ReportChanges.
+//     binary CopyFrom, or lib/pq's text COPY). They join the chunk's
+//     transaction when their *sqlx.DB is the job repository's, so that
+//     rows and checkpoint commit together and a restart writes every item
+//     exactly once; their statements are prepared once per step
+//     execution; they report rows inserted, updated, unchanged and deleted
+//     with batch.ReportChanges.
 //   - Files: [CSVFile], [FixedWidthFile], [JSONLinesFile] and
 //     [JSONArrayFile] write each chunk in the chunk's commit at the offset
 //     stored with the last checkpoint, with header and footer callbacks: a

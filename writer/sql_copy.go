@@ -19,10 +19,9 @@ import (
 type CopyConfig[T any] struct {
 	// DB is the PostgreSQL database to write to, through pgx/v5's stdlib
 	// (the PostgreSQL repository's default) or lib/pq. Required. Unless
-	// OwnTransaction is
-	// set, it must be the job repository's handle: every chunk is written
-	// inside the chunk's transaction, and a chunk without one on DB fails
-	// with batch.ErrNoChunkTx.
+	// OwnTransaction is set, it must be the job repository's handle: every
+	// chunk is written inside the chunk's transaction, and a chunk without
+	// one on DB fails with batch.ErrNoChunkTx.
 	DB *sqlx.DB
 	// OwnTransaction makes the writer commit each chunk in a transaction of
 	// its own on DB, just before the step's checkpoint: for a database that
