@@ -2,6 +2,7 @@ package batch_test
 
 import (
 	"context"
+	"database/sql"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -306,19 +307,44 @@ func BenchmarkCheckpointCost(b *testing.B) {
 		}
 		return time.Since(start), nil
 	}
+	// The same floor through database/sql on the pgx repository's pool, with
+	// a context that can end, as a chunk's transaction has: what
+	// database/sql itself adds.
+	sqlDB := repos[postgres.DriverPgx].(*postgres.Repository).DB()
+	floorSQL := func() (time.Duration, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		start := time.Now()
+		for i := 1; i <= chunks; i++ {
+			tx, err := sqlDB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+			if err != nil {
+				return 0, err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE progress SET done = $1 WHERE job = 'cost'`, i*chunk); err != nil {
+				return 0, err
+			}
+			if err := tx.Commit(); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start), nil
+	}
 	perChunk := map[string][]float64{}
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < rounds; r++ {
-			sides := []string{"floor", "memory", postgres.DriverPgx, postgres.DriverPQ}
+			sides := []string{"floor", "floor-sql", "memory", postgres.DriverPgx, postgres.DriverPQ}
 			if r%2 == 1 {
 				slices.Reverse(sides)
 			}
 			took := map[string]time.Duration{}
 			for _, side := range sides {
 				var err error
-				if side == "floor" {
+				switch side {
+				case "floor":
 					took[side], err = floor()
-				} else {
+				case "floor-sql":
+					took[side], err = floorSQL()
+				default:
 					took[side], err = chunkStep(side)
 				}
 				if err != nil {
@@ -327,6 +353,7 @@ func BenchmarkCheckpointCost(b *testing.B) {
 			}
 			ms := func(d time.Duration) float64 { return d.Seconds() * 1000 / chunks }
 			perChunk["floor"] = append(perChunk["floor"], ms(took["floor"]))
+			perChunk["floor-sql"] = append(perChunk["floor-sql"], ms(took["floor-sql"]))
 			for _, d := range []string{postgres.DriverPgx, postgres.DriverPQ} {
 				perChunk[d] = append(perChunk[d], ms(took[d]-took["memory"]))
 			}
@@ -334,6 +361,7 @@ func BenchmarkCheckpointCost(b *testing.B) {
 		}
 	}
 	b.ReportMetric(medianOf(perChunk["floor"]), "floor-ms/chunk")
+	b.ReportMetric(medianOf(perChunk["floor-sql"]), "floor-sql-ms/chunk")
 	b.ReportMetric(medianOf(perChunk[postgres.DriverPgx]), "pgx-ms/chunk")
 	b.ReportMetric(medianOf(perChunk[postgres.DriverPQ]), "pq-ms/chunk")
 	b.ReportMetric(medianOf(perChunk["ratio"]), "pgx/floor")
