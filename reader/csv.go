@@ -336,30 +336,15 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 	br := bufio.NewReaderSize(c.src, bufferSize)
 	c.base, c.baseLine = pos.offset, pos.line
 	if !restart {
-		// An error here (end of input, a failing read) is left for the
-		// first Read to meet.
-		if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
-			_, _ = br.Discard(len(utf8BOM))
-			c.base += int64(len(utf8BOM))
+		lines, size, err := readStart(br, c.src, c.cfg.Name, c.cfg.SkipLines, c.max)
+		if err != nil {
+			_ = in.Close()
+			c.in, c.src = nil, nil
+			return err
 		}
-		for len(preamble) < c.cfg.SkipLines {
-			c.src.start = c.base
-			line, err := br.ReadString('\n')
-			if c.src.tooLong || int64(len(line)) > c.max {
-				err = fmt.Errorf("%w: more than %d bytes", ErrRecordTooLong, c.max)
-			} else if err == io.EOF && line != "" {
-				err = nil
-			}
-			if err != nil {
-				_ = in.Close()
-				c.in, c.src = nil, nil
-				return &ParseError{Format: "csv", File: c.cfg.Name, Line: c.baseLine + 1,
-					Err: fmt.Errorf("line %d of the %d to skip: %w", len(preamble)+1, c.cfg.SkipLines, err)}
-			}
-			c.base += int64(len(line))
-			c.baseLine++
-			preamble = append(preamble, strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"))
-		}
+		preamble = lines
+		c.base += size
+		c.baseLine += int64(len(lines))
 		pos.line = c.baseLine
 	}
 	c.preamble = preamble
@@ -399,6 +384,35 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 	}
 	c.in.hist.setPin(c.pos.offset)
 	return nil
+}
+
+// readStart passes over a byte order mark at the start of an input and
+// reads the n lines to skip after it, from br reading src from the input's
+// first byte; it returns the lines and the bytes read. A line that cannot
+// be read is a *ParseError naming it (an error at the end of the input, or
+// a failing read, when there are no lines to skip, is left for the first
+// record to meet).
+func readStart(br *bufio.Reader, src *capReader, name string, n int, max int64) (lines []string, size int64, err error) {
+	if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
+		_, _ = br.Discard(len(utf8BOM))
+		size += int64(len(utf8BOM))
+	}
+	for len(lines) < n {
+		src.start = size
+		line, err := br.ReadString('\n')
+		if src.tooLong || int64(len(line)) > max {
+			err = fmt.Errorf("%w: more than %d bytes", ErrRecordTooLong, max)
+		} else if err == io.EOF && line != "" {
+			err = nil
+		}
+		if err != nil {
+			return nil, 0, &ParseError{Format: "csv", File: name, Line: int64(len(lines)) + 1,
+				Err: fmt.Errorf("line %d of the %d to skip: %w", len(lines)+1, n, err)}
+		}
+		size += int64(len(line))
+		lines = append(lines, strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"))
+	}
+	return lines, size, nil
 }
 
 func (c *CSV[T]) setHeader(header []string) {

@@ -2,7 +2,6 @@ package reader
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -122,20 +121,10 @@ func cutCSV[T any](ctx context.Context, cfg CSVConfig[T], n int) ([]CSVRange, er
 	size := in.hist.size
 	src := &capReader{r: in, limit: satAdd(int64(cfg.MaxRecordBytes), bufferSize)}
 	br := bufio.NewReaderSize(src, bufferSize)
-	var base int64 // bytes before the csv.Reader's first
-	if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
-		_, _ = br.Discard(len(utf8BOM))
-		base += int64(len(utf8BOM))
-	}
-	var preamble []string
-	for len(preamble) < cfg.SkipLines {
-		src.start = base
-		line, err := br.ReadString('\n')
-		if err != nil && !(err == io.EOF && line != "") {
-			return nil, fmt.Errorf("line %d of the %d to skip: %w", len(preamble)+1, cfg.SkipLines, err)
-		}
-		base += int64(len(line))
-		preamble = append(preamble, strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"))
+	// base is the bytes before the csv.Reader's first.
+	preamble, base, err := readStart(br, src, cfg.Name, cfg.SkipLines, int64(cfg.MaxRecordBytes))
+	if err != nil {
+		return nil, err
 	}
 	baseLine := int64(cfg.SkipLines)
 	r := csv.NewReader(br)
