@@ -175,12 +175,8 @@ func (r *Repository) wrap(op string, err error) error {
 }
 
 func (r *Repository) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := r.db.BeginTxx(ctx, r.d.TxOptions)
+	tx, err := r.begin(ctx)
 	if err != nil {
-		return err
-	}
-	if err := r.setup(ctx, tx); err != nil {
-		_ = tx.Rollback()
 		return err
 	}
 	if err := fn(tx); err != nil {
@@ -188,6 +184,30 @@ func (r *Repository) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error
 		return err
 	}
 	return tx.Commit()
+}
+
+// begin begins a transaction and applies the dialect's settings in it. A
+// connection the server dropped while it sat in the pool (a restart, an
+// administrator's pg_terminate_backend) fails the first statement sent on
+// it; nothing has happened yet then, so begin tries again, on another
+// connection, twice at most. (lib/pq reports such a failure as a bad
+// connection, which database/sql retries by itself; pgx reports the
+// server's error.)
+func (r *Repository) begin(ctx context.Context) (*sqlx.Tx, error) {
+	for attempt := 1; ; attempt++ {
+		tx, err := r.db.BeginTxx(ctx, r.d.TxOptions)
+		if err == nil {
+			if err = r.setup(ctx, tx); err != nil {
+				_ = tx.Rollback()
+			}
+		}
+		if err == nil {
+			return tx, nil
+		}
+		if attempt == 3 || ctx.Err() != nil || !batch.Transient.Matches(err) {
+			return nil, err
+		}
+	}
 }
 
 // setup applies the dialect's TxSettings in tx.

@@ -105,3 +105,32 @@ func TestLaunchWaitsForFinalSave(t *testing.T) {
 	require.NoError(t, db.Get(&n, `SELECT COUNT(*) FROM batch_job_execution`))
 	require.Equal(t, 1, n)
 }
+
+// TestLaunchOnADroppedConnection: a connection the server dropped while it
+// sat idle in the pool (pg_terminate_backend, a server restart) does not
+// fail the next launch: nothing had been sent on it, so the repository
+// begins again on another connection. On both drivers.
+func TestLaunchOnADroppedConnection(t *testing.T) {
+	for _, driver := range []string{postgres.DriverPgx, postgres.DriverPQ} {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			repo := openWith(t, driver)
+			db := repo.DB()
+			db.SetMaxOpenConns(1) // one connection, reused
+			var pid int
+			require.NoError(t, db.Get(&pid, `SELECT pg_backend_pid()`))
+			admin := sqlx.MustOpen("postgres", pgtest.ServerDSN(t))
+			defer admin.Close()
+			_, err := admin.Exec(`SELECT pg_terminate_backend($1)`, pid)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool {
+				var n int
+				return admin.Get(&n, `SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1`, pid) == nil && n == 0
+			}, 5*time.Second, 10*time.Millisecond)
+
+			e, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "after-drop"})
+			require.NoError(t, err)
+			require.NotZero(t, e.ID)
+		})
+	}
+}
