@@ -216,6 +216,10 @@ func WithoutChunkTx(ctx context.Context, reason string) context.Context {
 // Tx returns the transaction, beginning it if no writer has.
 func (c *ChunkTx) Tx() (*sqlx.Tx, error) { return c.t.Tx() }
 
+// Began reports whether the transaction began: a writer joined it, or Tx
+// was called.
+func (c *ChunkTx) Began() bool { return c.t.Began() }
+
 // Commit commits the transaction if it began.
 func (c *ChunkTx) Commit() error { return c.t.Commit() }
 

@@ -56,6 +56,13 @@ func (c *Tx) Tx() (*sqlx.Tx, error) {
 	return c.tx, nil
 }
 
+// Began reports whether the transaction began.
+func (c *Tx) Began() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tx != nil
+}
+
 // Raw runs f with the driver's connection that the transaction runs on
 // (beginning the transaction on first call), for what database/sql cannot
 // say, such as pgx's CopyFrom. f must not commit, roll back or keep the

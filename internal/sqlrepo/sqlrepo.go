@@ -52,6 +52,14 @@ type Dialect struct {
 	IsLockTimeout func(err error) bool
 	// LockTimeout is the bound TxSettings sets, for messages.
 	LockTimeout time.Duration
+	// CheckpointAlone says that a chunk's checkpoint may run as a statement
+	// of its own, outside a transaction, when no writer joined the chunk's
+	// transaction: the database runs one statement atomically, taking its
+	// row locks within it (PostgreSQL). It saves the BEGIN and the COMMIT,
+	// two of the three round trips. (SQLite's implicit transaction reads
+	// before it takes the write lock, and can then fail where a
+	// transaction begun IMMEDIATE waits.)
+	CheckpointAlone bool
 }
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,40}$`)
@@ -759,7 +767,9 @@ func (r *Repository) checkpointStmt(ctx context.Context) *sqlx.Stmt {
 
 // CommitChunk implements repository.JobRepository. write gets a context
 // carrying a chunk transaction on the repository's database; the
-// checkpoint is then one statement in it (checkpointQuery).
+// checkpoint is then one statement in it (checkpointQuery). When no writer
+// joined the transaction and the dialect allows it, the checkpoint is sent
+// alone, without a transaction around it: one round trip per chunk.
 func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, write func(ctx context.Context) error) (batch.BatchStatus, error) {
 	st := r.checkpointStmt(ctx)
 	wctx, ct := repository.BeginChunk(ctx, r.db, r.d.TxOptions)
@@ -771,28 +781,43 @@ func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, wr
 	if err != nil {
 		return "", r.wrap("commit chunk", err)
 	}
-	tx, err := ct.Tx()
-	if err != nil {
-		return "", r.wrap("commit chunk", err)
+	var q interface {
+		sqlx.QueryerContext
+		sqlx.ExecerContext
+	}
+	alone := r.d.CheckpointAlone && !ct.Began()
+	if alone {
+		q = r.db
+	} else {
+		tx, err := ct.Tx()
+		if err != nil {
+			return "", r.wrap("commit chunk", err)
+		}
+		q = tx
+		if st != nil {
+			st = tx.StmtxContext(ctx, st)
+		}
 	}
 	now := time.Now().UTC()
 	args := append(append([]any{s.JobExecutionID}, checkpointArgs(s, now, ec)...), s.ID, s.Version)
 	var row *sqlx.Row
 	if st != nil {
-		row = tx.StmtxContext(ctx, st).QueryRowxContext(ctx, args...)
+		row = st.QueryRowxContext(ctx, args...)
 	} else {
-		row = tx.QueryRowxContext(ctx, r.q.checkpoint, args...)
+		row = q.QueryRowxContext(ctx, r.q.checkpoint, args...)
 	}
 	var status string
 	err = row.Scan(&status)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = r.whyNotUpdated(ctx, tx, s, true)
+		err = r.whyNotUpdated(ctx, q, s, true)
 	}
 	if err != nil {
 		return "", r.wrap("commit chunk", err)
 	}
-	if err := ct.Commit(); err != nil {
-		return "", r.wrap("commit chunk", err)
+	if !alone {
+		if err := ct.Commit(); err != nil {
+			return "", r.wrap("commit chunk", err)
+		}
 	}
 	s.Version++
 	s.UpdatedAt = now

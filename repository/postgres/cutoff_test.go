@@ -107,7 +107,16 @@ func TestTakeoverBehindCutOffWorker(t *testing.T) {
 	conn.cut.Store(true)
 	committed := make(chan error, 1)
 	go func() {
-		_, err := worker.CommitChunk(ctx, s, func(context.Context) error { return nil })
+		// A writer joins the chunk's transaction (a checkpoint alone is
+		// sent without one).
+		_, err := worker.CommitChunk(ctx, s, func(ctx context.Context) error {
+			tx, err := batch.JoinTx(ctx, workerDB.DB)
+			if err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `SELECT 1`)
+			return err
+		})
 		committed <- err
 	}()
 	defer close(conn.release)

@@ -101,6 +101,8 @@ var dialect = sqlrepo.Dialect{
 	ForUpdate: " FOR UPDATE",
 	ForShare:  " FOR SHARE",
 	TxOptions: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
+	// One statement is one transaction, its row locks held until it ends.
+	CheckpointAlone: true,
 	IsUniqueViolation: func(err error) bool {
 		var s interface{ SQLState() string }
 		return errors.As(err, &s) && s.SQLState() == "23505"
