@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/chunkwise/chunkwise/batch"
 )
@@ -200,6 +202,7 @@ type CSV[T any] struct {
 	records  int64      // data records read, good or bad
 	preamble []string   // the skipped lines
 	ahead    []csvAhead // look-ahead for the footer
+	block    []string   // room for the fields of the next records
 	eof      bool       // the look-ahead reached the end of the input
 	// footerChecked is set once the footer was checked.
 	footerChecked bool
@@ -207,10 +210,19 @@ type CSV[T any] struct {
 
 // csvAhead is a record read ahead, and the position just after it.
 type csvAhead struct {
-	rec Record
+	rec rawRecord
 	err error
 	pos position
 }
+
+// rawRecord is a record as read, before it becomes a [Record] for Map.
+type rawRecord struct {
+	fields []string
+	line   int64 // where it starts
+}
+
+// blockRecords is how many records' fields one allocation holds.
+const blockRecords = 32
 
 var (
 	_ batch.ItemReader[int] = (*CSV[int])(nil)
@@ -361,6 +373,7 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 	c.r.LazyQuotes = c.cfg.LazyQuotes
 	c.r.TrimLeadingSpace = c.cfg.TrimLeadingSpace
 	c.r.FieldsPerRecord = -1 // checked by next, against the first well-formed record
+	c.r.ReuseRecord = true   // next copies the fields (own)
 	c.fields = pos.fields
 	c.line = pos.line
 	c.setHeader(header)
@@ -378,7 +391,7 @@ func (c *CSV[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 			_ = c.Close(context.Background())
 			return err
 		default:
-			c.setHeader(rec.Fields)
+			c.setHeader(rec.fields)
 			c.pos = c.here()
 		}
 	}
@@ -500,10 +513,11 @@ func (c *CSV[T]) Read(ctx context.Context) (T, error) {
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
-	rec, pos, err := c.nextData()
+	raw, pos, err := c.nextData()
 	if err != nil {
 		return zero, err
 	}
+	rec := c.record(raw)
 	rec.Index = c.pos.count + 1
 	item, err := c.cfg.Map(rec)
 	if err != nil {
@@ -541,14 +555,14 @@ func (c *CSV[T]) readError(err error) error {
 // nextData returns the next data record and the position just after it,
 // keeping FooterRecords records of look-ahead. At the end of the data it
 // checks the footer and returns io.EOF.
-func (c *CSV[T]) nextData() (Record, position, error) {
+func (c *CSV[T]) nextData() (rawRecord, position, error) {
 	if c.cfg.FooterRecords == 0 {
 		rec, err := c.next()
 		if err == nil || c.err == nil {
 			c.records++ // a data record, good or bad
 		}
 		if err != nil {
-			return Record{}, position{}, err
+			return rawRecord{}, position{}, err
 		}
 		return rec, c.here(), nil
 	}
@@ -574,9 +588,9 @@ func (c *CSV[T]) nextData() (Record, position, error) {
 		return a.rec, a.pos, a.err
 	}
 	if stuck || c.err == io.EOF && len(c.ahead) == 0 && c.footerChecked {
-		return Record{}, position{}, c.err
+		return rawRecord{}, position{}, c.err
 	}
-	return Record{}, position{}, c.checkFooter()
+	return rawRecord{}, position{}, c.checkFooter()
 }
 
 // checkFooter checks the records left at the end of the input, and makes
@@ -591,7 +605,7 @@ func (c *CSV[T]) checkFooter() error {
 			err = a.err // a footer record may have any number of fields, but must be well-formed
 			break
 		}
-		footer = append(footer, a.rec)
+		footer = append(footer, c.record(a.rec))
 	}
 	switch {
 	case err != nil:
@@ -612,34 +626,34 @@ func (c *CSV[T]) checkFooter() error {
 }
 
 // next reads the next well-formed record.
-func (c *CSV[T]) next() (Record, error) {
+func (c *CSV[T]) next() (rawRecord, error) {
 	if c.r == nil {
-		return Record{}, fmt.Errorf("reader: csv %s: not open", c.cfg.Name)
+		return rawRecord{}, fmt.Errorf("reader: csv %s: not open", c.cfg.Name)
 	}
 	if c.err != nil {
-		return Record{}, c.err
+		return rawRecord{}, c.err
 	}
 	start := c.base + c.r.InputOffset()
 	if c.cfg.Range != nil && c.cfg.Range.End > 0 && start >= c.cfg.Range.End {
 		c.err = io.EOF // the next range's records start here
-		return Record{}, io.EOF
+		return rawRecord{}, io.EOF
 	}
 	c.src.start = start
 	fields, err := c.r.Read()
 	if c.src.tooLong || c.base+c.r.InputOffset()-start > c.max {
 		c.err = &ParseError{Format: "csv", File: c.cfg.Name, Line: c.line + 1, Err: fmt.Errorf("%w: more than %d bytes", ErrRecordTooLong, c.max)}
-		return Record{}, c.err
+		return rawRecord{}, c.err
 	}
 	if err == io.EOF {
 		c.err = io.EOF
-		return Record{}, io.EOF
+		return rawRecord{}, io.EOF
 	}
 	if err != nil {
-		return Record{}, c.readError(err)
+		return rawRecord{}, c.readError(err)
 	}
 	if len(fields) == 0 { // encoding/csv never returns an empty record
 		c.err = fmt.Errorf("reader: csv %s: empty record after line %d", c.cfg.Name, c.line)
-		return Record{}, c.err
+		return rawRecord{}, c.err
 	}
 
 	first, _ := c.r.FieldPos(0)
@@ -647,30 +661,62 @@ func (c *CSV[T]) next() (Record, error) {
 	// A record ends on the line its last field starts on, plus one line for
 	// every line break quoted inside that field.
 	c.line = c.baseLine + int64(last) + int64(strings.Count(fields[len(fields)-1], "\n"))
-	rec := Record{
-		Fields: fields,
-		Line:   c.baseLine + int64(first),
-		File:   c.cfg.Name,
-		Header: c.header,
-		cols:   c.cols,
-		format: "csv",
-	}
+	rec := rawRecord{fields: c.own(fields), line: c.baseLine + int64(first)}
 	if c.fields == 0 {
 		c.fields = len(fields)
 	} else if len(fields) != c.fields {
 		// The record goes with the error: a footer record may have another
 		// number of fields.
-		return rec, &ParseError{Format: "csv", File: c.cfg.Name, Line: rec.Line, Err: fieldCountError{got: len(fields), want: c.fields}}
+		return rec, &ParseError{Format: "csv", File: c.cfg.Name, Line: rec.line, Err: fieldCountError{got: len(fields), want: c.fields}}
 	}
-	if !c.cfg.AllowInvalidUTF8 {
+	if !c.cfg.AllowInvalidUTF8 && !ascii(fields) {
 		for i, f := range fields {
 			if !utf8.ValidString(f) {
-				return Record{}, &ParseError{Format: "csv", File: c.cfg.Name, Line: rec.Line,
+				return rawRecord{}, &ParseError{Format: "csv", File: c.cfg.Name, Line: rec.line,
 					Err: fmt.Errorf("field %d: %w (is the file UTF-8?)", i+1, ErrInvalidUTF8)}
 			}
 		}
 	}
 	return rec, nil
+}
+
+// ascii reports whether every byte of fields is below 0x80 (and so valid
+// UTF-8), eight bytes at a time: cheaper than a utf8.ValidString call per
+// field for the short fields of most records.
+func ascii(fields []string) bool {
+	const high = 0x8080808080808080
+	var acc uint64
+	for _, f := range fields {
+		b := unsafe.Slice(unsafe.StringData(f), len(f))
+		for len(b) >= 8 {
+			acc |= binary.LittleEndian.Uint64(b)
+			b = b[8:]
+		}
+		for _, c := range b {
+			acc |= uint64(c)
+		}
+	}
+	return acc&high == 0
+}
+
+// own copies the fields of a record, which the csv.Reader reuses, into a
+// slice of their own, taken from a block that holds the fields of
+// blockRecords records: one allocation for many records, and no slice
+// ever handed out twice.
+func (c *CSV[T]) own(fields []string) []string {
+	n := len(fields)
+	if len(c.block) < n {
+		c.block = make([]string, n*blockRecords)
+	}
+	out := c.block[:n:n]
+	c.block = c.block[n:]
+	copy(out, fields)
+	return out
+}
+
+// record makes the Record handed to Map.
+func (c *CSV[T]) record(raw rawRecord) Record {
+	return Record{Fields: raw.fields, Line: raw.line, File: c.cfg.Name, Header: c.header, cols: c.cols, format: "csv"}
 }
 
 // here returns the position just after the record last read.

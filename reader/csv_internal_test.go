@@ -41,3 +41,19 @@ func TestSatAdd(t *testing.T) {
 	require.Equal(t, int64(3), satAdd(1, 2))
 	require.Equal(t, int64(1<<63-1), satAdd(1<<63-1, bufferSize))
 }
+
+// TestASCII: ascii finds a byte from 0x80 at any place of any field, in the
+// eight-byte words and in the tails.
+func TestASCII(t *testing.T) {
+	require.True(t, ascii(nil))
+	require.True(t, ascii([]string{"", "abc", "0123456789abcdefXYZ"}))
+	for n := 1; n <= 20; n++ {
+		for i := 0; i < n; i++ {
+			for _, c := range []byte{0x80, 0xC3, 0xFF} {
+				b := []byte(strings.Repeat("a", n))
+				b[i] = c
+				require.False(t, ascii([]string{"plain", string(b), "x"}), "byte %#x at %d of %d", c, i, n)
+			}
+		}
+	}
+}

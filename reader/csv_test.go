@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -96,6 +97,30 @@ func TestCSVHeaderAndQuoting(t *testing.T) {
 			{[]string{"Cid", "Oslo", "two\n\nbreaks"}, 6},
 			{[]string{"Dan", "Rome", ""}, 9},
 		}, readAll(t, r), "line ending %q", nl)
+	}
+}
+
+// TestCSVFieldsAreTheCallers: every record's Fields is a slice of its own,
+// kept intact however many records come after it, and appending to one
+// does not write into another's.
+func TestCSVFieldsAreTheCallers(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("a,b\n")
+	for i := 1; i <= 100; i++ {
+		fmt.Fprintf(&b, "%d,x%d\n", i, i)
+	}
+	b.WriteString("total,100\n")
+	for _, footer := range []int{0, 1} {
+		r := openCSV(t, b.String(), reader.CSVConfig[row]{Header: true, FooterRecords: footer, Map: toRow})
+		rows := readAll(t, r)
+		require.Len(t, rows, 101-footer)
+		for i := range rows {
+			rows[i].Fields = append(rows[i].Fields, "appended")
+		}
+		for i, got := range rows[:100] {
+			require.Equal(t, []string{strconv.Itoa(i + 1), "x" + strconv.Itoa(i+1), "appended"}, got.Fields)
+		}
 	}
 }
 
