@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/chunkwise/chunkwise/batch"
@@ -84,6 +85,12 @@ commands:
   abandon [-force] EXECUTION_ID  mark a failed or stopped execution as never to be restarted;
                            -force: also one that runs or stops (a stuck process)
   status [JOB|EXECUTION_ID] list recent executions, or describe one (never writes)
+  prune [JOB] [-older-than AGE] [-keep-last N] [-restartable] [-dry-run]
+                           delete the executions (of JOB, or of every job) that ended more than
+                           AGE ago (30d, 12h) and are not among their job's N newest, a batch per
+                           transaction; running instances and, without -restartable, instances
+                           that can still be restarted are kept whole; -dry-run: only say what
+                           would go
   jobs                     list the jobs this program can run, with their parameters
   migrate                  create or upgrade the job repository's tables
 
@@ -127,6 +134,10 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		"auto: run and restart create or upgrade the repository's tables; off: they refuse an outdated schema, for a role that may not change it (env BATCH_MIGRATE)")
 	next := fs.Bool("next", false, "run: launch a new instance, with run.id one more than the job's last")
 	force := fs.Bool("force", false, "abandon: abandon an execution even while it runs or stops (its process, if alive, is fenced off)")
+	olderThan := fs.String("older-than", "", "prune: delete executions that ended longer ago than this: a Go duration, or days such as 30d")
+	keepLast := fs.Int("keep-last", 0, "prune: keep each job's N newest executions, whatever their age")
+	restartable := fs.Bool("restartable", false, "prune: also delete executions of instances that could still be restarted")
+	dryRun := fs.Bool("dry-run", false, "prune: say what would be deleted, delete nothing")
 	printUsage := func() {
 		fmt.Fprintf(stderr, usage, prog)
 		fs.SetOutput(stderr)
@@ -173,11 +184,15 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	if *force && cmd != "abandon" {
 		return fail("-force goes with abandon only")
 	}
+	if cmd != "prune" && (*olderThan != "" || *keepLast != 0 || *restartable || *dryRun) {
+		return fail("-older-than, -keep-last, -restartable and -dry-run go with prune only")
+	}
 
 	// Check what can be checked before touching the database.
 	var (
 		params batch.JobParameters
 		execID int64
+		prune  repository.PruneRequest
 	)
 	switch cmd {
 	case "run":
@@ -212,6 +227,25 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	case "status":
 		if len(rest) > 1 {
 			return fail("status: want at most one job name or execution id")
+		}
+	case "prune":
+		if len(rest) > 1 {
+			return fail("prune: want at most one job name")
+		}
+		if len(rest) == 1 {
+			prune.Job = rest[0]
+		}
+		if *olderThan != "" {
+			if prune.OlderThan, err = parseAge(*olderThan); err != nil {
+				return fail("prune: invalid -older-than %q: want a positive duration such as 30d or 12h", *olderThan)
+			}
+		}
+		if *keepLast < 0 {
+			return fail("prune: invalid -keep-last %d: want a positive count", *keepLast)
+		}
+		prune.KeepLast, prune.Restartable, prune.DryRun = *keepLast, *restartable, *dryRun
+		if err := prune.Check(); err != nil {
+			return fail("prune: give -older-than, -keep-last or both: without them every execution would go")
 		}
 	case "migrate":
 		if len(rest) > 0 {
@@ -316,9 +350,62 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		return ExitCompleted
 	case "migrate":
 		return ExitCompleted
+	case "prune":
+		res, err := l.Prune(ctx, prune)
+		if err != nil {
+			return fail("%v", err)
+		}
+		writePruned(stdout, res, prune.DryRun)
+		return ExitCompleted
 	default: // status
 		return status(ctx, l, rest, stdout, fail)
 	}
+}
+
+// parseAge parses a positive Go duration, or a number of days ("30d").
+func parseAge(s string) (time.Duration, error) {
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int64
+		if n, err = strconv.ParseInt(days, 10, 32); err == nil {
+			d = time.Duration(n) * 24 * time.Hour
+		}
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err == nil && d <= 0 {
+		err = errors.New("not positive")
+	}
+	return d, err
+}
+
+// writePruned prints what a prune deleted, or with dryRun would delete.
+func writePruned(w io.Writer, res repository.PruneResult, dryRun bool) {
+	if len(res.Jobs) == 0 {
+		fmt.Fprintln(w, "nothing to prune")
+		return
+	}
+	verb := "deleted"
+	if dryRun {
+		verb = "would delete (dry run)"
+	}
+	fmt.Fprintf(w, "%s:\n", verb)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  JOB\tEXECUTIONS\tSTEP EXECUTIONS\tINSTANCES\tENDED FROM\tTO")
+	row := func(j repository.PrunedJob) {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\t%s\n", j.Job, j.Executions, j.StepExecutions, j.Instances,
+			j.Oldest.Local().Format(time.DateTime), j.Newest.Local().Format(time.DateTime))
+	}
+	for _, j := range res.Jobs {
+		row(j)
+	}
+	if len(res.Jobs) > 1 {
+		t := res.Total()
+		t.Job = "(all)"
+		row(t)
+	}
+	_ = tw.Flush()
 }
 
 // parseArgs parses the flags wherever they are among args, before a "--",

@@ -26,6 +26,7 @@
 //	import stop 12                   # stop at the next chunk boundary
 //	import abandon 12                # never restart it
 //	import status [JOB|ID]           # recent executions, or one in detail
+//	import prune -older-than 90d     # delete old history (-keep-last N, -dry-run)
 //	import jobs                      # the registered jobs and their parameters
 //	import migrate                   # create or upgrade the repository's tables
 //

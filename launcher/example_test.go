@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/launcher"
 	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/memory"
 )
 
@@ -75,4 +77,45 @@ func ExampleProgram() {
 	//   STEP   STATUS     READ  WRITTEN  FILTERED  SKIPPED  COMMITS  ROLLBACKS
 	//   greet  COMPLETED  2     2        0         0        1        0
 	// exit code 0
+}
+
+func ExampleLauncher_Prune() {
+	var jobs launcher.Registry
+	jobs.MustRegister("greet", greetJob)
+	l, err := launcher.New(launcher.Config{Registry: &jobs, Repository: memory.New(), Stdout: io.Discard})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"Ada", "Grace", "Edsger", "Barbara"} {
+		params := batch.JobParameters{"name": batch.StringParam(name)}
+		job, err := l.Job("greet", params)
+		if err != nil {
+			panic(err)
+		}
+		if _, err := l.Run(ctx, job, params); err != nil {
+			panic(err)
+		}
+	}
+	// Keep each job's two newest executions; say what would go first.
+	req := repository.PruneRequest{KeepLast: 2, DryRun: true}
+	res, err := l.Prune(ctx, req)
+	if err != nil {
+		panic(err)
+	}
+	t := res.Total()
+	fmt.Printf("would delete %d executions, %d step executions, %d instances\n", t.Executions, t.StepExecutions, t.Instances)
+	req.DryRun = false
+	if _, err := l.Prune(ctx, req); err != nil {
+		panic(err)
+	}
+	es, _ := l.Executions(ctx, batch.ExecutionQuery{})
+	for _, e := range es {
+		name, _ := e.Parameters.String("name")
+		fmt.Println("kept", name, e.Status)
+	}
+	// Output:
+	// would delete 2 executions, 2 step executions, 2 instances
+	// kept Barbara COMPLETED
+	// kept Edsger COMPLETED
 }

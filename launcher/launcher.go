@@ -230,6 +230,20 @@ func (l *Launcher) Stop(ctx context.Context, executionID int64) error {
 	return err
 }
 
+// ErrCannotPrune is the error of Prune on a repository that is not a
+// repository.Pruner.
+var ErrCannotPrune = errors.New("this job repository cannot prune its history")
+
+// Prune deletes old executions from the job repository: see
+// repository.PruneRequest for which, and for what is always kept.
+func (l *Launcher) Prune(ctx context.Context, req repository.PruneRequest) (repository.PruneResult, error) {
+	p, ok := l.Repository().(repository.Pruner)
+	if !ok {
+		return repository.PruneResult{}, fmt.Errorf("prune: %w (%T)", ErrCannotPrune, l.Repository())
+	}
+	return p.Prune(ctx, req)
+}
+
 // Abandon marks a FAILED or STOPPED execution ABANDONED: its instance will
 // never be restarted. A running execution must be stopped first, unless its
 // heartbeat is older than its lease (its process is gone); ForceAbandon does

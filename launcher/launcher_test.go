@@ -895,3 +895,58 @@ func TestSummaryOfSixteenPartitions(t *testing.T) {
 	require.Equal(t, int64(48), partitions, "every item of the 16 partitions once")
 	require.Equal(t, partitions, managers, "the step's counts are its partitions'")
 }
+
+// TestCommandPrune: prune as a user runs it — what a dry run says goes is
+// what goes, the newest executions and a restartable instance stay, and a
+// prune without criteria, or its flags on another command, are usage
+// errors that change nothing.
+func TestCommandPrune(t *testing.T) {
+	tj := newTestJobs(t)
+	db := filepath.Join(t.TempDir(), "batch.db")
+	for range 5 {
+		code, _, errOut := command(tj, "-db", db, "-log-level", "error", "run", "-next", "noop")
+		require.Equal(t, 0, code, errOut)
+	}
+	tj.failAt.Store(3)
+	code, _, _ := command(tj, "-db", db, "-log-level", "error", "run", "count", "n:int=6")
+	require.Equal(t, 1, code)
+
+	code, _, errOut := command(tj, "-db", db, "prune")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "give -older-than, -keep-last or both")
+	code, _, errOut = command(tj, "-db", db, "status", "-dry-run")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "go with prune only")
+	code, _, errOut = command(tj, "-db", db, "prune", "-older-than", "-3d")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "invalid -older-than")
+
+	code, out, errOut := command(tj, "-db", db, "prune", "-keep-last", "2", "-dry-run")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "would delete (dry run):")
+	require.Regexp(t, `noop\s+3\s+3\s+3\s`, out)
+	require.NotContains(t, out, "count", "the failed instance can be restarted")
+	_, out, _ = command(tj, "-db", db, "status", "noop")
+	require.Equal(t, 5, strings.Count(out, "COMPLETED"), "a dry run deletes nothing")
+
+	code, out, errOut = command(tj, "-db", db, "prune", "-keep-last", "2")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "deleted:")
+	require.Regexp(t, `noop\s+3\s+3\s+3\s`, out)
+	_, out, _ = command(tj, "-db", db, "status", "noop")
+	require.Equal(t, 2, strings.Count(out, "COMPLETED"))
+
+	code, out, _ = command(tj, "-db", db, "prune", "-keep-last", "2")
+	require.Equal(t, 0, code)
+	require.Equal(t, "nothing to prune\n", out)
+
+	// Asked to, prune takes the restartable instance too; it then runs
+	// afresh.
+	code, out, errOut = command(tj, "-db", db, "prune", "count", "-older-than", "1ns", "-restartable")
+	require.Equal(t, 0, code, errOut)
+	require.Regexp(t, `count\s+1\s+1\s+1\s`, out)
+	tj.failAt.Store(0)
+	code, out, _ = command(tj, "-db", db, "-log-level", "error", "run", "count", "n:int=6")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "COMPLETED")
+}

@@ -1,7 +1,9 @@
 // Package repository is for those who implement a job repository: the
 // interface the engine talks to ([JobRepository]), the chunk transaction
 // handed to writers ([BeginChunk]), the launch rules every implementation
-// applies ([ApplyLaunchRules]) and the encoding of execution contexts.
+// applies ([ApplyLaunchRules]), the encoding of execution contexts, and the
+// deletion of old history ([Pruner], with [PruneRequest.Selects] deciding
+// each execution).
 // It sits beside package batch as database/sql/driver sits beside
 // database/sql: job authors do not need it.
 //

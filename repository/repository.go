@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -249,4 +251,155 @@ func UnmarshalContext(b []byte) (batch.ExecutionContext, error) {
 		c = batch.ExecutionContext{}
 	}
 	return c, nil
+}
+
+// Pruner is a [JobRepository] that can delete old history. The SQL
+// repositories and the memory repository are Pruners.
+type Pruner interface {
+	// Prune deletes the job executions that req selects, with their step
+	// executions, and the job instances left without executions, a batch
+	// of executions per transaction, and says what it deleted (with
+	// req.DryRun: what it would delete). See [PruneRequest] for what is
+	// never deleted.
+	Prune(ctx context.Context, req PruneRequest) (PruneResult, error)
+}
+
+// ErrNoPruneCriteria is the error of a [PruneRequest] with neither
+// OlderThan nor KeepLast: it would select every execution.
+var ErrNoPruneCriteria = errors.New("prune: no criteria: give an age (OlderThan), a count to keep (KeepLast), or both")
+
+// PruneRequest selects the executions [Pruner.Prune] deletes: those that
+// meet every criterion given.
+//
+// Never deleted: an execution that is running (STARTING, STARTED,
+// STOPPING), and any execution of an instance whose last execution is
+// running. Without Restartable, also any execution of an instance whose
+// last execution FAILED or STOPPED: such an instance can be restarted, and
+// a restart needs the step executions of all its earlier runs (the steps
+// that completed are not run again; start limits count earlier starts).
+//
+// An instance whose executions are all deleted is deleted too, and
+// forgotten: launching its job with the same identifying parameters starts
+// a new instance, even if the pruned one had completed.
+type PruneRequest struct {
+	// OlderThan selects executions that ended (or, when they have no end
+	// time, were last updated) more than OlderThan before Now. Zero: no
+	// age criterion.
+	OlderThan time.Duration
+	// KeepLast selects the executions of each job older than its KeepLast
+	// newest ones (counting every execution of the job). Zero: no count
+	// criterion.
+	KeepLast int
+	// Job limits the prune to the executions of one job; "" means all jobs.
+	Job string
+	// Restartable also selects executions of instances that could still
+	// be restarted (their last execution FAILED or STOPPED). A restart of
+	// such an instance after a prune runs again the steps whose executions
+	// were deleted.
+	Restartable bool
+	// DryRun deletes nothing: the result says what would be deleted.
+	DryRun bool
+	// BatchSize is how many executions one transaction examines; zero
+	// means 500. Small batches keep locks short: a prune never holds up a
+	// running job for long.
+	BatchSize int
+	// Now is the time OlderThan counts back from; zero means the current
+	// time.
+	Now time.Time
+}
+
+// Check returns ErrNoPruneCriteria, or an error for a negative figure.
+func (r PruneRequest) Check() error {
+	switch {
+	case r.OlderThan < 0 || r.KeepLast < 0 || r.BatchSize < 0:
+		return fmt.Errorf("prune: OlderThan, KeepLast and BatchSize cannot be negative")
+	case r.OlderThan == 0 && r.KeepLast == 0:
+		return ErrNoPruneCriteria
+	}
+	return nil
+}
+
+// Batch returns BatchSize, or its default.
+func (r PruneRequest) Batch() int {
+	if r.BatchSize <= 0 {
+		return 500
+	}
+	return r.BatchSize
+}
+
+// Selects reports whether the request selects an execution that ended at
+// ended (its end time, else its last update), has status, whose instance's
+// last execution has lastStatus, and which is (newest) or is not among the
+// KeepLast newest of its job. Repositories apply it to each candidate.
+func (r PruneRequest) Selects(ended time.Time, newest bool, status, lastStatus batch.BatchStatus) bool {
+	now := r.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	switch {
+	case status.Running() || lastStatus.Running():
+		return false
+	case !r.Restartable && (lastStatus == batch.StatusFailed || lastStatus == batch.StatusStopped):
+		return false
+	case r.OlderThan > 0 && !ended.Before(now.Add(-r.OlderThan)):
+		return false
+	case r.KeepLast > 0 && newest:
+		return false
+	}
+	return true
+}
+
+// PruneResult says what a prune deleted, per job.
+type PruneResult struct {
+	Jobs []PrunedJob // sorted by job name; jobs with nothing pruned are left out
+}
+
+// PrunedJob is what a prune deleted of one job.
+type PrunedJob struct {
+	Job            string
+	Executions     int64
+	StepExecutions int64
+	Instances      int64
+	// Oldest and Newest are the end times (else last updates) of the
+	// oldest and newest executions deleted.
+	Oldest, Newest time.Time
+}
+
+// Total returns the sums over all jobs.
+func (r PruneResult) Total() PrunedJob {
+	var t PrunedJob
+	for _, j := range r.Jobs {
+		t.Executions += j.Executions
+		t.StepExecutions += j.StepExecutions
+		t.Instances += j.Instances
+		if !j.Oldest.IsZero() && (t.Oldest.IsZero() || j.Oldest.Before(t.Oldest)) {
+			t.Oldest = j.Oldest
+		}
+		if j.Newest.After(t.Newest) {
+			t.Newest = j.Newest
+		}
+	}
+	return t
+}
+
+// Add counts one execution of the job, ended at ended: for
+// implementations.
+func (j *PrunedJob) Add(ended time.Time) {
+	j.Executions++
+	if j.Oldest.IsZero() || ended.Before(j.Oldest) {
+		j.Oldest = ended
+	}
+	if ended.After(j.Newest) {
+		j.Newest = ended
+	}
+}
+
+// SortPruned returns the result of the jobs' counts, for implementations.
+func SortPruned(jobs map[string]*PrunedJob) PruneResult {
+	res := PruneResult{Jobs: []PrunedJob{}}
+	for _, j := range jobs {
+		res.Jobs = append(res.Jobs, *j)
+	}
+	slices.SortFunc(res.Jobs, func(a, b PrunedJob) int { return strings.Compare(a.Job, b.Job) })
+	return res
 }

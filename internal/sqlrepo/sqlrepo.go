@@ -81,14 +81,20 @@ type Repository struct {
 
 	mu         sync.Mutex
 	checkpoint *sqlx.Stmt // q.checkpoint, prepared once it is first needed
+
+	sql func(string) string // fills in the table prefix and the dialect's clauses, and rebinds
 }
 
 type queries struct {
 	insertInstance, selectInstanceLock, selectInstance, lastExecution, markExecutionCrashed,
 	markStepsCrashed, insertExecution, selectExecution, updateExecution, heartbeat,
-	listExecutions, jobNames, insertStep, updateStep, selectSteps, lastStep, countSteps,
+	jobNames, insertStep, updateStep, selectSteps, lastStep, countSteps,
 	fenceExecution, stepState, checkpoint string
 }
+
+// execCols are the columns of a job execution, e joined with its instance i.
+const execCols = `e.id, e.job_instance_id, i.job_name, e.version, e.status, e.exit_code, e.exit_description,
+	e.create_time, e.start_time, e.end_time, e.last_updated, e.heartbeat, e.lease_ms, e.parameters, e.context`
 
 // New returns a repository on db. Tables are named with prefix, which must
 // pass ValidatePrefix. The schema must have been migrated.
@@ -103,8 +109,7 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 		s = strings.ReplaceAll(s, "{{forShare}}", d.ForShare)
 		return db.Rebind(s)
 	}
-	const execCols = `e.id, e.job_instance_id, i.job_name, e.version, e.status, e.exit_code, e.exit_description,
-		e.create_time, e.start_time, e.end_time, e.last_updated, e.heartbeat, e.lease_ms, e.parameters, e.context`
+	r.sql = q
 	const stepCols = `s.id, s.job_execution_id, s.step_name, s.version, s.status, s.exit_code, s.exit_description,
 		s.start_time, s.end_time, s.last_updated, s.read_count, s.write_count, s.filter_count, s.commit_count,
 		s.rollback_count, s.read_skip_count, s.process_skip_count, s.write_skip_count,
@@ -133,11 +138,6 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 			WHERE id = ? AND version = ?`),
 		heartbeat: q(`UPDATE {{p}}job_execution SET heartbeat = CASE WHEN status IN ` + running + ` THEN ? ELSE heartbeat END
 			WHERE id = ? RETURNING status`),
-		listExecutions: q(`SELECT ` + execCols + ` FROM {{p}}job_execution e
-			JOIN {{p}}job_instance i ON i.id = e.job_instance_id
-			WHERE (? = '' OR i.job_name = ?) AND (? = 0 OR e.job_instance_id = ?)
-			AND (? = 0 OR e.status IN ` + running + `)
-			ORDER BY e.id DESC LIMIT ?`),
 		jobNames: q(`SELECT DISTINCT job_name FROM {{p}}job_instance ORDER BY job_name`),
 		insertStep: q(`INSERT INTO {{p}}step_execution (job_execution_id, step_name, version, status, exit_code,
 			exit_description, start_time, end_time, last_updated, read_count, write_count, filter_count,
@@ -261,12 +261,20 @@ func (r *Repository) CreateJobExecution(ctx context.Context, req repository.Laun
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, r.q.insertInstance, req.JobName, key, now); err != nil {
-			return err
-		}
+		// The instance is created if new, then locked. A prune may delete
+		// it in between (it had completed): it is then created again.
 		var instanceID int64
-		if err := tx.GetContext(ctx, &instanceID, r.q.selectInstanceLock, req.JobName, key); err != nil {
-			return err
+		for attempt := 1; ; attempt++ {
+			if _, err := tx.ExecContext(ctx, r.q.insertInstance, req.JobName, key, now); err != nil {
+				return err
+			}
+			err := tx.GetContext(ctx, &instanceID, r.q.selectInstanceLock, req.JobName, key)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, sql.ErrNoRows) || attempt == 3 {
+				return err
+			}
 		}
 		var last struct {
 			ID        int64     `db:"id"`
@@ -455,13 +463,28 @@ func (r *Repository) JobExecutions(ctx context.Context, q batch.ExecutionQuery) 
 	if limit <= 0 {
 		limit = 1 << 30
 	}
-	running := 0
+	// Only the filters asked for are in the statement: each combination
+	// is planned for what it selects (by job through the instances' index,
+	// the newest first through the primary key), however long the history.
+	var (
+		where []string
+		args  []any
+	)
+	if q.JobName != "" {
+		where, args = append(where, "i.job_name = ?"), append(args, q.JobName)
+	}
+	if q.InstanceID != 0 {
+		where, args = append(where, "e.job_instance_id = ?"), append(args, q.InstanceID)
+	}
 	if q.Running {
-		running = 1
+		where = append(where, "e.status IN ('STARTING','STARTED','STOPPING')")
+	}
+	query := `SELECT ` + execCols + ` FROM {{p}}job_execution e JOIN {{p}}job_instance i ON i.id = e.job_instance_id`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	var rows []execRow
-	if err := r.db.SelectContext(ctx, &rows, r.q.listExecutions, q.JobName, q.JobName, q.InstanceID, q.InstanceID,
-		running, limit); err != nil {
+	if err := r.db.SelectContext(ctx, &rows, r.sql(query+` ORDER BY e.id DESC LIMIT ?`), append(args, limit)...); err != nil {
 		return nil, r.wrap("list job executions", err)
 	}
 	out := make([]*batch.JobExecution, 0, len(rows))

@@ -330,3 +330,73 @@ func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, wr
 	}
 	return e.Status, nil
 }
+
+var _ repository.Pruner = (*Repository)(nil)
+
+// Prune implements repository.Pruner.
+func (r *Repository) Prune(_ context.Context, req repository.PruneRequest) (repository.PruneResult, error) {
+	if err := req.Check(); err != nil {
+		return repository.PruneResult{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	last := map[int64]*batch.JobExecution{} // instance → its last execution
+	seen := map[string]int{}                // job → executions met, newest first
+	selected := map[int64]string{}          // execution → its job
+	jobs := map[string]*repository.PrunedJob{}
+	for _, e := range r.executions {
+		if l := last[e.InstanceID]; l == nil || e.ID > l.ID {
+			last[e.InstanceID] = e
+		}
+	}
+	for i := len(r.executions) - 1; i >= 0; i-- {
+		e := r.executions[i]
+		seen[e.JobName]++
+		if req.Job != "" && e.JobName != req.Job {
+			continue
+		}
+		ended := e.UpdatedAt
+		if !e.EndTime.IsZero() {
+			ended = e.EndTime
+		}
+		if !req.Selects(ended, seen[e.JobName] <= req.KeepLast, e.Status, last[e.InstanceID].Status) {
+			continue
+		}
+		selected[e.ID] = e.JobName
+		j := jobs[e.JobName]
+		if j == nil {
+			j = &repository.PrunedJob{Job: e.JobName}
+			jobs[e.JobName] = j
+		}
+		j.Add(ended)
+	}
+	left := map[int64]bool{} // instances that keep an execution
+	var keptExecs []*batch.JobExecution
+	for _, e := range r.executions {
+		if selected[e.ID] != "" {
+			continue
+		}
+		keptExecs = append(keptExecs, e)
+		left[e.InstanceID] = true
+	}
+	var keptSteps []*batch.StepExecution
+	for _, s := range r.steps {
+		if job := selected[s.JobExecutionID]; job != "" {
+			jobs[job].StepExecutions++
+			continue
+		}
+		keptSteps = append(keptSteps, s)
+	}
+	var keptInstances []*batch.JobInstance
+	for _, in := range r.instances {
+		if j := jobs[in.JobName]; j != nil && !left[in.ID] {
+			j.Instances++
+			continue
+		}
+		keptInstances = append(keptInstances, in)
+	}
+	if !req.DryRun {
+		r.executions, r.steps, r.instances = keptExecs, keptSteps, keptInstances
+	}
+	return repository.SortPruned(jobs), nil
+}

@@ -257,3 +257,11 @@ func withConnectTimeout(dsn string) string {
 	}
 	return dsn + " connect_timeout=" + secs
 }
+
+var _ repository.Pruner = (*Repository)(nil)
+
+// Prune implements repository.Pruner: it deletes old executions a batch per
+// transaction (see repository.PruneRequest for what it keeps).
+func (r *Repository) Prune(ctx context.Context, req repository.PruneRequest) (repository.PruneResult, error) {
+	return r.JobRepository.(repository.Pruner).Prune(ctx, req)
+}

@@ -12,6 +12,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -64,6 +66,7 @@ func Run(t *testing.T, h Harness) {
 		{"NotFound", testNotFound},
 		{"EndedExecutionCannotStartOrUpdateSteps", testEndedExecutionFenced},
 		{"PreventRestart", testPreventRestart},
+		{"Prune", testPrune},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -693,4 +696,120 @@ func testPreventRestart(t *testing.T, h Harness) {
 	got, err := repo.JobExecution(ctx, c.ID)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatusFailed, got.Status)
+}
+
+// testPrune: what a prune deletes and keeps, and that a dry run deletes
+// nothing.
+func testPrune(t *testing.T, h Harness) {
+	repo := h.New(t)
+	pr, ok := repo.(repository.Pruner)
+	if !ok {
+		t.Skip("repository cannot prune")
+	}
+	ctx := context.Background()
+	now := time.Now().UTC()
+	// run makes an execution of job for day with one step execution, ended
+	// with status ago before now (a running one is left running).
+	run := func(job, day string, status batch.BatchStatus, ago time.Duration) *batch.JobExecution {
+		t.Helper()
+		e := launch(t, repo, job, batch.JobParameters{"day": batch.StringParam(day)})
+		s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted}
+		require.NoError(t, repo.CreateStepExecution(ctx, s))
+		if status.Running() {
+			e.Status = status
+		} else {
+			e.Status, e.EndTime = status, now.Add(-ago)
+		}
+		require.NoError(t, repo.UpdateJobExecution(ctx, e))
+		return e
+	}
+	day := 24 * time.Hour
+	completed := run("nightly", "1", batch.StatusCompleted, 10*day)
+	run("nightly", "2", batch.StatusFailed, 9*day)
+	run("nightly", "2", batch.StatusCompleted, 8*day) // a restart that completed
+	restartable := run("nightly", "3", batch.StatusFailed, 7*day)
+	run("nightly", "4", batch.StatusAbandoned, 6*day)
+	run("nightly", "5", batch.StatusFailed, 5*day)
+	running := run("nightly", "5", batch.StatusStarted, 0) // a restart running now
+	recent := run("nightly", "6", batch.StatusCompleted, time.Hour)
+	other := run("other", "1", batch.StatusCompleted, 10*day)
+
+	_, err := pr.Prune(ctx, repository.PruneRequest{})
+	require.ErrorIs(t, err, repository.ErrNoPruneCriteria)
+
+	ids := func(job string) []int64 {
+		t.Helper()
+		es, err := repo.JobExecutions(ctx, batch.ExecutionQuery{JobName: job})
+		require.NoError(t, err)
+		var out []int64
+		for _, e := range es {
+			out = append(out, e.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	before := ids("nightly")
+	require.Len(t, before, 8)
+
+	// Older than two days: the completed instances, the one completed
+	// after a failure, the abandoned one. Not the restartable one, not the
+	// running one nor its instance's earlier run, not the recent one.
+	req := repository.PruneRequest{OlderThan: 2 * day, Job: "nightly", DryRun: true, BatchSize: 2}
+	dry, err := pr.Prune(ctx, req)
+	require.NoError(t, err)
+	require.Len(t, dry.Jobs, 1)
+	want := repository.PrunedJob{Job: "nightly", Executions: 4, StepExecutions: 4, Instances: 3}
+	got := dry.Jobs[0]
+	require.WithinDuration(t, now.Add(-10*day), got.Oldest, time.Second)
+	require.WithinDuration(t, now.Add(-6*day), got.Newest, time.Second)
+	got.Oldest, got.Newest = time.Time{}, time.Time{}
+	require.Equal(t, want, got)
+	require.Equal(t, before, ids("nightly"), "a dry run deletes nothing")
+
+	req.DryRun = false
+	res, err := pr.Prune(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, dry, res, "the prune deletes what the dry run said")
+	left := ids("nightly")
+	require.Len(t, left, 4)
+	require.Contains(t, left, restartable.ID)
+	require.Contains(t, left, running.ID)
+	require.Contains(t, left, recent.ID)
+	steps, err := repo.StepExecutions(ctx, completed.ID)
+	require.NoError(t, err)
+	require.Empty(t, steps)
+	_, err = repo.JobExecution(ctx, completed.ID)
+	require.ErrorIs(t, err, batch.ErrNotFound)
+	_, err = repo.JobInstance(ctx, completed.InstanceID)
+	require.ErrorIs(t, err, batch.ErrNotFound)
+	require.Equal(t, []int64{other.ID}, ids("other"), "another job is left alone")
+	// The pruned instance is forgotten: it launches afresh.
+	again := launch(t, repo, "nightly", batch.JobParameters{"day": batch.StringParam("1")})
+	require.NotEqual(t, completed.InstanceID, again.InstanceID)
+	finish(t, repo, again, batch.StatusCompleted)
+
+	// Restartable too: the failed instance goes; the running one stays.
+	res, err = pr.Prune(ctx, repository.PruneRequest{OlderThan: 2 * day, Restartable: true})
+	require.NoError(t, err)
+	require.Len(t, res.Jobs, 2)
+	require.Equal(t, []string{"nightly", "other"}, []string{res.Jobs[0].Job, res.Jobs[1].Job})
+	require.Equal(t, int64(2), res.Total().Executions)
+	require.Equal(t, int64(2), res.Total().Instances)
+	_, err = repo.JobExecution(ctx, restartable.ID)
+	require.ErrorIs(t, err, batch.ErrNotFound)
+	require.Contains(t, ids("nightly"), running.ID)
+
+	// KeepLast: each job's newest executions stay, whatever their age.
+	for i, ago := range []time.Duration{4 * day, 3 * day, 36 * time.Hour, day} {
+		run("weekly", strconv.Itoa(i), batch.StatusCompleted, ago)
+	}
+	res, err = pr.Prune(ctx, repository.PruneRequest{KeepLast: 3, Job: "weekly"})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), res.Total().Executions)
+	require.Len(t, ids("weekly"), 3)
+	// Both: older than two days and beyond the newest one.
+	res, err = pr.Prune(ctx, repository.PruneRequest{KeepLast: 1, OlderThan: 2 * day, Job: "weekly"})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), res.Total().Executions, "the 3-day-old one; the others are too recent")
+	require.Len(t, ids("weekly"), 2)
 }

@@ -150,3 +150,11 @@ func (r *Repository) Close() error {
 	}
 	return nil
 }
+
+var _ repository.Pruner = (*Repository)(nil)
+
+// Prune implements repository.Pruner: it deletes old executions a batch per
+// transaction (see repository.PruneRequest for what it keeps).
+func (r *Repository) Prune(ctx context.Context, req repository.PruneRequest) (repository.PruneResult, error) {
+	return r.JobRepository.(repository.Pruner).Prune(ctx, req)
+}
