@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"os/signal"
@@ -91,6 +92,11 @@ commands:
                            transaction; running instances and, without -restartable, instances
                            that can still be restarted are kept whole; -dry-run: only say what
                            would go
+  backfill [JOB] -param NAME -from A -to B [-step S] [-parallel N] [PARAM ...]
+                           run JOB once per value of NAME from A to B (dates, times or integers;
+                           -step: 24h by default for dates and times, 1 for integers), at most N
+                           at once; values that completed before are skipped, failed or stopped
+                           ones restarted: run it again to resume
   jobs                     list the jobs this program can run, with their parameters
   migrate                  create or upgrade the job repository's tables
 
@@ -138,6 +144,11 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	keepLast := fs.Int("keep-last", 0, "prune: keep each job's N newest executions, whatever their age")
 	restartable := fs.Bool("restartable", false, "prune: also delete executions of instances that could still be restarted")
 	dryRun := fs.Bool("dry-run", false, "prune: say what would be deleted, delete nothing")
+	bfParam := fs.String("param", "", "backfill: the parameter that takes each value")
+	bfFrom := fs.String("from", "", "backfill: the first value")
+	bfTo := fs.String("to", "", "backfill: the last value")
+	bfStep := fs.String("step", "", "backfill: between two values: a duration (24h, 7d) for dates and times, an integer for integers")
+	bfParallel := fs.Int("parallel", 1, "backfill: how many values run at once")
 	printUsage := func() {
 		fmt.Fprintf(stderr, usage, prog)
 		fs.SetOutput(stderr)
@@ -187,12 +198,16 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	if cmd != "prune" && (*olderThan != "" || *keepLast != 0 || *restartable || *dryRun) {
 		return fail("-older-than, -keep-last, -restartable and -dry-run go with prune only")
 	}
+	if cmd != "backfill" && (*bfParam != "" || *bfFrom != "" || *bfTo != "" || *bfStep != "" || *bfParallel != 1) {
+		return fail("-param, -from, -to, -step and -parallel go with backfill only")
+	}
 
 	// Check what can be checked before touching the database.
 	var (
 		params batch.JobParameters
 		execID int64
 		prune  repository.PruneRequest
+		values []batch.JobParameter
 	)
 	switch cmd {
 	case "run":
@@ -216,6 +231,48 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		// Parameters are checked before the database is touched.
 		if _, err := reg.Parameters(rest[0]).Apply(params); err != nil {
 			return fail("run %s: %v", rest[0], err)
+		}
+	case "backfill":
+		names := reg.Names()
+		// A program with one job may leave its name out.
+		if len(names) == 1 && (len(rest) == 0 || rest[0] != names[0] && strings.Contains(rest[0], "=")) {
+			rest = append([]string{names[0]}, rest...)
+		}
+		if len(rest) == 0 || strings.Contains(rest[0], "=") {
+			return fail("backfill: missing job name (jobs: %s)", strings.Join(names, ", "))
+		}
+		if !slices.Contains(names, rest[0]) {
+			return fail("backfill: unknown job %q (jobs: %s)", rest[0], strings.Join(names, ", "))
+		}
+		if *bfParam == "" || *bfFrom == "" || *bfTo == "" {
+			return fail("backfill %s: want -param NAME, -from and -to", rest[0])
+		}
+		if *bfParallel < 1 {
+			return fail("backfill %s: invalid -parallel %d: want at least 1", rest[0], *bfParallel)
+		}
+		if params, err = batch.ParseParameters(rest[1:]); err != nil {
+			return fail("backfill %s: %v", rest[0], err)
+		}
+		if _, given := params[*bfParam]; given {
+			return fail("backfill %s: %s takes the backfill's values; do not give it too", rest[0], *bfParam)
+		}
+		var typ batch.ParamType
+		for _, spec := range reg.Parameters(rest[0]) {
+			if spec.Name == *bfParam {
+				typ = spec.Type
+				if typ == "" {
+					typ = batch.ParamString
+				}
+			}
+		}
+		if values, err = backfillValues(typ, *bfFrom, *bfTo, *bfStep); err != nil {
+			return fail("backfill %s: %v", rest[0], err)
+		}
+		// Parameters are checked before the database is touched.
+		first := maps.Clone(params)
+		first[*bfParam] = values[0]
+		if _, err := reg.Parameters(rest[0]).Apply(first); err != nil {
+			return fail("backfill %s: %v", rest[0], err)
 		}
 	case "restart", "stop", "abandon":
 		if len(rest) != 1 {
@@ -276,9 +333,9 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		switch {
 		case cmd == "migrate":
 			mode = openMigrate
-		case (cmd == "run" || cmd == "restart") && *migrateFlag == "auto":
+		case (cmd == "run" || cmd == "restart" || cmd == "backfill") && *migrateFlag == "auto":
 			mode = openMigrate
-		case cmd == "run" || cmd == "restart":
+		case cmd == "run" || cmd == "restart" || cmd == "backfill":
 			mode = openCreate
 		}
 		var (
@@ -350,6 +407,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		return ExitCompleted
 	case "migrate":
 		return ExitCompleted
+	case "backfill":
+		return backfill(ctx, l, stdout, stderr, prog, rest[0], *bfParam, values, params, *bfParallel)
 	case "prune":
 		res, err := l.Prune(ctx, prune)
 		if err != nil {
@@ -360,6 +419,86 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	default: // status
 		return status(ctx, l, rest, stdout, fail)
 	}
+}
+
+// backfill runs a backfill, printing a line as each value ends and a
+// summary at the end. The first SIGINT or SIGTERM stops the running values
+// at their next chunk boundary and starts no more; a second exits at once.
+func backfill(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog, name, param string,
+	values []batch.JobParameter, params batch.JobParameters, parallel int) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		sig, ok := <-sigs
+		if !ok {
+			return
+		}
+		fmt.Fprintf(stderr, "%s: %v: stopping the running values at their next chunk boundary, starting no more (signal again to exit at once)\n", prog, sig)
+		cancel()
+		if sig, ok := <-sigs; ok {
+			fmt.Fprintf(stderr, "%s: %v again: exiting; the running values can be restarted once their lease expires\n", prog, sig)
+			os.Exit(ExitInterrupted)
+		}
+	}()
+	fmt.Fprintf(stdout, "backfill %s: %s from %s to %s, %d values\n", name, param, values[0], values[len(values)-1], len(values))
+	runs := l.Backfill(ctx, name, param, values, params, parallel, func(r BackfillRun) {
+		fmt.Fprintf(stdout, "  %s=%s: %s\n", param, r.Value, backfillDetail(r))
+	})
+	counts := map[string]int{}
+	for _, r := range runs {
+		counts[r.Status()]++
+	}
+	var parts []string
+	for _, st := range []string{"COMPLETED", "SKIPPED", "FAILED", "STOPPED", "REFUSED", "NOT STARTED"} {
+		if counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], strings.ToLower(st)))
+		}
+	}
+	fmt.Fprintf(stdout, "\nbackfill %s: %s\n", name, strings.Join(parts, ", "))
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  %s\tEXECUTION\tSTATUS\tTOOK\n", strings.ToUpper(param))
+	for _, r := range runs {
+		id, took := "-", "-"
+		if r.Execution != nil {
+			id, took = strconv.FormatInt(r.Execution.ID, 10), r.Took.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.Value, id, r.Status(), took)
+	}
+	_ = tw.Flush()
+	switch {
+	case counts["FAILED"] > 0:
+		return ExitFailed
+	case counts["STOPPED"] > 0 || counts["NOT STARTED"] > 0:
+		return ExitStopped
+	case counts["REFUSED"] > 0:
+		return ExitRefused
+	}
+	return ExitCompleted
+}
+
+// backfillDetail says in a few words what became of a backfill's value.
+func backfillDetail(r BackfillRun) string {
+	switch st := r.Status(); {
+	case r.Skipped:
+		return "already completed, skipped"
+	case r.Execution != nil:
+		s := fmt.Sprintf("%s (execution %d, %s)", st, r.Execution.ID, r.Took.Round(time.Millisecond))
+		if r.Execution.Status != batch.StatusCompleted && r.Execution.ExitStatus.Description != "" {
+			s += ": " + firstLine(r.Execution.ExitStatus.Description)
+		}
+		return s
+	default:
+		return strings.ToLower(st) + ": " + r.Err.Error()
+	}
+}
+
+// firstLine returns s up to its first line break.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 // parseAge parses a positive Go duration, or a number of days ("30d").

@@ -3,11 +3,13 @@ package launcher_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/launcher"
@@ -118,4 +120,37 @@ func ExampleLauncher_Prune() {
 	// would delete 2 executions, 2 step executions, 2 instances
 	// kept Barbara COMPLETED
 	// kept Edsger COMPLETED
+}
+
+func ExampleLauncher_Backfill() {
+	var jobs launcher.Registry
+	jobs.MustRegister("daily", func(env launcher.Env) (batch.JobConfig, error) {
+		day, _ := env.Parameters.Time("day")
+		step, err := batch.NewTaskletStep("load", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+			func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) {
+				if day.Day() == 3 {
+					return batch.Finished, errors.New("no data yet")
+				}
+				return batch.Finished, nil
+			})})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	}, batch.ParamSpec{Name: "day", Type: batch.ParamDate, Required: true})
+	l, err := launcher.New(launcher.Config{Registry: &jobs, Repository: memory.New(), Stdout: io.Discard})
+	if err != nil {
+		panic(err)
+	}
+	var days []batch.JobParameter
+	for d := 1; d <= 4; d++ {
+		days = append(days, batch.DateParam(time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC)))
+	}
+	ctx := context.Background()
+	l.Backfill(ctx, "daily", "day", days[:2], nil, 1, nil) // an earlier, shorter backfill
+	for _, r := range l.Backfill(ctx, "daily", "day", days, nil, 2, nil) {
+		fmt.Println(r.Value, r.Status())
+	}
+	// Output:
+	// 2026-11-01 SKIPPED
+	// 2026-11-02 SKIPPED
+	// 2026-11-03 FAILED
+	// 2026-11-04 COMPLETED
 }

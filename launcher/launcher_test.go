@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -949,4 +950,124 @@ func TestCommandPrune(t *testing.T) {
 	code, out, _ = command(tj, "-db", db, "-log-level", "error", "run", "count", "n:int=6")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "COMPLETED")
+}
+
+// TestCommandBackfill: backfill as a user runs it — one instance per day,
+// a failed day fails the backfill, running it again skips the completed
+// days and restarts the failed one; values run in parallel; bad ranges are
+// one-line usage errors.
+func TestCommandBackfill(t *testing.T) {
+	tj := newTestJobs(t)
+	var failDay atomic.Value
+	failDay.Store("")
+	var (
+		ran              sync.Map // day → runs
+		inFlight, peak   atomic.Int64
+		waitForCompanion atomic.Bool
+	)
+	tj.reg.MustRegister("daily", func(env launcher.Env) (batch.JobConfig, error) {
+		day, _ := env.Parameters.Time("day")
+		step, err := batch.NewTaskletStep("load", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+			func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) {
+				d := day.Format(time.DateOnly)
+				n, _ := ran.LoadOrStore(d, new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+				now := inFlight.Add(1)
+				defer inFlight.Add(-1)
+				for p := peak.Load(); now > p && !peak.CompareAndSwap(p, now); p = peak.Load() {
+				}
+				// In parallel, the first value waits for a second to run
+				// beside it (sequentially, it would wait in vain).
+				for deadline := time.Now().Add(10 * time.Second); waitForCompanion.Load() && peak.Load() < 2 && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+				if d == failDay.Load() {
+					return batch.Finished, errors.New("the source has no data for " + d)
+				}
+				return batch.Finished, nil
+			})})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	}, batch.ParamSpec{Name: "day", Type: batch.ParamDate, Required: true})
+	db := filepath.Join(t.TempDir(), "batch.db")
+	bf := func(args ...string) (int, string, string) {
+		return command(tj, append([]string{"-db", db, "-log-level", "error", "backfill"}, args...)...)
+	}
+
+	failDay.Store("2026-11-03")
+	code, out, errOut := bf("daily", "-param", "day", "-from", "2026-11-01", "-to", "2026-11-05")
+	require.Equal(t, launcher.ExitFailed, code, errOut)
+	require.Contains(t, out, "backfill daily: day from 2026-11-01 to 2026-11-05, 5 values")
+	require.Contains(t, out, "day=2026-11-03: FAILED (execution 3, ")
+	require.Contains(t, out, "the source has no data for 2026-11-03")
+	require.Contains(t, out, "backfill daily: 4 completed, 1 failed")
+	require.Regexp(t, `2026-11-05\s+5\s+COMPLETED`, out)
+
+	failDay.Store("")
+	code, out, errOut = bf("daily", "-param", "day", "-from", "2026-11-01", "-to", "2026-11-05")
+	require.Equal(t, launcher.ExitCompleted, code, errOut)
+	require.Contains(t, out, "day=2026-11-01: already completed, skipped")
+	require.Contains(t, out, "backfill daily: 1 completed, 4 skipped")
+	require.Regexp(t, `2026-11-03\s+6\s+COMPLETED`, out)
+	for d, want := range map[string]int64{"2026-11-01": 1, "2026-11-03": 2, "2026-11-05": 1} {
+		n, _ := ran.Load(d)
+		require.Equal(t, want, n.(*atomic.Int64).Load(), d)
+	}
+
+	// Several at once, every other day.
+	peak.Store(0)
+	waitForCompanion.Store(true)
+	code, out, errOut = bf("daily", "-param", "day", "-from", "2026-12-01", "-to", "2026-12-11", "-step", "2d", "-parallel", "3")
+	require.Equal(t, launcher.ExitCompleted, code, errOut)
+	require.Contains(t, out, "backfill daily: 6 completed")
+	require.GreaterOrEqual(t, peak.Load(), int64(2), "values ran at once")
+	require.LessOrEqual(t, peak.Load(), int64(3), "no more than -parallel at once")
+	waitForCompanion.Store(false)
+	_, seen := ran.Load("2026-12-02")
+	require.False(t, seen)
+	_, seen = ran.Load("2026-12-11")
+	require.True(t, seen)
+
+	// An undeclared parameter: the type comes from -from.
+	code, out, errOut = bf("count", "-param", "n", "-from", "3", "-to", "5")
+	require.Equal(t, launcher.ExitCompleted, code, errOut)
+	require.Contains(t, out, "backfill count: 3 completed")
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"daily", "-param", "day", "-from", "2026-11-05", "-to", "2026-11-01"}, "-from 2026-11-05 is after -to 2026-11-01"},
+		{[]string{"daily", "-param", "day", "-from", "5", "-to", "9"}, `-from "5": want a date such as 2026-11-01`},
+		{[]string{"daily", "-param", "day", "-from", "2026-11-01", "-to", "2026-11-02", "-step", "12h"}, "steps by whole days"},
+		{[]string{"daily", "-from", "2026-11-01", "-to", "2026-11-02"}, "want -param NAME, -from and -to"},
+		{[]string{"count", "-param", "n", "-from", "x", "-to", "y"}, "want a date (2026-11-01), a time (RFC 3339) or an integer"},
+		{[]string{"daily", "-param", "day", "-from", "2026-11-01", "-to", "2026-11-02", "day=2026-11-01"}, "do not give it too"},
+		{[]string{"nosuch", "-param", "day", "-from", "2026-11-01", "-to", "2026-11-02"}, `unknown job "nosuch"`},
+	} {
+		code, out, errOut := bf(c.args...)
+		require.Equal(t, launcher.ExitUsage, code, c.args)
+		require.Empty(t, out)
+		require.Contains(t, errOut, c.want, c.args)
+		require.Equal(t, 1, strings.Count(errOut, "\n"), "one line: %s", errOut)
+	}
+	code, _, errOut = command(tj, "-db", db, "status", "-parallel", "2")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "go with backfill only")
+}
+
+// TestCommandBackfillOneJob: a program with one job backfills it without
+// naming it, as it runs it.
+func TestCommandBackfillOneJob(t *testing.T) {
+	var reg launcher.Registry
+	reg.MustRegister("daily", func(launcher.Env) (batch.JobConfig, error) {
+		step, err := batch.NewTaskletStep("load", batch.TaskletConfig{Tasklet: batch.TaskletFunc(
+			func(context.Context, *batch.StepExecution) (batch.RepeatStatus, error) { return batch.Finished, nil })})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	}, batch.ParamSpec{Name: "day", Type: batch.ParamDate, Required: true})
+	var stdout, stderr bytes.Buffer
+	code := launcher.Program{Registry: &reg, Stdout: &stdout, Stderr: &stderr}.Run(context.Background(),
+		[]string{"-db", filepath.Join(t.TempDir(), "batch.db"), "-log-level", "error",
+			"backfill", "-param", "day", "-from", "2026-11-01", "-to", "2026-11-02"})
+	require.Equal(t, launcher.ExitCompleted, code, stderr.String())
+	require.Contains(t, stdout.String(), "backfill daily: 2 completed")
 }
