@@ -80,7 +80,9 @@ const usage = `usage: %[1]s [flags] command [arguments] [flags]
 commands:
   run [-next] [JOB] [PARAM ...]  launch JOB (or restart its failed/stopped instance) and wait
                            for it; JOB may be left out when the program has only one;
-                           -next gives it a new instance (run.id one more than the last)
+                           -next gives it a new instance (run.id one more than the last);
+                           -dry-run runs it from the start, rolls every chunk back and
+                           records nothing
   restart EXECUTION_ID     restart the instance of a failed or stopped execution
   stop EXECUTION_ID        ask a running execution to stop at its next chunk boundary
   abandon [-force] EXECUTION_ID  mark a failed or stopped execution as never to be restarted;
@@ -143,7 +145,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	olderThan := fs.String("older-than", "", "prune: delete executions that ended longer ago than this: a Go duration, or days such as 30d")
 	keepLast := fs.Int("keep-last", 0, "prune: keep each job's N newest executions, whatever their age")
 	restartable := fs.Bool("restartable", false, "prune: also delete executions of instances that could still be restarted")
-	dryRun := fs.Bool("dry-run", false, "prune: say what would be deleted, delete nothing")
+	dryRun := fs.Bool("dry-run", false, "run: roll every chunk back instead of committing it and record nothing; prune: say what would be deleted, delete nothing")
 	bfParam := fs.String("param", "", "backfill: the parameter that takes each value")
 	bfFrom := fs.String("from", "", "backfill: the first value")
 	bfTo := fs.String("to", "", "backfill: the last value")
@@ -195,8 +197,14 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	if *force && cmd != "abandon" {
 		return fail("-force goes with abandon only")
 	}
-	if cmd != "prune" && (*olderThan != "" || *keepLast != 0 || *restartable || *dryRun) {
-		return fail("-older-than, -keep-last, -restartable and -dry-run go with prune only")
+	if cmd != "prune" && (*olderThan != "" || *keepLast != 0 || *restartable) {
+		return fail("-older-than, -keep-last and -restartable go with prune only")
+	}
+	if *dryRun && cmd != "prune" && cmd != "run" {
+		return fail("-dry-run goes with run and prune only")
+	}
+	if *dryRun && *next {
+		return fail("run: -dry-run and -next: a dry run is a new instance already")
 	}
 	if cmd != "backfill" && (*bfParam != "" || *bfFrom != "" || *bfTo != "" || *bfStep != "" || *bfParallel != 1) {
 		return fail("-param, -from, -to, -step and -parallel go with backfill only")
@@ -370,6 +378,10 @@ func (p Program) Run(ctx context.Context, args []string) int {
 				return fail("run %s: -next: %v", rest[0], err)
 			}
 			params[batch.RunIDParam] = batch.IntParam(id)
+		}
+		if *dryRun {
+			fmt.Fprintln(stdout, "dry run: every chunk is rolled back and nothing is recorded; what the run would do:")
+			return runJob(ctx, l.DryRun(), stdout, stderr, prog, rest[0], params)
 		}
 		return runJob(ctx, l, stdout, stderr, prog, rest[0], params)
 	case "restart":

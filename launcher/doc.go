@@ -22,6 +22,7 @@
 //
 //	import run input=people.csv      # launch (or restart a failed instance)
 //	import run -next day:date=2026-11-30  # a fresh instance (run.id + 1)
+//	import run -dry-run input=people.csv  # every chunk rolled back, nothing recorded
 //	import restart 12                # restart execution 12's instance
 //	import stop 12                   # stop at the next chunk boundary
 //	import abandon 12                # never restart it

@@ -24,6 +24,7 @@ type engine struct {
 	heartbeatInterval time.Duration
 	stopGrace         time.Duration
 	logger            *slog.Logger
+	dryRun            bool // mark the runs' contexts with batch.WithDryRun
 
 	mu   sync.Mutex
 	runs map[int64]*jobRun // the executions this engine is running
@@ -61,6 +62,9 @@ func (e *engine) launch(ctx context.Context, job *batch.Job, params batch.JobPar
 // run runs exec, an execution of job created by launch, to its end and
 // returns it as finally saved.
 func (e *engine) run(ctx context.Context, job *batch.Job, exec *batch.JobExecution) (*batch.JobExecution, error) {
+	if e.dryRun {
+		ctx = batch.WithDryRun(ctx)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	lease := exec.Lease

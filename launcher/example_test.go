@@ -154,3 +154,38 @@ func ExampleLauncher_Backfill() {
 	// 2026-11-03 FAILED
 	// 2026-11-04 COMPLETED
 }
+
+func ExampleLauncher_DryRun() {
+	l, err := launcher.New(launcher.Config{Repository: memory.New()})
+	if err != nil {
+		panic(err)
+	}
+	step, err := batch.NewChunkStep("notify", batch.ChunkConfig[string, string]{
+		Reader: reader.FromSlice([]string{"ada@example.com", "grace@example.com"}),
+		Writer: batch.WriterFunc[string](func(ctx context.Context, to []string) error {
+			// A writer whose effect no transaction rolls back rehearses.
+			if batch.IsDryRun(ctx) {
+				fmt.Println("would mail", to)
+				return nil
+			}
+			fmt.Println("mailing", to)
+			return nil
+		}),
+	})
+	if err != nil {
+		panic(err)
+	}
+	job, err := batch.NewJob("newsletter", batch.JobConfig{Steps: []batch.Step{step}})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	exec, err := l.DryRun().Run(ctx, job, nil)
+	fmt.Println(exec.Status, err)
+	es, _ := l.Executions(ctx, batch.ExecutionQuery{})
+	fmt.Println(len(es), "executions recorded")
+	// Output:
+	// would mail [ada@example.com grace@example.com]
+	// COMPLETED <nil>
+	// 0 executions recorded
+}

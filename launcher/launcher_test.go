@@ -917,7 +917,7 @@ func TestCommandPrune(t *testing.T) {
 	require.Contains(t, errOut, "give -older-than, -keep-last or both")
 	code, _, errOut = command(tj, "-db", db, "status", "-dry-run")
 	require.Equal(t, launcher.ExitUsage, code)
-	require.Contains(t, errOut, "go with prune only")
+	require.Contains(t, errOut, "-dry-run goes with run and prune only")
 	code, _, errOut = command(tj, "-db", db, "prune", "-older-than", "-3d")
 	require.Equal(t, launcher.ExitUsage, code)
 	require.Contains(t, errOut, "invalid -older-than")
@@ -1070,4 +1070,67 @@ func TestCommandBackfillOneJob(t *testing.T) {
 			"backfill", "-param", "day", "-from", "2026-11-01", "-to", "2026-11-02"})
 	require.Equal(t, launcher.ExitCompleted, code, stderr.String())
 	require.Contains(t, stdout.String(), "backfill daily: 2 completed")
+}
+
+// TestDryRunWriters: in a dry run, a writer that joins the chunk's
+// transaction has its rows rolled back; a file writer and a writer with a
+// transaction of its own refuse (batch.ErrDryRun), and write nothing.
+func TestDryRunWriters(t *testing.T) {
+	repo := openRepo(t, filepath.Join(t.TempDir(), "batch.db"))
+	db := repo.DB()
+	_, err := db.Exec(`CREATE TABLE nums (n INTEGER PRIMARY KEY)`)
+	require.NoError(t, err)
+	l, err := launcher.New(launcher.Config{Repository: repo})
+	require.NoError(t, err)
+	var dry *launcher.Launcher
+	ctx := context.Background()
+	runWith := func(w batch.ItemWriter[int]) (*batch.JobExecution, error) {
+		dry = l.DryRun()
+		step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
+			Reader: reader.FromSlice([]int{1, 2, 3, 4, 5}), Writer: w, ChunkSize: 2})
+		require.NoError(t, err)
+		job, err := batch.NewJob("dry", batch.JobConfig{Steps: []batch.Step{step}})
+		require.NoError(t, err)
+		return dry.Run(ctx, job, nil)
+	}
+	sqlWriter := func(own bool) batch.ItemWriter[int] {
+		w, err := writer.NewSQL(writer.SQLConfig[int]{DB: db, Table: "nums", Columns: []string{"n"}, OwnTransaction: own,
+			Values: func(n int) []any { return []any{n} }})
+		require.NoError(t, err)
+		return w
+	}
+	count := func() int {
+		var n int
+		require.NoError(t, db.Get(&n, `SELECT COUNT(*) FROM nums`))
+		return n
+	}
+
+	e, err := runWith(sqlWriter(false))
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusCompleted, e.Status)
+	steps, err := dry.Repository().StepExecutions(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), steps[0].WriteCount)
+	require.Equal(t, 0, count(), "rolled back")
+
+	e, err = runWith(sqlWriter(true))
+	require.Error(t, err)
+	require.ErrorIs(t, err, batch.ErrDryRun)
+	require.Equal(t, batch.StatusFailed, e.Status)
+	require.Contains(t, e.ExitStatus.Description, "OwnTransaction commits outside the chunk's transaction")
+	require.Equal(t, 0, count())
+
+	path := filepath.Join(t.TempDir(), "out.csv")
+	fw, err := writer.NewCSVFile(writer.CSVFileConfig[int]{Path: path, Columns: []string{"n"},
+		Fields: func(n int) ([]string, error) { return []string{strconv.Itoa(n)}, nil }})
+	require.NoError(t, err)
+	e, err = runWith(fw)
+	require.ErrorIs(t, err, batch.ErrDryRun)
+	require.Contains(t, e.ExitStatus.Description, "the file is written outside the chunk's transaction")
+	require.NoFileExists(t, path)
+
+	// Nothing of it is in the real repository.
+	es, err := repo.JobExecutions(ctx, batch.ExecutionQuery{})
+	require.NoError(t, err)
+	require.Empty(t, es)
 }

@@ -109,6 +109,15 @@ type staged struct {
 }
 
 // fileConfig holds what every file writer configures.
+// refuseDryRun refuses a dry run: the file cannot be rolled back with the
+// chunk's transaction.
+func (f *txFile) refuseDryRun(ctx context.Context) error {
+	if batch.IsDryRun(ctx) {
+		return fmt.Errorf("writer: %s %s: %w: the file is written outside the chunk's transaction", f.kind, f.path, batch.ErrDryRun)
+	}
+	return nil
+}
+
 type fileConfig struct {
 	kind   string
 	path   string

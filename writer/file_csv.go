@@ -129,7 +129,10 @@ func (w *CSVFile[T]) csvWriter(out io.Writer) *csv.Writer {
 // Open opens the file: on a first run it creates or empties it (keeps it,
 // with Append) and writes the header and the footer; on a restart it cuts
 // it back to the last committed checkpoint and rewrites the footer.
-func (w *CSVFile[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
+func (w *CSVFile[T]) Open(ctx context.Context, ec batch.ExecutionContext) error {
+	if err := w.file.refuseDryRun(ctx); err != nil {
+		return err
+	}
 	return w.file.open(ec)
 }
 

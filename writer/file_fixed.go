@@ -194,7 +194,10 @@ func (w *FixedWidthFile[T]) line(out *bytes.Buffer, values []string, header bool
 // Open opens the file: on a first run it creates or empties it (keeps it,
 // with Append) and writes the header and the footer; on a restart it cuts
 // it back to the last committed checkpoint and rewrites the footer.
-func (w *FixedWidthFile[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
+func (w *FixedWidthFile[T]) Open(ctx context.Context, ec batch.ExecutionContext) error {
+	if err := w.file.refuseDryRun(ctx); err != nil {
+		return err
+	}
 	return w.file.open(ec)
 }
 

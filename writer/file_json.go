@@ -78,7 +78,10 @@ func NewJSONLinesFile[T any](cfg JSONLinesFileConfig[T]) (*JSONLinesFile[T], err
 // Open opens the file: on a first run it creates or empties it (keeps it,
 // with Append) and writes the header and the footer; on a restart it cuts
 // it back to the last committed checkpoint and rewrites the footer.
-func (w *JSONLinesFile[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
+func (w *JSONLinesFile[T]) Open(ctx context.Context, ec batch.ExecutionContext) error {
+	if err := w.file.refuseDryRun(ctx); err != nil {
+		return err
+	}
 	return w.file.open(ec)
 }
 
@@ -207,7 +210,10 @@ func NewJSONArrayFile[T any](cfg JSONArrayFileConfig[T]) (*JSONArrayFile[T], err
 // Open opens the file: on a first run it creates or empties it and writes
 // an empty array; on a restart it cuts it back to the last committed
 // checkpoint and closes the array.
-func (w *JSONArrayFile[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
+func (w *JSONArrayFile[T]) Open(ctx context.Context, ec batch.ExecutionContext) error {
+	if err := w.file.refuseDryRun(ctx); err != nil {
+		return err
+	}
 	return w.file.open(ec)
 }
 

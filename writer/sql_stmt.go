@@ -56,6 +56,9 @@ func withTx(ctx context.Context, db *sqlx.DB, own bool, name string, fn func(tx 
 		batch.ReportChanges(ctx, c)
 		return nil
 	}
+	if err := refuseOwnInDryRun(ctx, name); err != nil {
+		return err
+	}
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("writer: %s: begin: %w", name, err)
@@ -69,6 +72,15 @@ func withTx(ctx context.Context, db *sqlx.DB, own bool, name string, fn func(tx 
 		return fmt.Errorf("writer: %s: commit: %w", name, err)
 	}
 	batch.ReportChanges(ctx, c)
+	return nil
+}
+
+// refuseOwnInDryRun refuses a dry run to a writer with a transaction of its
+// own, which would commit.
+func refuseOwnInDryRun(ctx context.Context, name string) error {
+	if batch.IsDryRun(ctx) {
+		return fmt.Errorf("writer: %s: %w: OwnTransaction commits outside the chunk's transaction", name, batch.ErrDryRun)
+	}
 	return nil
 }
 
@@ -90,6 +102,9 @@ func withRaw(ctx context.Context, db *sqlx.DB, own bool, name string, fn func(dr
 		}
 		batch.ReportChanges(ctx, c)
 		return nil
+	}
+	if err := refuseOwnInDryRun(ctx, name); err != nil {
+		return err
 	}
 	conn, err := db.Connx(ctx)
 	if err != nil {

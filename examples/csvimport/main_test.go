@@ -414,3 +414,41 @@ func TestRestartOnAnotherFileRefused(t *testing.T) {
 	require.Equal(t, 0, r.Code, r.Stderr)
 	requireExactlyOnce(t, b.DB, 1000)
 }
+
+// TestDryRun: a dry run of the shipped program says what the import would
+// do — rows read and written, or the row that would fail it — and commits
+// and records nothing.
+func TestDryRun(t *testing.T) {
+	for name, open := range exampletest.Backends() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			// A dry run rolls back the schema step too: the table is made
+			// by a real run, then emptied.
+			first := run(t, b, nil, "run", "input="+writeCSV(t, 10))
+			require.Equal(t, 0, first.Code, first.Stderr)
+			_, err := b.DB.Exec(`DELETE FROM people`)
+			require.NoError(t, err)
+
+			dry := run(t, b, nil, "run", "-dry-run", "+chunk:int=100")
+			require.Equal(t, 0, dry.Code, dry.Stderr)
+			require.Contains(t, dry.Stdout, "dry run: every chunk is rolled back")
+			require.Regexp(t, `import\s+COMPLETED\s+1000\s+1000\s+0\s+0\s+10\s`, dry.Stdout)
+			require.Equal(t, 0, countRows(b.DB), "nothing committed")
+
+			failing := run(t, b, []string{"FAIL_AT=500"}, "run", "-dry-run")
+			require.Equal(t, launcher.ExitFailed, failing.Code)
+			require.Contains(t, failing.Stdout, "FAILED")
+			require.Contains(t, failing.Stdout+failing.Stderr, "FAIL_AT=500")
+			require.Equal(t, 0, countRows(b.DB), "nothing committed")
+
+			status := run(t, b, nil, "status")
+			require.Equal(t, 0, status.Code, status.Stderr)
+			require.Equal(t, 1, strings.Count(status.Stdout, "csvimport"), "only the real run is recorded:\n%s", status.Stdout)
+			// The sample, never really run, still runs.
+			real := run(t, b, nil, "run")
+			require.Equal(t, 0, real.Code, real.Stderr)
+			requireExactlyOnce(t, b.DB, 1000)
+		})
+	}
+}
