@@ -2,14 +2,11 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
-	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
@@ -17,31 +14,6 @@ import (
 	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/postgres"
 )
-
-// beginCounter is a database/sql connector that counts the transactions
-// begun on its connections.
-type beginCounter struct {
-	driver.Connector
-	begins atomic.Int64
-}
-
-func (c *beginCounter) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &countedConn{Conn: conn, c: c}, nil
-}
-
-type countedConn struct {
-	driver.Conn
-	c *beginCounter
-}
-
-func (cc *countedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	cc.c.begins.Add(1)
-	return cc.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
-}
 
 // TestCheckpointAlone: a chunk whose writers did not join its transaction
 // sends its checkpoint alone, without BEGIN and COMMIT around it (one round
@@ -56,11 +28,13 @@ func TestCheckpointAlone(t *testing.T) {
 	require.NoError(t, migrated.Migrate(ctx))
 	require.NoError(t, migrated.Close())
 
-	cfg, err := pgx.ParseConfig(dsn)
-	require.NoError(t, err)
-	counter := &beginCounter{Connector: stdlib.GetConnector(*cfg)}
-	db := sqlx.NewDb(sql.OpenDB(counter), "postgres")
-	defer db.Close()
+	counter, db, _ := cutOffWorker(t, dsn, func(dsn string) (driver.Connector, error) {
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, err
+		}
+		return stdlib.GetConnector(*cfg), nil
+	})
 	repo, err := postgres.New(db, postgres.Config{})
 	require.NoError(t, err)
 

@@ -23,11 +23,13 @@ import (
 // cutOff is a database/sql connector whose transactions, once cut is set,
 // never send their COMMIT: the client goes silent in the middle of a
 // transaction, as a process behind a stalled network does, and the server
-// sees a session idle in its transaction, holding its locks.
+// sees a session idle in its transaction, holding its locks. It counts the
+// transactions begun on its connections too.
 type cutOff struct {
 	driver.Connector
 	cut     atomic.Bool
 	release chan struct{}
+	begins  atomic.Int64
 }
 
 func (c *cutOff) Connect(ctx context.Context) (driver.Conn, error) {
@@ -44,6 +46,7 @@ type cutOffConn struct {
 }
 
 func (cc *cutOffConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	cc.c.begins.Add(1)
 	tx, err := cc.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -63,6 +66,60 @@ func (t *cutOffTx) Commit() error {
 	return t.Tx.Commit()
 }
 
+// cutOffWorker opens a pool on dsn through a cutOff connector wrapping
+// connector (nil: lib/pq's), its sessions named apart from any other of
+// the server, and returns the connector, the pool and the sessions' name.
+func cutOffWorker(t *testing.T, dsn string, connector func(dsn string) (driver.Connector, error)) (*cutOff, *sqlx.DB, string) {
+	t.Helper()
+	app := fmt.Sprintf("cutoff-worker-%d", time.Now().UnixNano())
+	workerDSN := dsn + " application_name=" + app
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		q := u.Query()
+		q.Set("application_name", app)
+		u.RawQuery = q.Encode()
+		workerDSN = u.String()
+	}
+	if connector == nil {
+		connector = func(dsn string) (driver.Connector, error) { return pq.NewConnector(dsn) }
+	}
+	c, err := connector(workerDSN)
+	require.NoError(t, err)
+	conn := &cutOff{Connector: c, release: make(chan struct{})}
+	db := sqlx.NewDb(sql.OpenDB(conn), "postgres")
+	t.Cleanup(func() { _ = db.Close() })
+	return conn, db, app
+}
+
+// commitHeld commits a chunk of s whose writer joins the chunk's
+// transaction (a checkpoint alone is sent without one), with conn's
+// commits held, and waits until the worker's session app sits idle in the
+// transaction after its checkpoint: the execution's row is locked, COMMIT
+// does not come until conn is released. The commit's error arrives on the
+// channel.
+func commitHeld(t *testing.T, conn *cutOff, repo *postgres.Repository, s *batch.StepExecution, observer *sqlx.DB, app string) <-chan error {
+	t.Helper()
+	conn.cut.Store(true)
+	committed := make(chan error, 1)
+	go func() {
+		_, err := repo.CommitChunk(context.Background(), s, func(ctx context.Context) error {
+			tx, err := batch.JoinTx(ctx, repo.DB().DB)
+			if err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `SELECT 1`)
+			return err
+		})
+		committed <- err
+	}()
+	require.Eventually(t, func() bool {
+		var n int
+		_ = observer.Get(&n, `SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'idle in transaction'
+			AND application_name = $1 AND query LIKE '%UPDATE %step_execution%'`, app)
+		return n > 0
+	}, 10*time.Second, 20*time.Millisecond)
+	return committed
+}
+
 // TestTakeoverBehindCutOffWorker: a worker cut off from the database between
 // its chunk's checkpoint and its COMMIT holds a lock on its execution. A
 // launch meanwhile waits a bounded time and says what it waits for; the
@@ -76,20 +133,7 @@ func TestTakeoverBehindCutOffWorker(t *testing.T) {
 	require.NoError(t, migrated.Migrate(ctx))
 	require.NoError(t, migrated.Close())
 
-	// The worker's sessions are told apart from any other of the server.
-	app := fmt.Sprintf("cutoff-worker-%d", time.Now().UnixNano())
-	workerDSN := dsn + " application_name=" + app
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
-		q := u.Query()
-		q.Set("application_name", app)
-		u.RawQuery = q.Encode()
-		workerDSN = u.String()
-	}
-	pc, err := pq.NewConnector(workerDSN)
-	require.NoError(t, err)
-	conn := &cutOff{Connector: pc, release: make(chan struct{})}
-	workerDB := sqlx.NewDb(sql.OpenDB(conn), "postgres")
-	defer workerDB.Close()
+	conn, workerDB, app := cutOffWorker(t, dsn, nil)
 	worker, err := postgres.New(workerDB, postgres.Config{IdleInTransactionTimeout: 2 * time.Second})
 	require.NoError(t, err)
 
@@ -104,30 +148,8 @@ func TestTakeoverBehindCutOffWorker(t *testing.T) {
 	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted, Context: batch.ExecutionContext{}}
 	require.NoError(t, worker.CreateStepExecution(ctx, s))
 
-	conn.cut.Store(true)
-	committed := make(chan error, 1)
-	go func() {
-		// A writer joins the chunk's transaction (a checkpoint alone is
-		// sent without one).
-		_, err := worker.CommitChunk(ctx, s, func(ctx context.Context) error {
-			tx, err := batch.JoinTx(ctx, workerDB.DB)
-			if err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, `SELECT 1`)
-			return err
-		})
-		committed <- err
-	}()
+	commitHeld(t, conn, worker, s, launcherDB, app) // its end is not awaited: the session is dropped
 	defer close(conn.release)
-	// Wait until the worker's session sits idle in its transaction after
-	// its checkpoint: the execution's row is locked, COMMIT never comes.
-	require.Eventually(t, func() bool {
-		var n int
-		_ = launcherDB.Get(&n, `SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'idle in transaction'
-			AND application_name = $1 AND query LIKE '%UPDATE %step_execution%'`, app)
-		return n > 0
-	}, 10*time.Second, 20*time.Millisecond)
 
 	// An hour later, by the launcher's clock: the lease has lapsed, but the
 	// lock is still held. The launch does not hang; it says what it waits

@@ -2,14 +2,10 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chunkwise/chunkwise/batch"
@@ -58,19 +54,7 @@ func TestPruneBesideARunningChunk(t *testing.T) {
 	require.NoError(t, admin.Migrate(ctx))
 	addHistory(t, admin.DB(), "nightly", 5000)
 
-	app := fmt.Sprintf("prune-worker-%d", time.Now().UnixNano())
-	workerDSN := dsn + " application_name=" + app
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
-		q := u.Query()
-		q.Set("application_name", app)
-		u.RawQuery = q.Encode()
-		workerDSN = u.String()
-	}
-	pc, err := pq.NewConnector(workerDSN)
-	require.NoError(t, err)
-	conn := &cutOff{Connector: pc, release: make(chan struct{})}
-	workerDB := sqlx.NewDb(sql.OpenDB(conn), "postgres")
-	defer workerDB.Close()
+	conn, workerDB, app := cutOffWorker(t, dsn, nil)
 	worker, err := postgres.New(workerDB, postgres.Config{})
 	require.NoError(t, err)
 
@@ -79,26 +63,7 @@ func TestPruneBesideARunningChunk(t *testing.T) {
 	require.NoError(t, err)
 	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted, Context: batch.ExecutionContext{}}
 	require.NoError(t, worker.CreateStepExecution(ctx, s))
-
-	conn.cut.Store(true)
-	committed := make(chan error, 1)
-	go func() {
-		_, err := worker.CommitChunk(ctx, s, func(ctx context.Context) error {
-			tx, err := batch.JoinTx(ctx, workerDB.DB)
-			if err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, `SELECT 1`)
-			return err
-		})
-		committed <- err
-	}()
-	require.Eventually(t, func() bool {
-		var n int
-		_ = admin.DB().Get(&n, `SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'idle in transaction'
-			AND application_name = $1 AND query LIKE '%UPDATE %step_execution%'`, app)
-		return n > 0
-	}, 10*time.Second, 20*time.Millisecond)
+	committed := commitHeld(t, conn, worker, s, admin.DB(), app)
 
 	pruner, err := postgres.Open(ctx, dsn, postgres.Config{LockTimeout: 300 * time.Millisecond})
 	require.NoError(t, err)
