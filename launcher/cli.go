@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"maps"
@@ -68,6 +70,12 @@ type Program struct {
 	Logger *slog.Logger
 	// Stdout and Stderr default to os.Stdout and os.Stderr.
 	Stdout, Stderr io.Writer
+	// MeterProvider, TracerProvider and ChunkSpans are the launcher's (see
+	// Config): where the metrics and spans of the runs go. Default:
+	// OpenTelemetry's global providers.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+	ChunkSpans     bool
 }
 
 // Main runs the command line in os.Args and exits with its exit code.
@@ -365,7 +373,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	} else if cmd == "migrate" {
 		return fail("migrate: this program has its own job repository; migrate it where it is opened")
 	}
-	l, err := New(Config{Registry: reg, Repository: repo, Lease: lease, Logger: logger, Stdout: stdout})
+	l, err := New(Config{Registry: reg, Repository: repo, Lease: lease, Logger: logger, Stdout: stdout,
+		MeterProvider: p.MeterProvider, TracerProvider: p.TracerProvider, ChunkSpans: p.ChunkSpans})
 	if err != nil {
 		return fail("%v", err)
 	}

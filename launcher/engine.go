@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -25,6 +27,7 @@ type engine struct {
 	stopGrace         time.Duration
 	logger            *slog.Logger
 	dryRun            bool // mark the runs' contexts with batch.WithDryRun
+	tel               *telemetry
 
 	mu   sync.Mutex
 	runs map[int64]*jobRun // the executions this engine is running
@@ -199,6 +202,14 @@ func (r *jobRun) run(ctx context.Context) (*batch.JobExecution, error) {
 	if r.exec.Context == nil {
 		r.exec.Context = batch.ExecutionContext{}
 	}
+	// The job's span, linked to the trace of the execution restarted; its
+	// own trace is saved in the job's context for the next restart.
+	started := time.Now()
+	ctx, span := r.engine.tel.startJob(ctx, r.exec, r.job.Name())
+	book = trace.ContextWithSpan(book, span)
+	defer func() {
+		r.engine.tel.endJob(book, span, r.job.Name(), r.exec.Status, r.exec.ExitStatus, time.Since(started))
+	}()
 
 	if err := r.saveJob(book, func(e *batch.JobExecution) {
 		e.Status = batch.StatusStarted
@@ -622,7 +633,14 @@ func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *bat
 		listeners = sl.Listeners()
 	}
 	job, base := r.fork()
-	sc := &stepContext{run: r, job: job, se: se, log: log, stop: stop, stopping: stopping}
+	started := time.Now()
+	ctx, span := r.engine.tel.startStep(ctx, r.job.Name(), step.Name(), se.ID)
+	book = trace.ContextWithSpan(book, span)
+	defer func() {
+		r.engine.tel.endStep(book, span, r.job.Name(), step.Name(), se.Status, se.ExitStatus, time.Since(started))
+	}()
+	sc := &stepContext{run: r, job: job, se: se, log: log, stop: stop, stopping: stopping, chunkStart: started,
+		metrics: r.engine.tel.forStep(r.job.Name(), step.Name())}
 	// Step listeners find the step, and the job's context, in theirs.
 	ctx, book = batch.WithStepContext(ctx, sc), batch.WithStepContext(book, sc)
 
@@ -819,6 +837,10 @@ type stepContext struct {
 	stop <-chan struct{} // of a child step: its parent's stop, besides the run's
 	// stopping is closed when either stop is: a child's Stopping.
 	stopping <-chan struct{}
+	// chunkStart is when the chunk being committed began: the step's
+	// start, then the end of the chunk before.
+	chunkStart time.Time
+	metrics    *stepMetrics
 }
 
 func (sc *stepContext) JobExecution() *batch.JobExecution   { return sc.job }
@@ -877,6 +899,27 @@ func (sc *stepContext) Save(ctx context.Context) error {
 }
 
 func (sc *stepContext) Commit(ctx context.Context, fn func(ctx context.Context, w *batch.StepExecution) error) error {
+	tel := sc.run.engine.tel
+	before, start := itemCounts(sc.se), sc.chunkStart
+	var span trace.Span
+	if tel.chunkSpans {
+		ctx, span = tel.tracer.Start(ctx, "chunk", trace.WithTimestamp(start))
+	}
+	err := sc.commit(ctx, fn)
+	now := time.Now()
+	sc.chunkStart = now
+	tel.chunk(ctx, sc.metrics, err == nil, now.Sub(start), before, itemCounts(sc.se))
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End(trace.WithTimestamp(now))
+	}
+	return err
+}
+
+// commit commits a chunk: see Commit.
+func (sc *stepContext) commit(ctx context.Context, fn func(ctx context.Context, w *batch.StepExecution) error) error {
 	w := sc.se.Clone()
 	wrote := false
 	status, err := sc.run.repo().CommitChunk(ctx, w, func(ctx context.Context) error {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/repository"
@@ -47,6 +49,18 @@ type Config struct {
 	Logger *slog.Logger
 	// Stdout is handed to job factories in Env. Default io.Discard.
 	Stdout io.Writer
+	// MeterProvider receives the launcher's metrics (see docs/operations.md:
+	// durations of jobs, steps and chunks, executions running, items by
+	// operation). Default: OpenTelemetry's global one, which does nothing
+	// until the program installs an SDK.
+	MeterProvider metric.MeterProvider
+	// TracerProvider receives a span per job execution and per step
+	// execution, and with ChunkSpans per chunk. Default: OpenTelemetry's
+	// global one.
+	TracerProvider trace.TracerProvider
+	// ChunkSpans adds a span per chunk, under its step's. Default false: a
+	// step of a million chunks would make a trace no one can read.
+	ChunkSpans bool
 }
 
 // Launcher runs jobs and operates on their executions. Run runs a job to its
@@ -100,10 +114,14 @@ func New(cfg Config) (*Launcher, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = &Registry{}
 	}
+	tel, err := newTelemetry(cfg.MeterProvider, cfg.TracerProvider, cfg.ChunkSpans)
+	if err != nil {
+		return nil, fmt.Errorf("launcher: telemetry: %w", err)
+	}
 	return &Launcher{
 		reg: cfg.Registry,
 		engine: &engine{repo: cfg.Repository, lease: cfg.Lease, heartbeatInterval: cfg.HeartbeatInterval,
-			stopGrace: cfg.StopGrace, logger: cfg.Logger},
+			stopGrace: cfg.StopGrace, logger: cfg.Logger, tel: tel},
 		env:     Env{DB: cfg.DB, Repository: cfg.Repository, Logger: cfg.Logger, Stdout: cfg.Stdout},
 		running: map[int64]chan struct{}{},
 		results: map[int64]result{},
