@@ -833,3 +833,35 @@ func TestFileWritersKilled(t *testing.T) {
 		require.Equal(t, string(want), string(got), f.file)
 	}
 }
+
+// TestFileWritersRefuseDryRuns: the file writers and the reject file, and a
+// reject table with a transaction of its own, refuse to open in a dry run
+// (batch.ErrDryRun), and create no file.
+func TestFileWritersRefuseDryRuns(t *testing.T) {
+	dir := t.TempDir()
+	fields := func(n int) ([]string, error) { return []string{strconv.Itoa(n)}, nil }
+	var streams []batch.ItemStream
+	add := func(s batch.ItemStream, err error) {
+		require.NoError(t, err)
+		streams = append(streams, s)
+	}
+	add(writer.NewCSVFile(writer.CSVFileConfig[int]{Path: filepath.Join(dir, "a.csv"), Columns: []string{"n"}, Fields: fields}))
+	add(writer.NewFixedWidthFile(writer.FixedWidthFileConfig[int]{Path: filepath.Join(dir, "b.txt"),
+		Columns: []writer.FixedWidthColumn{{Name: "n", Width: 5}}, Fields: fields}))
+	add(writer.NewJSONLinesFile(writer.JSONLinesFileConfig[int]{Path: filepath.Join(dir, "c.jsonl")}))
+	add(writer.NewJSONArrayFile(writer.JSONArrayFileConfig[int]{Path: filepath.Join(dir, "d.json")}))
+	add(writer.NewRejectFile[int, int](writer.RejectFileConfig{Path: filepath.Join(dir, "e.jsonl")}))
+	db := sqlx.MustOpen("sqlite", filepath.Join(dir, "f.db"))
+	defer db.Close()
+	add(writer.NewRejectTable[int, int](writer.RejectTableConfig{DB: db, OwnTransaction: true}))
+	ctx := batch.WithDryRun(context.Background())
+	for _, s := range streams {
+		err := s.Open(ctx, batch.ExecutionContext{})
+		require.ErrorIs(t, err, batch.ErrDryRun, "%T", s)
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.Equal(t, "f.db", e.Name(), "no file written")
+	}
+}

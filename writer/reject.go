@@ -86,7 +86,10 @@ func NewRejectFile[T, U any](cfg RejectFileConfig) (*RejectFile[T, U], error) {
 // Open opens the file, creating it if needed. On a restart it truncates the
 // file to the offset of the last committed checkpoint, dropping lines of
 // chunks that did not commit.
-func (r *RejectFile[T, U]) Open(_ context.Context, ec batch.ExecutionContext) error {
+func (r *RejectFile[T, U]) Open(ctx context.Context, ec batch.ExecutionContext) error {
+	if err := r.file.refuseDryRun(ctx); err != nil {
+		return err
+	}
 	return r.file.open(ec)
 }
 
@@ -175,8 +178,14 @@ func NewRejectTable[T, U any](cfg RejectTableConfig) (*RejectTable[T, U], error)
 	}, nil
 }
 
-// Open creates the table if it does not exist.
+// Open creates the table if it does not exist. A dry run with
+// OwnTransaction is refused (batch.ErrDryRun): its inserts would commit.
 func (r *RejectTable[T, U]) Open(ctx context.Context, _ batch.ExecutionContext) error {
+	if r.own {
+		if err := refuseOwnInDryRun(ctx, "reject table "+r.table); err != nil {
+			return err
+		}
+	}
 	if _, err := r.db.ExecContext(ctx, r.create); err != nil {
 		return fmt.Errorf("writer: reject table %s: %w", r.table, err)
 	}
