@@ -935,6 +935,11 @@ func (c *chunk[T, U]) commit(ctx context.Context, to int, final bool) error {
 					return c.stepErr("update", 0, err)
 				}
 			}
+			if pr, ok := c.cfg().Reader.(ProgressReader); ok {
+				if err := w.Context.Put(ProgressKey, pr.Progress()); err != nil {
+					return err
+				}
+			}
 			return nil
 		}
 		for k, v := range c.readerStart {

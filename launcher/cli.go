@@ -96,7 +96,9 @@ commands:
   stop EXECUTION_ID        ask a running execution to stop at its next chunk boundary
   abandon [-force] EXECUTION_ID  mark a failed or stopped execution as never to be restarted;
                            -force: also one that runs or stops (a stuck process)
-  status [JOB|EXECUTION_ID] list recent executions, or describe one (never writes)
+  status [JOB|EXECUTION_ID] list recent executions, or describe one (never writes); a running
+                           step's line says its rate, how far it is, its ETA, or that it is
+                           stalled (-stalled 5m); -watch prints the list again while executions run
   prune [JOB] [-older-than AGE] [-keep-last N] [-restartable] [-dry-run]
                            delete the executions (of JOB, or of every job) that ended more than
                            AGE ago (30d, 12h) and are not among their job's N newest, a batch per
@@ -155,6 +157,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	keepLast := fs.Int("keep-last", 0, "prune: keep each job's N newest executions, whatever their age")
 	restartable := fs.Bool("restartable", false, "prune: also delete executions of instances that could still be restarted")
 	dryRun := fs.Bool("dry-run", false, "run: roll every chunk back instead of committing it and record nothing; prune: say what would be deleted, delete nothing")
+	stalledAfter := fs.Duration("stalled", 5*time.Minute, "status: call a running step stalled when it has not committed for this long")
+	watch := fs.Bool("watch", false, "status: print the list again every 2 seconds while executions run")
 	bfParam := fs.String("param", "", "backfill: the parameter that takes each value")
 	bfFrom := fs.String("from", "", "backfill: the first value")
 	bfTo := fs.String("to", "", "backfill: the last value")
@@ -208,6 +212,9 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	}
 	if cmd != "prune" && (*olderThan != "" || *keepLast != 0 || *restartable) {
 		return fail("-older-than, -keep-last and -restartable go with prune only")
+	}
+	if cmd != "status" && (*watch || *stalledAfter != 5*time.Minute) {
+		return fail("-watch and -stalled go with status only")
 	}
 	if *dryRun && cmd != "prune" && cmd != "run" {
 		return fail("-dry-run goes with run and prune only")
@@ -439,7 +446,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		writePruned(stdout, res, prune.DryRun)
 		return ExitCompleted
 	default: // status
-		return status(ctx, l, rest, stdout, fail)
+		return status(ctx, l, rest, stdout, fail, *stalledAfter, *watch)
 	}
 }
 
@@ -621,7 +628,8 @@ func nextRunID(ctx context.Context, l *Launcher, job string) (int64, error) {
 	return last + 1, nil
 }
 
-func status(ctx context.Context, l *Launcher, rest []string, stdout io.Writer, fail func(string, ...any) int) int {
+func status(ctx context.Context, l *Launcher, rest []string, stdout io.Writer, fail func(string, ...any) int,
+	stalled time.Duration, watch bool) int {
 	if len(rest) == 1 {
 		if id, err := strconv.ParseInt(rest[0], 10, 64); err == nil {
 			s, err := l.Summary(ctx, id)
@@ -636,16 +644,42 @@ func status(ctx context.Context, l *Launcher, rest []string, stdout io.Writer, f
 	if len(rest) == 1 {
 		q.JobName = rest[0]
 	}
-	es, err := l.Executions(ctx, q)
-	if err != nil {
-		return fail("status: %v", err)
+	for {
+		es, err := l.Executions(ctx, q)
+		if err != nil {
+			return fail("status: %v", err)
+		}
+		if len(es) == 0 {
+			fmt.Fprintln(stdout, "no executions")
+			return ExitCompleted
+		}
+		l.writeExecutions(stdout, es)
+		running := false
+		for _, e := range es {
+			if !e.Status.Running() {
+				continue
+			}
+			running = true
+			steps, err := l.Repository().StepExecutions(ctx, e.ID)
+			if err != nil {
+				return fail("status: %v", err)
+			}
+			for _, s := range steps {
+				if s.Status.Running() {
+					fmt.Fprintf(stdout, "  %d %s\n", e.ID, progressLine(s, time.Now(), stalled))
+				}
+			}
+		}
+		if !watch || !running {
+			return ExitCompleted
+		}
+		select {
+		case <-ctx.Done():
+			return ExitCompleted
+		case <-time.After(2 * time.Second):
+		}
+		fmt.Fprintf(stdout, "\n%s\n", time.Now().Format(time.DateTime))
 	}
-	if len(es) == 0 {
-		fmt.Fprintln(stdout, "no executions")
-		return ExitCompleted
-	}
-	l.writeExecutions(stdout, es)
-	return ExitCompleted
 }
 
 func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog, name string, params batch.JobParameters) int {

@@ -641,7 +641,7 @@ func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *bat
 		r.engine.tel.endStep(book, span, r.job.Name(), step.Name(), se.Status, se.ExitStatus, time.Since(started))
 	}()
 	sc := &stepContext{run: r, job: job, se: se, log: log, stop: stop, stopping: stopping, chunkStart: started,
-		metrics: r.engine.tel.forStep(r.job.Name(), step.Name())}
+		metrics: r.engine.tel.forStep(r.job.Name(), step.Name()), rate: newRater(se, started)}
 	// Step listeners find the step, and the job's context, in theirs.
 	ctx, book = batch.WithStepContext(ctx, sc), batch.WithStepContext(book, sc)
 
@@ -842,6 +842,7 @@ type stepContext struct {
 	// start, then the end of the chunk before.
 	chunkStart time.Time
 	metrics    *stepMetrics
+	rate       *rater // the step's rate, stored with each checkpoint
 }
 
 func (sc *stepContext) JobExecution() *batch.JobExecution   { return sc.job }
@@ -923,8 +924,13 @@ func (sc *stepContext) Commit(ctx context.Context, fn func(ctx context.Context, 
 func (sc *stepContext) commit(ctx context.Context, fn func(ctx context.Context, w *batch.StepExecution) error) error {
 	w := sc.se.Clone()
 	wrote := false
+	var rate rater
 	status, err := sc.run.repo().CommitChunk(ctx, w, func(ctx context.Context) error {
 		if err := fn(ctx, w); err != nil {
+			return err
+		}
+		var err error
+		if rate, err = sc.rate.next(w, time.Now()); err != nil {
 			return err
 		}
 		wrote = true
@@ -945,6 +951,9 @@ func (sc *stepContext) commit(ctx context.Context, fn func(ctx context.Context, 
 	}
 	sc.run.touch()
 	*sc.se = *w
+	if wrote {
+		*sc.rate = rate
+	}
 	sc.run.noteStatus(status)
 	return nil
 }

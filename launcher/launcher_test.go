@@ -491,9 +491,9 @@ func TestFlagsAfterTheCommand(t *testing.T) {
 	code, _, errOut = command(tj, "-db", db, "run", "count", "-n(int)=5")
 	require.Equal(t, launcher.ExitUsage, code)
 	require.Contains(t, errOut, "is written +n:int=5")
-	code, _, errOut = command(tj, "-db", db, "status", "-watch")
+	code, _, errOut = command(tj, "-db", db, "status", "-follow")
 	require.Equal(t, launcher.ExitUsage, code)
-	require.Contains(t, errOut, "unknown flag -watch")
+	require.Contains(t, errOut, "unknown flag -follow")
 
 	// After "--" nothing is a flag: -db=x is a parameter in the old
 	// not-identifying form.
@@ -1133,4 +1133,53 @@ func TestDryRunWriters(t *testing.T) {
 	es, err := repo.JobExecutions(ctx, batch.ExecutionQuery{})
 	require.NoError(t, err)
 	require.Empty(t, es)
+}
+
+// TestStatusProgress: status, from another process, says how a running
+// step goes — items read, its rate, how far it is of its reader's input and
+// the time left — and calls it stalled once it has not committed for longer
+// than -stalled.
+func TestStatusProgress(t *testing.T) {
+	var reg launcher.Registry
+	gate := make(chan struct{})
+	var chunks atomic.Int64
+	reg.MustRegister("slow", func(launcher.Env) (batch.JobConfig, error) {
+		step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
+			Reader: reader.FromSlice(make([]int, 100)), ChunkSize: 10,
+			Writer: batch.WriterFunc[int](func(context.Context, []int) error {
+				if chunks.Add(1) == 4 {
+					<-gate // the fourth chunk waits: three committed, then a stall
+				}
+				time.Sleep(5 * time.Millisecond)
+				return nil
+			}),
+		})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	})
+	db := filepath.Join(t.TempDir(), "batch.db")
+	repo := openRepo(t, db)
+	l, err := launcher.New(launcher.Config{Registry: &reg, Repository: repo})
+	require.NoError(t, err)
+	ctx := context.Background()
+	id := startNamed(t, l, "slow", nil)
+	require.Eventually(t, func() bool { return chunks.Load() >= 4 }, 10*time.Second, time.Millisecond)
+
+	cmd := func(args ...string) string {
+		var stdout, stderr bytes.Buffer
+		code := launcher.Program{Registry: &reg, Stdout: &stdout, Stderr: &stderr}.Run(ctx, append([]string{"-db", db}, args...))
+		require.Equal(t, 0, code, stderr.String())
+		return stdout.String()
+	}
+	out := cmd("status")
+	require.Regexp(t, fmt.Sprintf(`(?m)^  %d load: 30 read, [0-9.]+ items/s, 30%% of 100 items, ETA [0-9.]+m?s$`, id), out)
+	time.Sleep(150 * time.Millisecond) // no commit meanwhile: the fourth chunk waits
+	out = cmd("status", "-stalled", "100ms")
+	require.Regexp(t, fmt.Sprintf(`(?m)^  %d load: 30 read, .*, STALLED: no commit for [0-9.]+m?s$`, id), out)
+
+	close(gate)
+	final, err := l.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusCompleted, final.Status)
+	out = cmd("status")
+	require.NotContains(t, out, "load:", "no progress line for a finished execution")
 }

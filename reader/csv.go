@@ -812,3 +812,26 @@ func satAdd(a, b int64) int64 {
 	}
 	return a + b
 }
+
+// Progress implements batch.ProgressReader: the bytes of the file (of its
+// range, with CSVConfig.Range) up to the last record returned, of the
+// file's (the range's) size; the size is unknown (0) for a compressed file.
+func (c *CSV[T]) Progress() batch.Progress {
+	p := batch.Progress{Unit: "bytes"}
+	if c.in == nil {
+		return p
+	}
+	p.Done = c.pos.offset
+	if c.in.gz == nil {
+		p.Total = c.in.hist.size
+	}
+	if r := c.cfg.Range; r != nil {
+		p.Done -= r.Start
+		if r.End > 0 {
+			p.Total = r.End - r.Start
+		} else if p.Total > 0 {
+			p.Total -= r.Start
+		}
+	}
+	return p
+}

@@ -766,3 +766,23 @@ func TestCSVInvalidUTF8(t *testing.T) {
 	allow := openCSV(t, latin1, reader.CSVConfig[row]{Header: true, Map: toRow, AllowInvalidUTF8: true})
 	require.Len(t, readAll(t, allow), 4)
 }
+
+// TestCSVProgress: the CSV reader's progress is the bytes up to the last
+// record returned, of the file's size — or of its range's.
+func TestCSVProgress(t *testing.T) {
+	t.Parallel()
+	content := "a,b\n1,x\n2,y\n3,z\n"
+	path := writeFile(t, "p.csv", content)
+	r := openCSV(t, "", reader.CSVConfig[row]{Path: path, Header: true, Map: toRow})
+	_, err := r.Read(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, batch.Progress{Done: int64(len("a,b\n1,x\n")), Total: int64(len(content)), Unit: "bytes"}, r.Progress())
+
+	// The second half of the file, as a range.
+	start := int64(len("a,b\n1,x\n"))
+	ranged := openCSV(t, "", reader.CSVConfig[row]{Path: path, Header: true, Map: toRow,
+		Range: &reader.CSVRange{Start: start, End: int64(len(content)), Line: 3, Header: []string{"a", "b"}}})
+	_, err = ranged.Read(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, batch.Progress{Done: int64(len("2,y\n")), Total: int64(len(content)) - start, Unit: "bytes"}, ranged.Progress())
+}

@@ -163,3 +163,16 @@ func ExampleFromSlice() {
 	fmt.Println()
 	// Output: a b c
 }
+
+func ExampleSlice_Progress() {
+	r := reader.FromSlice([]string{"a", "b", "c", "d"})
+	for range 3 {
+		if _, err := r.Read(context.Background()); err != nil {
+			panic(err)
+		}
+	}
+	// A chunk step stores this with every checkpoint, for status to show.
+	p := r.Progress()
+	fmt.Printf("%d of %d %s\n", p.Done, p.Total, p.Unit)
+	// Output: 3 of 4 items
+}

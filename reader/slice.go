@@ -74,3 +74,8 @@ func (s *Slice[T]) Update(_ context.Context, ec batch.ExecutionContext) error {
 
 // Close does nothing: a Slice holds no resources.
 func (s *Slice[T]) Close(context.Context) error { return nil }
+
+// Progress implements batch.ProgressReader: items read of the slice's.
+func (s *Slice[T]) Progress() batch.Progress {
+	return batch.Progress{Done: int64(s.next), Total: int64(len(s.items)), Unit: "items"}
+}

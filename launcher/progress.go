@@ -1,0 +1,112 @@
+package launcher
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/chunkwise/chunkwise/batch"
+)
+
+// rateWindow is the time constant of the rates' moving average.
+const rateWindow = 30 * time.Second
+
+// rater keeps a step's rate from checkpoint to checkpoint.
+type rater struct {
+	at           time.Time
+	items, units int64
+	rate         batch.Rate
+	measured     bool
+}
+
+func newRater(se *batch.StepExecution, now time.Time) *rater {
+	r := &rater{at: now, items: se.ReadCount}
+	var p batch.Progress
+	if ok, _ := se.Context.Get(batch.ProgressKey, &p); ok {
+		r.units = p.Done
+	}
+	return r
+}
+
+// next returns the rate with the checkpoint w, taken at now, folded in,
+// and stores it in w's context; it becomes the step's rate once w commits.
+func (r rater) next(w *batch.StepExecution, now time.Time) (rater, error) {
+	dt := now.Sub(r.at).Seconds()
+	if dt <= 0 {
+		return r, nil
+	}
+	var p batch.Progress
+	hasProgress, _ := w.Context.Get(batch.ProgressKey, &p)
+	items := float64(w.ReadCount-r.items) / dt
+	units := 0.0
+	if hasProgress {
+		units = float64(p.Done-r.units) / dt
+	}
+	if !r.measured {
+		r.rate.Items, r.rate.Units, r.measured = items, units, true
+	} else {
+		a := 1 - math.Exp(-dt/rateWindow.Seconds())
+		r.rate.Items += a * (items - r.rate.Items)
+		r.rate.Units += a * (units - r.rate.Units)
+	}
+	r.rate.At = now.UTC()
+	r.at, r.items, r.units = now, w.ReadCount, p.Done
+	return r, w.Context.Put(batch.RateKey, r.rate)
+}
+
+// progressLine describes how a running step goes, from what its last
+// checkpoint stored: its rate, how far it is and when it should end, or
+// that it has not committed for longer than stalled.
+func progressLine(s *batch.StepExecution, now time.Time, stalled time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d read", s.StepName, s.ReadCount)
+	var rate batch.Rate
+	hasRate, _ := s.Context.Get(batch.RateKey, &rate)
+	var p batch.Progress
+	hasProgress, _ := s.Context.Get(batch.ProgressKey, &p)
+	if hasRate {
+		fmt.Fprintf(&b, ", %s items/s", formatRate(rate.Items))
+	}
+	if hasProgress && p.Total > 0 {
+		fmt.Fprintf(&b, ", %.0f%% of %s", 100*float64(p.Done)/float64(p.Total), formatAmount(p.Total, p.Unit))
+		if hasRate && rate.Units > 0 && p.Done < p.Total {
+			eta := time.Duration(float64(p.Total-p.Done) / rate.Units * float64(time.Second))
+			eta -= now.Sub(rate.At) // counted from the checkpoint
+			if eta > 0 {
+				fmt.Fprintf(&b, ", ETA %s", roughly(eta))
+			}
+		}
+	}
+	last := s.UpdatedAt
+	if !last.IsZero() && stalled > 0 && now.Sub(last) > stalled {
+		fmt.Fprintf(&b, ", STALLED: no commit for %s", roughly(now.Sub(last)))
+	}
+	return b.String()
+}
+
+// roughly rounds d to the second, or under a second to the millisecond.
+func roughly(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
+func formatRate(r float64) string {
+	switch {
+	case r >= 100:
+		return fmt.Sprintf("%.0f", r)
+	case r >= 10:
+		return fmt.Sprintf("%.1f", r)
+	}
+	return fmt.Sprintf("%.2f", r)
+}
+
+// formatAmount writes n units, in MB for bytes.
+func formatAmount(n int64, unit string) string {
+	if unit == "bytes" && n >= 1<<20 {
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%d %s", n, unit)
+}
