@@ -88,7 +88,9 @@ const usage = `usage: %[1]s [flags] command [arguments] [flags]
 
 commands:
   run [-next] [JOB] [PARAM ...]  launch JOB (or restart its failed/stopped instance) and wait
-                           for it; JOB may be left out when the program has only one;
+                           for it, showing its progress (-progress auto|bars|log|off: bars on a
+                           terminal, else a log line per step every -progress-every, 10s);
+                           JOB may be left out when the program has only one;
                            -next gives it a new instance (run.id one more than the last);
                            -dry-run runs it from the start, rolls every chunk back and
                            records nothing
@@ -157,6 +159,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	keepLast := fs.Int("keep-last", 0, "prune: keep each job's N newest executions, whatever their age")
 	restartable := fs.Bool("restartable", false, "prune: also delete executions of instances that could still be restarted")
 	dryRun := fs.Bool("dry-run", false, "run: roll every chunk back instead of committing it and record nothing; prune: say what would be deleted, delete nothing")
+	progressFlag := fs.String("progress", progressAuto, "run, restart: auto (bars on a terminal, else log lines), bars, log or off")
+	progressEvery := fs.Duration("progress-every", 10*time.Second, "run, restart: how often -progress=log writes a line per running step")
 	stalledAfter := fs.Duration("stalled", 5*time.Minute, "status: call a running step stalled when it has not committed for this long")
 	watch := fs.Bool("watch", false, "status: print the list again every 2 seconds while executions run")
 	bfParam := fs.String("param", "", "backfill: the parameter that takes each value")
@@ -212,6 +216,16 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	}
 	if cmd != "prune" && (*olderThan != "" || *keepLast != 0 || *restartable) {
 		return fail("-older-than, -keep-last and -restartable go with prune only")
+	}
+	if cmd != "run" && cmd != "restart" && (*progressFlag != progressAuto || *progressEvery != 10*time.Second) {
+		return fail("-progress and -progress-every go with run and restart only")
+	}
+	mode, err := progressMode(*progressFlag, stderr)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if *progressEvery <= 0 {
+		return fail("invalid -progress-every %s: want a positive duration", *progressEvery)
 	}
 	if cmd != "status" && (*watch || *stalledAfter != 5*time.Minute) {
 		return fail("-watch and -stalled go with status only")
@@ -347,9 +361,12 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		return fail("unknown command %q (%s -h for help)", cmd, prog)
 	}
 
+	// The log goes through errOut, which the progress bars take over while
+	// they are drawn; everything else to stderr goes through it too.
+	errOut := &switchWriter{w: stderr}
 	logger := p.Logger
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+		logger = slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level}))
 	}
 	repo := p.Repository
 	if repo == nil {
@@ -383,6 +400,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	}
 	l, err := New(Config{Registry: reg, Repository: repo, Lease: lease, Logger: logger, Stdout: stdout,
 		MeterProvider: p.MeterProvider, TracerProvider: p.TracerProvider, ChunkSpans: p.ChunkSpans})
+	show := progressDisplay{mode: mode, every: *progressEvery, logger: logger, out: errOut}
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -398,9 +416,9 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		}
 		if *dryRun {
 			fmt.Fprintln(stdout, "dry run: every chunk is rolled back and nothing is recorded; what the run would do:")
-			return runJob(ctx, l.DryRun(), stdout, stderr, prog, rest[0], params)
+			return runJob(ctx, l.DryRun(), stdout, stderr, prog, rest[0], params, show)
 		}
-		return runJob(ctx, l, stdout, stderr, prog, rest[0], params)
+		return runJob(ctx, l, stdout, stderr, prog, rest[0], params, show)
 	case "restart":
 		prev, err := l.Repository().JobExecution(ctx, execID)
 		if err != nil {
@@ -412,7 +430,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		if !slices.Contains(reg.Names(), prev.JobName) {
 			return fail("restart: execution %d is of job %q, which this program does not have", prev.ID, prev.JobName)
 		}
-		return runJob(ctx, l, stdout, stderr, prog, prev.JobName, prev.Parameters)
+		return runJob(ctx, l, stdout, stderr, prog, prev.JobName, prev.Parameters, show)
 	case "stop":
 		if err := l.Stop(ctx, execID); err != nil {
 			return fail("%v", err)
@@ -682,7 +700,15 @@ func status(ctx context.Context, l *Launcher, rest []string, stdout io.Writer, f
 	}
 }
 
-func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog, name string, params batch.JobParameters) int {
+// progressDisplay is how runJob shows a run's progress.
+type progressDisplay struct {
+	mode   string // progressBars, progressLog or progressOff
+	every  time.Duration
+	logger *slog.Logger
+	out    *switchWriter // standard error
+}
+
+func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog, name string, params batch.JobParameters, show progressDisplay) int {
 	job, err := l.Job(name, params)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
@@ -724,7 +750,12 @@ func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog, na
 			os.Exit(ExitInterrupted)
 		}
 	}()
+	if show.out == nil {
+		show.out = &switchWriter{w: stderr}
+	}
+	stopProgress := l.showProgress(context.WithoutCancel(ctx), exec.ID, show.mode, show.out, show.logger, show.every)
 	final, err := l.Wait(context.WithoutCancel(ctx), exec.ID)
+	stopProgress()
 	s, serr := l.Summary(context.WithoutCancel(ctx), exec.ID)
 	if serr == nil {
 		fmt.Fprint(stdout, s)

@@ -35,7 +35,7 @@ func TestEndNotRecordedIsNotSuccess(t *testing.T) {
 	l, err := New(Config{Registry: &reg, Repository: failFinalSave{mem}})
 	require.NoError(t, err)
 	var out, errOut bytes.Buffer
-	code := runJob(context.Background(), l, &out, &errOut, "prog", "j", nil)
+	code := runJob(context.Background(), l, &out, &errOut, "prog", "j", nil, progressDisplay{mode: progressOff})
 	require.Equal(t, ExitFailed, code)
 	require.Contains(t, errOut.String(), "connection reset by peer")
 	stored, err := mem.JobExecutions(context.Background(), batch.ExecutionQuery{})

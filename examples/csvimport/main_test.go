@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -451,4 +452,44 @@ func TestDryRun(t *testing.T) {
 			requireExactlyOnce(t, b.DB, 1000)
 		})
 	}
+}
+
+// TestProgressBarsInATerminal runs the import in a real terminal (tmux)
+// and reads the screen: while it runs, a bar per step with the count, the
+// rate, the share of the file and the ETA; at the end, each step done.
+func TestProgressBarsInATerminal(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatal("tmux is needed (apt-get install tmux): the bars are tested in a real terminal")
+	}
+	input := writeCSV(t, 1_000_000)
+	db := filepath.Join(t.TempDir(), "batch.db")
+	session := fmt.Sprintf("chunkwise-%d", time.Now().UnixNano())
+	shell := fmt.Sprintf("%s -db %s -log-level warn run input=%s chunk=1000; sleep 60", binary, db, input)
+	require.NoError(t, exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "20", shell).Run())
+	t.Cleanup(func() { _ = exec.Command("tmux", "kill-session", "-t", session).Run() })
+	screen := func() string {
+		out, err := exec.Command("tmux", "capture-pane", "-p", "-t", session).Output()
+		require.NoError(t, err)
+		return string(out)
+	}
+	running := regexp.MustCompile(`(?m)^import\s+\[[=>-]+\] \d+ read, [0-9.]+ items/s, \d+% of [0-9.]+ MB(, ETA [0-9.]+m?s)?`)
+	var s string
+	require.Eventually(t, func() bool { s = screen(); return running.MatchString(s) }, 30*time.Second, 20*time.Millisecond,
+		"no running bar on the screen:\n%s", s)
+	require.Eventually(t, func() bool {
+		s = screen()
+		return strings.Contains(s, "job csvimport, execution 1 (instance 1): COMPLETED")
+	}, 60*time.Second, 50*time.Millisecond, "the run did not end:\n%s", s)
+	require.Regexp(t, `(?m)^schema\s+\[=+\] done: 0 read, 0 written, took`, s)
+	require.Regexp(t, `(?m)^import\s+\[=+\] done: 1000000 read, 1000000 written, took`, s)
+}
+
+// TestProgressLogLinesWithoutATerminal: with stderr not a terminal, the
+// progress is log lines, and no escape code reaches it.
+func TestProgressLogLinesWithoutATerminal(t *testing.T) {
+	b := exampletest.Backends()["sqlite"](t)
+	r := run(t, b, nil, "run", "input="+writeCSV(t, 300_000), "chunk=100", "-progress-every", "100ms", "-log-level", "info")
+	require.Equal(t, 0, r.Code, r.Stderr)
+	require.Regexp(t, `msg=progress execution=1 step="import: \d+ read, [0-9.]+ items/s, \d+% of`, r.Stderr)
+	require.NotContains(t, r.Stderr, "\x1b[", "no escape codes")
 }
