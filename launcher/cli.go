@@ -662,6 +662,7 @@ func status(ctx context.Context, l *Launcher, rest []string, stdout io.Writer, f
 	if len(rest) == 1 {
 		q.JobName = rest[0]
 	}
+	prev := l.previousRuns()
 	for {
 		es, err := l.Executions(ctx, q)
 		if err != nil {
@@ -684,7 +685,7 @@ func status(ctx context.Context, l *Launcher, rest []string, stdout io.Writer, f
 			}
 			for _, s := range steps {
 				if s.Status.Running() {
-					fmt.Fprintf(stdout, "  %d %s\n", e.ID, progressLine(s, time.Now(), stalled))
+					fmt.Fprintf(stdout, "  %d %s\n", e.ID, progressLine(s, prev.of(ctx, e.JobName, e.ID, s.StepName), time.Now(), stalled))
 				}
 			}
 		}

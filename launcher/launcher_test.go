@@ -1183,3 +1183,49 @@ func TestStatusProgress(t *testing.T) {
 	out = cmd("status")
 	require.NotContains(t, out, "load:", "no progress line for a finished execution")
 }
+
+// TestStatusETAFromTheLastRun: a step whose reader does not know its total
+// gets its ETA from its last completed run's item count.
+func TestStatusETAFromTheLastRun(t *testing.T) {
+	var reg launcher.Registry
+	gate := make(chan struct{})
+	var wait atomic.Bool
+	var chunks atomic.Int64
+	reg.MustRegister("nightly", func(launcher.Env) (batch.JobConfig, error) {
+		n := 0
+		step, err := batch.NewChunkStep("load", batch.ChunkConfig[int, int]{
+			Reader: batch.ReaderFunc[int](func(context.Context) (int, error) { // no ProgressReader
+				if n == 100 {
+					return 0, io.EOF
+				}
+				n++
+				return n, nil
+			}),
+			ChunkSize: 10,
+			Writer: batch.WriterFunc[int](func(context.Context, []int) error {
+				if wait.Load() && chunks.Add(1) == 4 {
+					<-gate
+				}
+				time.Sleep(2 * time.Millisecond)
+				return nil
+			}),
+		})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	})
+	db := filepath.Join(t.TempDir(), "batch.db")
+	l, err := launcher.New(launcher.Config{Registry: &reg, Repository: openRepo(t, db)})
+	require.NoError(t, err)
+	_, err = runNamed(t, l, "nightly", batch.JobParameters{"day": batch.StringParam("1")})
+	require.NoError(t, err)
+
+	wait.Store(true)
+	id := startNamed(t, l, "nightly", batch.JobParameters{"day": batch.StringParam("2")})
+	require.Eventually(t, func() bool { return chunks.Load() >= 4 }, 10*time.Second, time.Millisecond)
+	var stdout, stderr bytes.Buffer
+	code := launcher.Program{Registry: &reg, Stdout: &stdout, Stderr: &stderr}.Run(context.Background(), []string{"-db", db, "status"})
+	require.Equal(t, 0, code, stderr.String())
+	require.Regexp(t, fmt.Sprintf(`(?m)^  %d load: 30 read, [0-9.]+ items/s, ETA [0-9.]+m?s \(the last run read 100\)$`, id), stdout.String())
+	close(gate)
+	_, err = l.Wait(context.Background(), id)
+	require.NoError(t, err)
+}

@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -55,10 +56,55 @@ func (r rater) next(w *batch.StepExecution, now time.Time) (rater, error) {
 	return r, w.Context.Put(batch.RateKey, r.rate)
 }
 
+// previousRuns finds, for a running step, the same step's last completed
+// execution in an earlier completed execution of the job: what an ETA
+// falls back on when the step's reader does not know its total. It keeps
+// what it found.
+type previousRuns struct {
+	l     *Launcher
+	found map[string]*batch.StepExecution // by job and step; nil: none
+}
+
+func (l *Launcher) previousRuns() *previousRuns {
+	return &previousRuns{l: l, found: map[string]*batch.StepExecution{}}
+}
+
+// of returns the last completed execution of step in a completed execution
+// of job other than execID, looking back over 20 executions; nil if none.
+func (p *previousRuns) of(ctx context.Context, job string, execID int64, step string) *batch.StepExecution {
+	key := job + "\x00" + step
+	if s, ok := p.found[key]; ok {
+		return s
+	}
+	p.found[key] = nil
+	es, err := p.l.Repository().JobExecutions(ctx, batch.ExecutionQuery{JobName: job, Limit: 20})
+	if err != nil {
+		return nil
+	}
+	for _, e := range es {
+		if e.ID == execID || e.Status != batch.StatusCompleted {
+			continue
+		}
+		steps, err := p.l.Repository().StepExecutions(ctx, e.ID)
+		if err != nil {
+			return nil
+		}
+		for _, s := range steps {
+			if s.StepName == step && s.Status == batch.StatusCompleted && s.ReadCount > 0 {
+				p.found[key] = s
+				return s
+			}
+		}
+	}
+	return nil
+}
+
 // progressLine describes how a running step goes, from what its last
 // checkpoint stored: its rate, how far it is and when it should end, or
-// that it has not committed for longer than stalled.
-func progressLine(s *batch.StepExecution, now time.Time, stalled time.Duration) string {
+// that it has not committed for longer than stalled. Without a total from
+// its reader, the ETA comes from prev, the step's last completed run, when
+// there is one: its item count at the current rate.
+func progressLine(s, prev *batch.StepExecution, now time.Time, stalled time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d read", s.StepName, s.ReadCount)
 	var rate batch.Rate
@@ -76,6 +122,11 @@ func progressLine(s *batch.StepExecution, now time.Time, stalled time.Duration) 
 			if eta > 0 {
 				fmt.Fprintf(&b, ", ETA %s", roughly(eta))
 			}
+		}
+	} else if hasRate && rate.Items > 0 && prev != nil && prev.ReadCount > s.ReadCount {
+		eta := time.Duration(float64(prev.ReadCount-s.ReadCount)/rate.Items*float64(time.Second)) - now.Sub(rate.At)
+		if eta > 0 {
+			fmt.Fprintf(&b, ", ETA %s (the last run read %d)", roughly(eta), prev.ReadCount)
 		}
 	}
 	last := s.UpdatedAt

@@ -46,15 +46,24 @@ type stepView struct {
 
 // viewSteps reads the steps of an execution from the repository: what a
 // display shows, in the order the steps started.
-func (l *Launcher) viewSteps(ctx context.Context, execID int64) ([]stepView, error) {
+func (l *Launcher) viewSteps(ctx context.Context, execID int64, prev *previousRuns) ([]stepView, error) {
 	steps, err := l.Repository().StepExecutions(ctx, execID)
 	if err != nil {
 		return nil, err
 	}
+	var job string
+	if len(steps) > 0 {
+		if e, err := l.Repository().JobExecution(ctx, execID); err == nil {
+			job = e.JobName
+		}
+	}
 	now := time.Now()
 	out := make([]stepView, 0, len(steps))
 	for _, s := range steps {
-		v := stepView{name: s.StepName, done: s.ReadCount, line: progressLine(s, now, 0)}
+		v := stepView{name: s.StepName, done: s.ReadCount}
+		if s.Status.Running() {
+			v.line = progressLine(s, prev.of(ctx, job, execID, s.StepName), now, 0)
+		}
 		var p batch.Progress
 		if ok, _ := s.Context.Get(batch.ProgressKey, &p); ok && p.Total > 0 {
 			v.done, v.total = p.Done, p.Total
@@ -88,6 +97,7 @@ func (l *Launcher) showProgress(ctx context.Context, execID int64, mode string, 
 			l.bars(ctx, execID, w, done)
 		}()
 	case progressLog:
+		prev := l.previousRuns()
 		go func() {
 			defer wg.Done()
 			t := time.NewTicker(interval)
@@ -98,7 +108,7 @@ func (l *Launcher) showProgress(ctx context.Context, execID int64, mode string, 
 					return
 				case <-t.C:
 				}
-				steps, err := l.viewSteps(ctx, execID)
+				steps, err := l.viewSteps(ctx, execID, prev)
 				if err != nil {
 					continue
 				}
@@ -130,8 +140,9 @@ func (l *Launcher) bars(ctx context.Context, execID int64, w *switchWriter, done
 		line atomic.Pointer[string]
 	}
 	bars := map[int]*shown{}
+	prev := l.previousRuns()
 	update := func(final bool) {
-		steps, err := l.viewSteps(ctx, execID)
+		steps, err := l.viewSteps(ctx, execID, prev)
 		if err != nil {
 			return
 		}
