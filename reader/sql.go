@@ -107,6 +107,13 @@ type KeysetConfig[T any] struct {
 	// PageSize is the number of rows each query reads. Default
 	// [DefaultPageSize] (1000).
 	PageSize int
+
+	// Count makes Open count the rows left to read (SELECT COUNT(*) with
+	// the pages' condition, after the restart position), so that the
+	// step's progress has a total and an ETA (see [Keyset.Progress]). It
+	// costs one query per Open, which may scan what the pages would.
+	// Default false.
+	Count bool
 }
 
 // Keyset reads the rows of a table page by page, in ascending order of a
@@ -162,9 +169,14 @@ type Keyset[T any] struct {
 	mapper *reflectx.Mapper
 	first  string // the query of the first page
 	after  string // the query of a page after a key
+	// countFirst and countAfter count the rows from the start and after a
+	// key (KeysetConfig.Count).
+	countFirst, countAfter string
 
 	// Set by Open, cleared by Close.
 	open   bool
+	total  int64   // the rows left at Open, with Count
+	read   int64   // the items returned since Open
 	fields [][]int // T's field of each selected column after the keys; from the first page
 	page   []keysetRow[T]
 	next   int   // index in page of the next row to return
@@ -227,13 +239,14 @@ func NewKeyset[T any](cfg KeysetConfig[T]) (*Keyset[T], error) {
 		return nil, fmt.Errorf("reader: %s: %w", name, err)
 	}
 	k := &Keyset[T]{cfg: cfg, name: name, keys: keys, mapper: mapper}
-	k.first, k.after = k.queries()
+	k.first, k.after, k.countFirst, k.countAfter = k.queries()
 	return k, nil
 }
 
 // queries builds the statements of the first page and of the pages after a
-// key, rebound for the DB's driver.
-func (k *Keyset[T]) queries() (first, after string) {
+// key, and those that count the rows from the start and after a key,
+// rebound for the DB's driver.
+func (k *Keyset[T]) queries() (first, after, countFirst, countAfter string) {
 	cols := make([]string, len(k.keys))
 	selected := make([]string, len(k.keys))
 	marks := make([]string, len(k.keys))
@@ -250,11 +263,15 @@ func (k *Keyset[T]) queries() (first, after string) {
 	} else {
 		cond = "(" + strings.Join(cols, ", ") + ") > (" + strings.Join(marks, ", ") + ")"
 	}
+	count := "SELECT COUNT(*) FROM " + k.cfg.From
+	db := k.cfg.DB
 	if k.cfg.Where == "" {
-		return k.cfg.DB.Rebind(head + tail), k.cfg.DB.Rebind(head + " WHERE " + cond + tail)
+		return db.Rebind(head + tail), db.Rebind(head + " WHERE " + cond + tail),
+			db.Rebind(count), db.Rebind(count + " WHERE " + cond)
 	}
 	where := " WHERE (" + k.cfg.Where + ")"
-	return k.cfg.DB.Rebind(head + where + tail), k.cfg.DB.Rebind(head + where + " AND " + cond + tail)
+	return db.Rebind(head + where + tail), db.Rebind(head + where + " AND " + cond + tail),
+		db.Rebind(count + where), db.Rebind(count + where + " AND " + cond)
 }
 
 func (k *Keyset[T]) ecKey(suffix string) string { return k.cfg.Name + "." + suffix }
@@ -263,7 +280,7 @@ func (k *Keyset[T]) ecKey(suffix string) string { return k.cfg.Name + "." + suff
 // stored by Update (a restart), reading resumes right after it; otherwise
 // it starts at the first row. A context stored with other key columns is
 // an error. A reader that is open must be closed before it is opened again.
-func (k *Keyset[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
+func (k *Keyset[T]) Open(ctx context.Context, ec batch.ExecutionContext) error {
 	if k.open {
 		return fmt.Errorf("reader: %s: already open", k.name)
 	}
@@ -271,9 +288,25 @@ func (k *Keyset[T]) Open(_ context.Context, ec batch.ExecutionContext) error {
 	if err != nil {
 		return fmt.Errorf("reader: %s: restore: %w", k.name, err)
 	}
+	var total int64
+	if k.cfg.Count {
+		query, args := k.countFirst, k.cfg.Args
+		if last != nil {
+			query, args = k.countAfter, append(slices.Clip(k.cfg.Args), last...)
+		}
+		if err := k.cfg.DB.GetContext(ctx, &total, query, args...); err != nil {
+			return fmt.Errorf("reader: %s: count the rows after %s: %w", k.name, k.position(last), err)
+		}
+	}
 	*k = Keyset[T]{cfg: k.cfg, name: k.name, keys: k.keys, mapper: k.mapper, first: k.first, after: k.after,
-		open: true, from: last, last: last}
+		countFirst: k.countFirst, countAfter: k.countAfter, open: true, from: last, last: last, total: total}
 	return nil
+}
+
+// Progress implements batch.ProgressReader: the rows read since Open, of
+// the rows Open counted with KeysetConfig.Count (else of an unknown total).
+func (k *Keyset[T]) Progress() batch.Progress {
+	return batch.Progress{Done: k.read, Total: k.total, Unit: "rows"}
 }
 
 // restore returns the key stored by Update; nil when ec holds none or the
@@ -325,6 +358,7 @@ func (k *Keyset[T]) Read(ctx context.Context) (T, error) {
 		return zero, r.err
 	}
 	k.last = r.key
+	k.read++
 	return r.item, nil
 }
 

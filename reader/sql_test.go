@@ -856,3 +856,35 @@ func TestCursorReadEndsWithItsContext(t *testing.T) {
 	require.NoError(t, c.Close(ctx))
 	require.Zero(t, db.Stats().InUse)
 }
+
+// TestKeysetProgress: with Count, Open counts the rows left to read — all
+// of them on a first run, those after the position on a restart — and
+// Progress says how many of them were read.
+func TestKeysetProgress(t *testing.T) {
+	t.Parallel()
+	eachSQLDatabase(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		createTasks(t, db, "counted", 50)
+		cfg := reader.KeysetConfig[dbTask]{DB: db, From: "counted", Where: "id > ?", Args: []any{10}, PageSize: 7, Count: true}
+		k := newKeyset(t, cfg)
+		require.NoError(t, k.Open(ctx, batch.ExecutionContext{}))
+		require.Equal(t, batch.Progress{Total: 40, Unit: "rows"}, k.Progress())
+		readTaskIDs(t, k, 15)
+		require.Equal(t, batch.Progress{Done: 15, Total: 40, Unit: "rows"}, k.Progress())
+		ec := batch.ExecutionContext{}
+		require.NoError(t, k.Update(ctx, ec))
+		require.NoError(t, k.Close(ctx))
+
+		again := newKeyset(t, cfg)
+		require.NoError(t, again.Open(ctx, ec))
+		require.Equal(t, batch.Progress{Total: 25, Unit: "rows"}, again.Progress(), "the rows after the restart position")
+		readTaskIDs(t, again, 5)
+		require.Equal(t, batch.Progress{Done: 5, Total: 25, Unit: "rows"}, again.Progress())
+
+		cfg.Count = false
+		uncounted := newKeyset(t, cfg)
+		require.NoError(t, uncounted.Open(ctx, batch.ExecutionContext{}))
+		readTaskIDs(t, uncounted, 3)
+		require.Equal(t, batch.Progress{Done: 3, Unit: "rows"}, uncounted.Progress())
+	})
+}
