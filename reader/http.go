@@ -528,6 +528,17 @@ func (h *HTTP[T]) Total() (int64, bool) {
 	return n, n >= 0
 }
 
+// Progress implements batch.ProgressReader: the items returned (over all
+// runs of the step), of the total the API last gave (TotalField; unknown
+// without it).
+func (h *HTTP[T]) Progress() batch.Progress {
+	p := batch.Progress{Done: h.st.pos.count, Unit: "items"}
+	if n, ok := h.Total(); ok {
+		p.Total = n
+	}
+	return p
+}
+
 // Open fetches the page to start with. When ec holds no position of this
 // reader (a first run), that is the first page. When ec holds what an
 // earlier Update stored (a restart), it is the page holding the next item

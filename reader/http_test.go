@@ -303,7 +303,11 @@ func TestHTTPTotal(t *testing.T) {
 	total, ok := r.Total()
 	require.True(t, ok)
 	require.Equal(t, int64(9), total, "known once Open returns")
-	require.Equal(t, things(1, 4), readAll(t, r))
+	require.Equal(t, batch.Progress{Done: 0, Total: 9, Unit: "items"}, r.Progress())
+	_, err = r.Read(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, batch.Progress{Done: 1, Total: 9, Unit: "items"}, r.Progress(), "the progress of a step reading the API")
+	require.Equal(t, things(2, 4), readAll(t, r))
 	total, _ = r.Total()
 	require.Equal(t, int64(4), total, "the last page's total")
 }
