@@ -988,7 +988,8 @@ func (c *chunk[T, U]) notifySkips(ctx context.Context, from, to int) error {
 			listeners = append(listeners, sl)
 		}
 	}
-	if len(listeners) == 0 {
+	recorder, _ := c.sc.(RejectRecorder)
+	if len(listeners) == 0 && recorder == nil {
 		return nil
 	}
 	*c.commitSeq++
@@ -1014,6 +1015,11 @@ func (c *chunk[T, U]) notifySkips(ctx context.Context, from, to int) error {
 		for _, l := range listeners {
 			if err := l.OnSkip(ctx, ev); err != nil {
 				return c.stepErr("skip listener", ev.Item, err)
+			}
+		}
+		if recorder != nil {
+			if err := recorder.RecordReject(ctx, newReject(ev)); err != nil {
+				return c.stepErr("reject", ev.Item, err)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -101,6 +102,8 @@ commands:
   status [JOB|EXECUTION_ID] list recent executions, or describe one (never writes); a running
                            step's line says its rate, how far it is, its ETA, or that it is
                            stalled (-stalled 5m); -watch prints the list again while executions run
+  rejects [-json] EXECUTION_ID  the items an execution skipped, with where and why (-json: as
+                           JSON lines, with the items)
   prune [JOB] [-older-than AGE] [-keep-last N] [-restartable] [-dry-run]
                            delete the executions (of JOB, or of every job) that ended more than
                            AGE ago (30d, 12h) and are not among their job's N newest, a batch per
@@ -162,6 +165,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	progressFlag := fs.String("progress", progressAuto, "run, restart: auto (bars on a terminal, else log lines), bars, log or off")
 	progressEvery := fs.Duration("progress-every", 10*time.Second, "run, restart: how often -progress=log writes a line per running step")
 	stalledAfter := fs.Duration("stalled", 5*time.Minute, "status: call a running step stalled when it has not committed for this long")
+	asJSON := fs.Bool("json", false, "rejects: write JSON lines, with the items")
 	watch := fs.Bool("watch", false, "status: print the list again every 2 seconds while executions run")
 	bfParam := fs.String("param", "", "backfill: the parameter that takes each value")
 	bfFrom := fs.String("from", "", "backfill: the first value")
@@ -226,6 +230,9 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	}
 	if *progressEvery <= 0 {
 		return fail("invalid -progress-every %s: want a positive duration", *progressEvery)
+	}
+	if *asJSON && cmd != "rejects" {
+		return fail("-json goes with rejects only")
 	}
 	if cmd != "status" && (*watch || *stalledAfter != 5*time.Minute) {
 		return fail("-watch and -stalled go with status only")
@@ -312,7 +319,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		if _, err := reg.Parameters(rest[0]).Apply(first); err != nil {
 			return fail("backfill %s: %v", rest[0], err)
 		}
-	case "restart", "stop", "abandon":
+	case "restart", "stop", "abandon", "rejects":
 		if len(rest) != 1 {
 			return fail("%s: want exactly one execution id", cmd)
 		}
@@ -456,6 +463,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		return ExitCompleted
 	case "backfill":
 		return backfill(ctx, l, stdout, stderr, prog, rest[0], *bfParam, values, params, *bfParallel)
+	case "rejects":
+		return rejects(ctx, l, stdout, fail, execID, *asJSON)
 	case "prune":
 		res, err := l.Prune(ctx, prune)
 		if err != nil {
@@ -546,6 +555,50 @@ func backfillDetail(r BackfillRun) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// rejects lists the rejects of an execution: a table, or JSON lines.
+func rejects(ctx context.Context, l *Launcher, stdout io.Writer, fail func(string, ...any) int, execID int64, asJSON bool) int {
+	rs, ok := l.Repository().(repository.RejectStore)
+	if !ok {
+		return fail("rejects: this job repository keeps no rejects")
+	}
+	if _, err := l.Repository().JobExecution(ctx, execID); err != nil {
+		return fail("rejects: %v", err)
+	}
+	list, err := rs.Rejects(ctx, execID)
+	if err != nil {
+		return fail("rejects: %v", err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, r := range list {
+			_ = enc.Encode(struct {
+				ID            int64           `json:"id"`
+				Execution     int64           `json:"execution"`
+				StepExecution int64           `json:"step_execution"`
+				Step          string          `json:"step"`
+				Phase         string          `json:"phase"`
+				Item          int64           `json:"item"`
+				Error         string          `json:"error"`
+				Input         json.RawMessage `json:"input,omitempty"`
+				Output        json.RawMessage `json:"output,omitempty"`
+				CreatedAt     time.Time       `json:"created_at"`
+			}{r.ID, r.JobExecutionID, r.StepExecutionID, r.Step, r.Phase, r.Item, r.Error, r.Input, r.Output, r.CreatedAt})
+		}
+		return ExitCompleted
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(stdout, "execution %d: no rejects\n", execID)
+		return ExitCompleted
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tPHASE\tITEM\tERROR")
+	for _, r := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Step, r.Phase, r.Item, firstLine(r.Error))
+	}
+	_ = tw.Flush()
+	return ExitCompleted
 }
 
 // parseAge parses a positive Go duration, or a number of days ("30d").

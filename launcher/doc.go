@@ -27,6 +27,7 @@
 //	import stop 12                   # stop at the next chunk boundary
 //	import abandon 12                # never restart it
 //	import status [JOB|ID]           # recent executions, or one in detail
+//	import rejects 12                # the items execution 12 skipped, and why
 //	import prune -older-than 90d     # delete old history (-keep-last N, -dry-run)
 //	import backfill -param day -from 2026-11-01 -to 2026-11-07  # one instance per day
 //	import jobs                      # the registered jobs and their parameters

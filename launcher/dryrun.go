@@ -47,6 +47,10 @@ type dryRunRepository struct {
 	db *sqlx.DB // nil when the real repository has no SQL database
 }
 
+// SaveReject keeps nothing: a dry run's rejects are counted in its
+// summary, not kept.
+func (r *dryRunRepository) SaveReject(context.Context, int64, batch.Reject) error { return nil }
+
 // DB returns the real repository's database, so that writers built on it
 // join the chunks' transactions.
 func (r *dryRunRepository) DB() *sqlx.DB { return r.db }

@@ -896,6 +896,16 @@ func (sc *stepContext) Stopping() <-chan struct{} {
 	return sc.run.stopCh
 }
 
+// RecordReject implements batch.RejectRecorder: the reject goes to the job
+// repository, in the chunk's transaction, when it keeps rejects.
+func (sc *stepContext) RecordReject(ctx context.Context, r batch.Reject) error {
+	rs, ok := sc.run.repo().(repository.RejectStore)
+	if !ok {
+		return nil
+	}
+	return rs.SaveReject(ctx, sc.se.ID, r)
+}
+
 func (sc *stepContext) Save(ctx context.Context) error {
 	return sc.run.repo().UpdateStepExecution(ctx, sc.se)
 }

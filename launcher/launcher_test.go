@@ -3,6 +3,7 @@ package launcher_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -595,7 +596,7 @@ func TestReadOnlyCommandsNeverWrite(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "batch.db")
 	code, out, _ := command(tj, "-db", db, "migrate")
 	require.Equal(t, 0, code)
-	require.Equal(t, "job repository: applied 001_init, 002_execution_lease, 003_step_changes\n", out)
+	require.Equal(t, "job repository: applied 001_init, 002_execution_lease, 003_step_changes, 004_rejects\n", out)
 	code, out, _ = command(tj, "-db", db, "migrate")
 	require.Equal(t, 0, code)
 	require.Equal(t, "job repository: up to date\n", out)
@@ -606,7 +607,8 @@ func TestReadOnlyCommandsNeverWrite(t *testing.T) {
 	require.NoError(t, err)
 	for _, stmt := range []string{`ALTER TABLE batch_job_execution DROP COLUMN lease_ms`,
 		`ALTER TABLE batch_step_execution DROP COLUMN insert_count`, `ALTER TABLE batch_step_execution DROP COLUMN update_count`,
-		`ALTER TABLE batch_step_execution DROP COLUMN unchanged_count`, `ALTER TABLE batch_step_execution DROP COLUMN delete_count`} {
+		`ALTER TABLE batch_step_execution DROP COLUMN unchanged_count`, `ALTER TABLE batch_step_execution DROP COLUMN delete_count`,
+		`DROP TABLE batch_step_reject`} {
 		_, err = repo.DB().Exec(stmt)
 		require.NoError(t, err)
 	}
@@ -623,7 +625,7 @@ func TestReadOnlyCommandsNeverWrite(t *testing.T) {
 	for _, args := range [][]string{{"status"}, {"status", "1"}, {"stop", "1"}, {"abandon", "1"}, {"-migrate", "off", "run", "noop"}} {
 		code, _, errOut := command(tj, append([]string{"-db", db}, args...)...)
 		require.Equal(t, launcher.ExitUsage, code, "%q", args)
-		require.Contains(t, errOut, "its tables need migrating (002_execution_lease, 003_step_changes): run launcher.test migrate", "%q", args)
+		require.Contains(t, errOut, "its tables need migrating (002_execution_lease, 003_step_changes, 004_rejects): run launcher.test migrate", "%q", args)
 		require.Equal(t, 1, versions(), "%q changed nothing", args)
 	}
 	t.Setenv("BATCH_MIGRATE", "off")
@@ -633,7 +635,7 @@ func TestReadOnlyCommandsNeverWrite(t *testing.T) {
 
 	code, _, errOut := command(tj, "-db", db, "-log-level", "error", "run", "noop")
 	require.Equal(t, 0, code, "run migrates by default: %s", errOut)
-	require.Equal(t, 3, versions())
+	require.Equal(t, 4, versions())
 	code, _, _ = command(tj, "-db", db, "status")
 	require.Equal(t, 0, code)
 }
@@ -1228,4 +1230,70 @@ func TestStatusETAFromTheLastRun(t *testing.T) {
 	close(gate)
 	_, err = l.Wait(context.Background(), id)
 	require.NoError(t, err)
+}
+
+// TestCommandRejects: the items a run skipped are kept with the chunks that
+// counted them, and rejects lists them — as a table, and as JSON lines with
+// the items; a run without skips has none.
+func TestCommandRejects(t *testing.T) {
+	var reg launcher.Registry
+	errBad := errors.New("not a multiple of 10")
+	type thing struct {
+		N    int    `json:"n"`
+		Name string `json:"name"`
+	}
+	reg.MustRegister("skips", func(launcher.Env) (batch.JobConfig, error) {
+		items := make([]thing, 30)
+		for i := range items {
+			items[i] = thing{N: i + 1, Name: "t" + strconv.Itoa(i+1)}
+		}
+		step, err := batch.NewChunkStep("load", batch.ChunkConfig[thing, thing]{
+			Reader: reader.FromSlice(items), ChunkSize: 10, Skip: batch.MatchErrors(errBad), SkipLimit: 5,
+			Processor: batch.ProcessorFunc[thing, thing](func(_ context.Context, x thing) (thing, error) {
+				if x.N%13 == 0 {
+					return x, fmt.Errorf("item %d: %w", x.N, errBad)
+				}
+				return x, nil
+			}),
+			Writer: batch.WriterFunc[thing](func(context.Context, []thing) error { return nil }),
+		})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	})
+	db := filepath.Join(t.TempDir(), "batch.db")
+	cmd := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := launcher.Program{Registry: &reg, Stdout: &stdout, Stderr: &stderr}.Run(context.Background(), append([]string{"-db", db, "-log-level", "error"}, args...))
+		return code, stdout.String(), stderr.String()
+	}
+	code, out, errOut := cmd("run", "skips")
+	require.Equal(t, 0, code, errOut)
+	require.Regexp(t, `load\s+COMPLETED\s+30\s+28\s+0\s+2`, out)
+
+	code, out, errOut = cmd("rejects", "1")
+	require.Equal(t, 0, code, errOut)
+	require.Regexp(t, `(?m)^STEP\s+PHASE\s+ITEM\s+ERROR\nload\s+process\s+13\s+.*item 13: not a multiple of 10\nload\s+process\s+26\s+`, out)
+
+	code, out, errOut = cmd("rejects", "-json", "1")
+	require.Equal(t, 0, code, errOut)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2)
+	var first struct {
+		Execution int64  `json:"execution"`
+		Step      string `json:"step"`
+		Phase     string `json:"phase"`
+		Item      int64  `json:"item"`
+		Error     string `json:"error"`
+		Input     thing  `json:"input"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &first))
+	require.Equal(t, int64(1), first.Execution)
+	require.Equal(t, thing{N: 13, Name: "t13"}, first.Input)
+	require.Contains(t, first.Error, "not a multiple of 10")
+
+	code, _, errOut = cmd("rejects", "99")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "not found")
+	code, _, errOut = cmd("status", "-json")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "-json goes with rejects only")
 }

@@ -403,3 +403,27 @@ func SortPruned(jobs map[string]*PrunedJob) PruneResult {
 	slices.SortFunc(res.Jobs, func(a, b PrunedJob) int { return strings.Compare(a.Job, b.Job) })
 	return res
 }
+
+// RejectStore is a [JobRepository] that keeps the rejects of its step
+// executions — the skipped items, with why and where — for a person to
+// list and act on (the command line's rejects). The SQL repositories and
+// the memory repository are RejectStores.
+type RejectStore interface {
+	// SaveReject stores r, skipped in step execution stepExecutionID,
+	// inside the chunk transaction ctx carries (the write function's
+	// context of CommitChunk): it commits with the chunk's checkpoint, or
+	// not at all.
+	SaveReject(ctx context.Context, stepExecutionID int64, r batch.Reject) error
+	// Rejects returns the rejects of a job execution's steps, in the
+	// order they were saved.
+	Rejects(ctx context.Context, jobExecutionID int64) ([]StoredReject, error)
+}
+
+// StoredReject is a reject as a RejectStore keeps it.
+type StoredReject struct {
+	batch.Reject
+	ID              int64
+	JobExecutionID  int64
+	StepExecutionID int64
+	CreatedAt       time.Time
+}

@@ -147,6 +147,13 @@ func (r *Repository) deletePage(ctx context.Context, tx *sqlx.Tx, j *repository.
 	if err := tx.SelectContext(ctx, &still, q, args...); err != nil || len(still) == 0 {
 		return err
 	}
+	q, args, err = r.in(`DELETE FROM {{p}}step_reject WHERE job_execution_id IN (?)`, still)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return err
+	}
 	q, args, err = r.in(`DELETE FROM {{p}}step_execution WHERE job_execution_id IN (?)`, still)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -23,6 +24,7 @@ type Repository struct {
 	instances  []*batch.JobInstance
 	executions []*batch.JobExecution
 	steps      []*batch.StepExecution
+	rejects    []repository.StoredReject
 	nextID     int64
 }
 
@@ -312,7 +314,11 @@ func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, wr
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	if err := write(repository.WithoutChunkTx(ctx, "the memory job repository keeps no SQL transaction")); err != nil {
+	// Rejects saved by write wait for the checkpoint: they are kept with it,
+	// or not at all.
+	pending := &pendingRejects{}
+	wctx := context.WithValue(repository.WithoutChunkTx(ctx, "the memory job repository keeps no SQL transaction"), pendingKey{}, pending)
+	if err := write(wctx); err != nil {
 		return "", err
 	}
 	r.mu.Lock()
@@ -328,7 +334,47 @@ func (r *Repository) CommitChunk(ctx context.Context, s *batch.StepExecution, wr
 	if err := r.saveStep(s); err != nil {
 		return "", err
 	}
+	for _, rej := range pending.rejects {
+		rej.ID, rej.JobExecutionID = r.id(), e.ID
+		r.rejects = append(r.rejects, rej)
+	}
 	return e.Status, nil
+}
+
+// pendingRejects are the rejects of a chunk being committed.
+type pendingRejects struct {
+	mu      sync.Mutex
+	rejects []repository.StoredReject
+}
+
+type pendingKey struct{}
+
+var _ repository.RejectStore = (*Repository)(nil)
+
+// SaveReject implements repository.RejectStore: the reject is kept when
+// the chunk whose write function's context ctx is commits.
+func (r *Repository) SaveReject(ctx context.Context, stepExecutionID int64, rej batch.Reject) error {
+	p, ok := ctx.Value(pendingKey{}).(*pendingRejects)
+	if !ok {
+		return errors.New("repository memory: save reject: not in a chunk's commit")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rejects = append(p.rejects, repository.StoredReject{Reject: rej, StepExecutionID: stepExecutionID, CreatedAt: time.Now().UTC()})
+	return nil
+}
+
+// Rejects implements repository.RejectStore.
+func (r *Repository) Rejects(_ context.Context, jobExecutionID int64) ([]repository.StoredReject, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []repository.StoredReject
+	for _, rej := range r.rejects {
+		if rej.JobExecutionID == jobExecutionID {
+			out = append(out, rej)
+		}
+	}
+	return out, nil
 }
 
 var _ repository.Pruner = (*Repository)(nil)
@@ -397,6 +443,7 @@ func (r *Repository) Prune(_ context.Context, req repository.PruneRequest) (repo
 	}
 	if !req.DryRun {
 		r.executions, r.steps, r.instances = keptExecs, keptSteps, keptInstances
+		r.rejects = slices.DeleteFunc(r.rejects, func(rej repository.StoredReject) bool { return selected[rej.JobExecutionID] != "" })
 	}
 	return repository.SortPruned(jobs), nil
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
@@ -67,6 +68,7 @@ func Run(t *testing.T, h Harness) {
 		{"EndedExecutionCannotStartOrUpdateSteps", testEndedExecutionFenced},
 		{"PreventRestart", testPreventRestart},
 		{"Prune", testPrune},
+		{"Rejects", testRejects},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -812,4 +814,68 @@ func testPrune(t *testing.T, h Harness) {
 	require.NoError(t, err)
 	require.Equal(t, int64(1), res.Total().Executions, "the 3-day-old one; the others are too recent")
 	require.Len(t, ids("weekly"), 2)
+}
+
+// testRejects: rejects saved in a chunk's commit are kept with it, or not
+// at all, and go with their execution when it is pruned.
+func testRejects(t *testing.T, h Harness) {
+	repo := h.New(t)
+	rs, ok := repo.(repository.RejectStore)
+	if !ok {
+		t.Skip("repository keeps no rejects")
+	}
+	ctx := context.Background()
+	e := launch(t, repo, "job", nil)
+	s := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load", Status: batch.StatusStarted, Context: batch.ExecutionContext{}}
+	require.NoError(t, repo.CreateStepExecution(ctx, s))
+	reject := func(item int64) batch.Reject {
+		return batch.Reject{Step: "load", Phase: "process", Item: item, Error: "bad " + strconv.FormatInt(item, 10),
+			Input: json.RawMessage(`{"id":` + strconv.FormatInt(item, 10) + `}`)}
+	}
+	_, err := repo.CommitChunk(ctx, s, func(ctx context.Context) error {
+		if err := rs.SaveReject(ctx, s.ID, reject(3)); err != nil {
+			return err
+		}
+		w := reject(7)
+		w.Phase, w.Output = "write", json.RawMessage(`"seven"`)
+		return rs.SaveReject(ctx, s.ID, w)
+	})
+	require.NoError(t, err)
+
+	// A chunk that fails, and one refused as stale: their rejects go too.
+	boom := errors.New("boom")
+	_, err = repo.CommitChunk(ctx, s, func(ctx context.Context) error {
+		require.NoError(t, rs.SaveReject(ctx, s.ID, reject(11)))
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	stale := s.Clone()
+	stale.Version--
+	_, err = repo.CommitChunk(ctx, stale, func(ctx context.Context) error { return rs.SaveReject(ctx, s.ID, reject(12)) })
+	require.ErrorIs(t, err, batch.ErrStaleVersion)
+
+	got, err := rs.Rejects(ctx, e.ID)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.Equal(t, reject(3), got[0].Reject)
+	require.Equal(t, int64(7), got[1].Item)
+	require.Equal(t, "write", got[1].Phase)
+	require.JSONEq(t, `"seven"`, string(got[1].Output))
+	require.Equal(t, e.ID, got[0].JobExecutionID)
+	require.Equal(t, s.ID, got[0].StepExecutionID)
+	require.Less(t, got[0].ID, got[1].ID)
+	none, err := rs.Rejects(ctx, e.ID+1000)
+	require.NoError(t, err)
+	require.Empty(t, none)
+
+	// Pruned with their execution.
+	if pr, ok := repo.(repository.Pruner); ok {
+		e.Status, e.EndTime = batch.StatusCompleted, time.Now().Add(-48*time.Hour)
+		require.NoError(t, repo.UpdateJobExecution(ctx, e))
+		_, err := pr.Prune(ctx, repository.PruneRequest{OlderThan: 24 * time.Hour})
+		require.NoError(t, err)
+		got, err := rs.Rejects(ctx, e.ID)
+		require.NoError(t, err)
+		require.Empty(t, got)
+	}
 }

@@ -22,6 +22,7 @@ import (
 	sqlitedrv "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/sqlrepo"
 	"github.com/chunkwise/chunkwise/repository"
 )
@@ -157,4 +158,16 @@ var _ repository.Pruner = (*Repository)(nil)
 // transaction (see repository.PruneRequest for what it keeps).
 func (r *Repository) Prune(ctx context.Context, req repository.PruneRequest) (repository.PruneResult, error) {
 	return r.JobRepository.(repository.Pruner).Prune(ctx, req)
+}
+
+var _ repository.RejectStore = (*Repository)(nil)
+
+// SaveReject implements repository.RejectStore.
+func (r *Repository) SaveReject(ctx context.Context, stepExecutionID int64, rej batch.Reject) error {
+	return r.JobRepository.(repository.RejectStore).SaveReject(ctx, stepExecutionID, rej)
+}
+
+// Rejects implements repository.RejectStore.
+func (r *Repository) Rejects(ctx context.Context, jobExecutionID int64) ([]repository.StoredReject, error) {
+	return r.JobRepository.(repository.RejectStore).Rejects(ctx, jobExecutionID)
 }
