@@ -117,14 +117,15 @@ func progressLine(s, prev *batch.StepExecution, now time.Time, stalled time.Dura
 	if hasProgress && p.Total > 0 {
 		fmt.Fprintf(&b, ", %.0f%% of %s", 100*float64(p.Done)/float64(p.Total), formatAmount(p.Total, p.Unit))
 		if hasRate && rate.Units > 0 && p.Done < p.Total {
+			// As of the last checkpoint: the time since then is not taken
+			// off, for a step that waits has not come closer to its end.
 			eta := time.Duration(float64(p.Total-p.Done) / rate.Units * float64(time.Second))
-			eta -= now.Sub(rate.At) // counted from the checkpoint
 			if eta > 0 {
 				fmt.Fprintf(&b, ", ETA %s", roughly(eta))
 			}
 		}
 	} else if hasRate && rate.Items > 0 && prev != nil && prev.ReadCount > s.ReadCount {
-		eta := time.Duration(float64(prev.ReadCount-s.ReadCount)/rate.Items*float64(time.Second)) - now.Sub(rate.At)
+		eta := time.Duration(float64(prev.ReadCount-s.ReadCount) / rate.Items * float64(time.Second))
 		if eta > 0 {
 			fmt.Fprintf(&b, ", ETA %s (the last run read %d)", roughly(eta), prev.ReadCount)
 		}
