@@ -46,16 +46,10 @@ type stepView struct {
 
 // viewSteps reads the steps of an execution from the repository: what a
 // display shows, in the order the steps started.
-func (l *Launcher) viewSteps(ctx context.Context, execID int64, prev *previousRuns) ([]stepView, error) {
+func (l *Launcher) viewSteps(ctx context.Context, job string, execID int64, prev *previousRuns) ([]stepView, error) {
 	steps, err := l.Repository().StepExecutions(ctx, execID)
 	if err != nil {
 		return nil, err
-	}
-	var job string
-	if len(steps) > 0 {
-		if e, err := l.Repository().JobExecution(ctx, execID); err == nil {
-			job = e.JobName
-		}
 	}
 	now := time.Now()
 	out := make([]stepView, 0, len(steps))
@@ -90,11 +84,17 @@ func (l *Launcher) showProgress(ctx context.Context, execID int64, mode string, 
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
+	var job string // for the ETA from the job's last run
+	if mode != progressOff {
+		if e, err := l.Repository().JobExecution(ctx, execID); err == nil {
+			job = e.JobName
+		}
+	}
 	switch mode {
 	case progressBars:
 		go func() {
 			defer wg.Done()
-			l.bars(ctx, execID, w, done)
+			l.bars(ctx, job, execID, w, done)
 		}()
 	case progressLog:
 		prev := l.previousRuns()
@@ -108,7 +108,7 @@ func (l *Launcher) showProgress(ctx context.Context, execID int64, mode string, 
 					return
 				case <-t.C:
 				}
-				steps, err := l.viewSteps(ctx, execID, prev)
+				steps, err := l.viewSteps(ctx, job, execID, prev)
 				if err != nil {
 					continue
 				}
@@ -130,7 +130,7 @@ func (l *Launcher) showProgress(ctx context.Context, execID int64, mode string, 
 
 // bars draws a bar per step execution with mpb, polling the repository,
 // until done is closed; then it draws the steps' final states.
-func (l *Launcher) bars(ctx context.Context, execID int64, w *switchWriter, done <-chan struct{}) {
+func (l *Launcher) bars(ctx context.Context, job string, execID int64, w *switchWriter, done <-chan struct{}) {
 	p := mpb.NewWithContext(ctx, mpb.WithOutput(w.target()), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
 	// Log lines go above the bars while they are drawn.
 	restore := w.set(p)
@@ -142,7 +142,7 @@ func (l *Launcher) bars(ctx context.Context, execID int64, w *switchWriter, done
 	bars := map[int]*shown{}
 	prev := l.previousRuns()
 	update := func(final bool) {
-		steps, err := l.viewSteps(ctx, execID, prev)
+		steps, err := l.viewSteps(ctx, job, execID, prev)
 		if err != nil {
 			return
 		}

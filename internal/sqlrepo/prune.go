@@ -147,42 +147,31 @@ func (r *Repository) deletePage(ctx context.Context, tx *sqlx.Tx, j *repository.
 	if err := tx.SelectContext(ctx, &still, q, args...); err != nil || len(still) == 0 {
 		return err
 	}
-	q, args, err = r.in(`DELETE FROM {{p}}step_reject WHERE job_execution_id IN (?)`, still)
+	// del runs a DELETE with its "(?)" expanded to ids, and returns the
+	// rows it deleted.
+	del := func(query string, ids []int64) (int64, error) {
+		q, args, err := r.in(query, ids)
+		if err != nil {
+			return 0, err
+		}
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}
+	if _, err := del(`DELETE FROM {{p}}step_reject WHERE job_execution_id IN (?)`, still); err != nil {
+		return err
+	}
+	steps, err := del(`DELETE FROM {{p}}step_execution WHERE job_execution_id IN (?)`, still)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+	if _, err := del(`DELETE FROM {{p}}job_execution WHERE id IN (?)`, still); err != nil {
 		return err
 	}
-	q, args, err = r.in(`DELETE FROM {{p}}step_execution WHERE job_execution_id IN (?)`, still)
-	if err != nil {
-		return err
-	}
-	res, err := tx.ExecContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	steps, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	q, args, err = r.in(`DELETE FROM {{p}}job_execution WHERE id IN (?)`, still)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return err
-	}
-	q, args, err = r.in(`DELETE FROM {{p}}job_instance WHERE id IN (?) AND NOT EXISTS
+	gone, err := del(`DELETE FROM {{p}}job_instance WHERE id IN (?) AND NOT EXISTS
 		(SELECT 1 FROM {{p}}job_execution x WHERE x.job_instance_id = {{p}}job_instance.id)`, instances)
-	if err != nil {
-		return err
-	}
-	res, err = tx.ExecContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	gone, err := res.RowsAffected()
 	if err != nil {
 		return err
 	}
