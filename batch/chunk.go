@@ -149,6 +149,8 @@ type ChunkStep[T, U any] struct {
 	streams []ItemStream
 	reader  ItemStream // the reader's stream, when it has one
 	items   []*ItemListener[T, U]
+	// numbers are the items' numbers in a replay (see number).
+	numbers []int64
 }
 
 // NewChunkStep returns a chunk step. It fails with ErrInvalidConfig if the
@@ -410,7 +412,7 @@ type chunk[T, U any] struct {
 func (c *chunk[T, U]) cfg() *ChunkConfig[T, U] { return &c.s.cfg }
 
 func (c *chunk[T, U]) stepErr(phase string, item int64, err error) error {
-	return &StepError{Step: c.s.name, Chunk: c.n, Item: item, Phase: phase, Err: err}
+	return &StepError{Step: c.s.name, Chunk: c.n, Item: c.s.number(item), Phase: phase, Err: err}
 }
 
 // run reads, processes and commits the chunk. It reports whether the reader
@@ -590,7 +592,7 @@ func (c *chunk[T, U]) readItem(ctx context.Context, index int64) (T, error) {
 func (c *chunk[T, U]) interceptRead(ctx context.Context, index int64) (T, error) {
 	var it T
 	eof := false
-	err := intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "read", Chunk: c.n, Item: index, Items: 1},
+	err := intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "read", Chunk: c.n, Item: c.s.number(index), Items: 1},
 		func(ctx context.Context) error {
 			var rerr error
 			it, rerr = c.cfg().Reader.Read(ctx)
@@ -608,7 +610,7 @@ func (c *chunk[T, U]) interceptRead(ctx context.Context, index int64) (T, error)
 // interceptProcess calls the processor through the interceptors.
 func (c *chunk[T, U]) interceptProcess(ctx context.Context, index int64, in T) (U, error) {
 	var out U
-	err := intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "process", Chunk: c.n, Item: index, Items: 1},
+	err := intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "process", Chunk: c.n, Item: c.s.number(index), Items: 1},
 		func(ctx context.Context) error {
 			var perr error
 			out, perr = c.cfg().Processor.Process(ctx, in)
@@ -658,7 +660,7 @@ func (c *chunk[T, U]) writeItems(ctx context.Context, first int64, items []U) er
 	if len(c.cfg().Interceptors) == 0 {
 		err = c.cfg().Writer.Write(ctx, items)
 	} else {
-		err = intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "write", Chunk: c.n, Item: first, Items: len(items)},
+		err = intercept(ctx, c.cfg().Interceptors, Call{Step: c.s.name, Phase: "write", Chunk: c.n, Item: c.s.number(first), Items: len(items)},
 			func(ctx context.Context) error { return c.cfg().Writer.Write(ctx, items) })
 	}
 	for _, il := range c.s.items {
@@ -819,13 +821,13 @@ func (p workerPanic) String() string {
 // retryWait tells the retry listeners and waits before retry attempt.
 func (c *chunk[T, U]) retryWait(ctx context.Context, phase string, index int64, attempt int, err error) error {
 	delay := c.cfg().Backoff.Delay(attempt)
-	ev := &RetryEvent{Step: c.s.name, Phase: phase, Chunk: c.n, Item: index, Attempt: attempt, Delay: delay, Err: err}
+	ev := &RetryEvent{Step: c.s.name, Phase: phase, Chunk: c.n, Item: c.s.number(index), Attempt: attempt, Delay: delay, Err: err}
 	for _, l := range c.cfg().Listeners {
 		if rl, ok := l.(RetryListener); ok {
 			rl.OnRetry(ctx, ev)
 		}
 	}
-	c.sc.Logger().Warn("retrying", "phase", phase, "chunk", c.n, "item", index, "attempt", attempt, "delay", delay, "error", err)
+	c.sc.Logger().Warn("retrying", "phase", phase, "chunk", c.n, "item", ev.Item, "attempt", attempt, "delay", delay, "error", err)
 	return sleep(ctx, delay)
 }
 
@@ -997,29 +999,29 @@ func (c *chunk[T, U]) notifySkips(ctx context.Context, from, to int) error {
 	var events []*Skip[T, U]
 	if !c.readSkipsCommitted {
 		for _, rs := range c.readSkips {
-			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "read", Item: rs.index, Err: rs.err, Commit: commit})
+			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "read", Item: c.s.number(rs.index), Err: rs.err, Commit: commit})
 		}
 	}
 	for i := from; i < to; i++ {
 		sl := c.slots[i]
 		switch sl.state {
 		case slotSkippedProcess:
-			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "process", Item: c.base + int64(i) + 1,
+			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "process", Item: c.s.number(c.base + int64(i) + 1),
 				Input: sl.in, Err: sl.err, Commit: commit})
 		case slotSkippedWrite:
-			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "write", Item: c.base + int64(i) + 1,
+			events = append(events, &Skip[T, U]{Step: c.s.name, Phase: "write", Item: c.s.number(c.base + int64(i) + 1),
 				Input: sl.in, Output: sl.out, Err: sl.err, Commit: commit})
 		}
 	}
 	for _, ev := range events {
 		for _, l := range listeners {
 			if err := l.OnSkip(ctx, ev); err != nil {
-				return c.stepErr("skip listener", ev.Item, err)
+				return &StepError{Step: c.s.name, Chunk: c.n, Item: ev.Item, Phase: "skip listener", Err: err} // numbered already
 			}
 		}
 		if recorder != nil {
 			if err := recorder.RecordReject(ctx, newReject(ev)); err != nil {
-				return c.stepErr("reject", ev.Item, err)
+				return &StepError{Step: c.s.name, Chunk: c.n, Item: ev.Item, Phase: "reject", Err: err}
 			}
 		}
 	}

@@ -130,4 +130,15 @@
 // component marks an error that is the item's own fault with [Skippable]:
 // the step skips that item, within its skip limit, whatever its skip
 // policy.
+//
+// # Rejects and replays
+//
+// A chunk step hands every item it skips to its step context's
+// [RejectRecorder] as a [Reject] — the item as JSON, the phase, the error —
+// in the transaction of the chunk that counts the skip. [ReplayJob] turns
+// the rejects of an execution into a job that runs those items again
+// through the current processors and writers: each [Replayer] step (the
+// chunk step is one) reads its rejects in place of its reader, and keeps
+// the items' numbers. The launcher's Replay runs it as an instance of its
+// own, identified by [ReplayOfParam].
 package batch

@@ -69,7 +69,7 @@ func (e *LaunchError) Unwrap() error { return e.Err }
 type StepError struct {
 	Step  string
 	Chunk int64 // 1-based chunk number within the step execution; 0 if none
-	Item  int64 // 1-based item number counted over all executions of the step; 0 if none
+	Item  int64 // 1-based item number counted over all executions of the step (in a replay, the item's number where it was skipped); 0 if none
 	Phase string
 	Err   error
 }

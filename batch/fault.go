@@ -207,7 +207,8 @@ type Skip[T, U any] struct {
 	// Item is the item's number within the step, counted over all its
 	// executions from 1; for a read skip, the number the next item read
 	// will have. The error of a read skip names the record's place in the
-	// input (file and line, for the CSV reader).
+	// input (file and line, for the CSV reader). In a replay (see
+	// Replayer), the number the item had in the execution that skipped it.
 	Item int64
 	// Input is the item as read (zero for a read skip); Output the
 	// processed item (write skips only).

@@ -47,7 +47,8 @@ type Call struct {
 	Phase string // "read", "process" or "write"
 	Chunk int64  // 1-based number of the chunk within the step execution
 	// Item is the number of the item read or processed, or of the first
-	// item of a write, counted from 1 over all executions of the step.
+	// item of a write, counted from 1 over all executions of the step; in
+	// a replay, the number the item had where it was skipped.
 	Item  int64
 	Items int // the items of a write; 1 for a read or a process
 }

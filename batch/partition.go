@@ -123,6 +123,18 @@ func (s *PartitionStep) StartLimit() int { return s.cfg.StartLimit }
 // Listeners returns the step's listeners.
 func (s *PartitionStep) Listeners() []Listener { return s.cfg.Listeners }
 
+// Partition returns the step that runs partition p: the one the
+// configuration's Step func builds, named after the step and the partition
+// ("load:partition-3").
+func (s *PartitionStep) Partition(p Partition) (Step, error) {
+	name := s.name + ":" + p.Name
+	step, err := s.cfg.Step(name, p)
+	if err == nil && (step == nil || step.Name() != name) {
+		err = fmt.Errorf("the Step func must return a step named %q", name)
+	}
+	return step, err
+}
+
 // Execute takes the stored partitions, or asks the partitioner and stores
 // them, then runs the partitions.
 func (s *PartitionStep) Execute(ctx context.Context, sc StepContext) error {
@@ -181,11 +193,7 @@ func (s *PartitionStep) Execute(ctx context.Context, sc StepContext) error {
 			if sc.StopRequested() {
 				return nil // and so on a stop request
 			}
-			name := s.name + ":" + p.Name
-			step, err := s.cfg.Step(name, p)
-			if err == nil && (step == nil || step.Name() != name) {
-				err = fmt.Errorf("the Step func must return a step named %q", name)
-			}
+			step, err := s.Partition(p)
 			if err == nil {
 				children[i], err = sc.RunStep(ctx, step, stop)
 			}

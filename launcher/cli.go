@@ -104,6 +104,10 @@ commands:
                            stalled (-stalled 5m); -watch prints the list again while executions run
   rejects [-json] EXECUTION_ID  the items an execution skipped, with where and why (-json: as
                            JSON lines, with the items)
+  replay EXECUTION_ID      run the items an execution's processors and writers skipped again,
+                           through the job as it is now, as a new execution linked to it
+                           (replay.of=EXECUTION_ID); once: a failed replay is restarted;
+                           -dry-run rolls it back and records nothing
   prune [JOB] [-older-than AGE] [-keep-last N] [-restartable] [-dry-run]
                            delete the executions (of JOB, or of every job) that ended more than
                            AGE ago (30d, 12h) and are not among their job's N newest, a batch per
@@ -161,9 +165,9 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	olderThan := fs.String("older-than", "", "prune: delete executions that ended longer ago than this: a Go duration, or days such as 30d")
 	keepLast := fs.Int("keep-last", 0, "prune: keep each job's N newest executions, whatever their age")
 	restartable := fs.Bool("restartable", false, "prune: also delete executions of instances that could still be restarted")
-	dryRun := fs.Bool("dry-run", false, "run: roll every chunk back instead of committing it and record nothing; prune: say what would be deleted, delete nothing")
-	progressFlag := fs.String("progress", progressAuto, "run, restart: auto (bars on a terminal, else log lines), bars, log or off")
-	progressEvery := fs.Duration("progress-every", 10*time.Second, "run, restart: how often -progress=log writes a line per running step")
+	dryRun := fs.Bool("dry-run", false, "run, replay: roll every chunk back instead of committing it and record nothing; prune: say what would be deleted, delete nothing")
+	progressFlag := fs.String("progress", progressAuto, "run, restart, replay: auto (bars on a terminal, else log lines), bars, log or off")
+	progressEvery := fs.Duration("progress-every", 10*time.Second, "run, restart, replay: how often -progress=log writes a line per running step")
 	stalledAfter := fs.Duration("stalled", 5*time.Minute, "status: call a running step stalled when it has not committed for this long")
 	asJSON := fs.Bool("json", false, "rejects: write JSON lines, with the items")
 	watch := fs.Bool("watch", false, "status: print the list again every 2 seconds while executions run")
@@ -221,8 +225,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	if cmd != "prune" && (*olderThan != "" || *keepLast != 0 || *restartable) {
 		return fail("-older-than, -keep-last and -restartable go with prune only")
 	}
-	if cmd != "run" && cmd != "restart" && (*progressFlag != progressAuto || *progressEvery != 10*time.Second) {
-		return fail("-progress and -progress-every go with run and restart only")
+	if cmd != "run" && cmd != "restart" && cmd != "replay" && (*progressFlag != progressAuto || *progressEvery != 10*time.Second) {
+		return fail("-progress and -progress-every go with run, restart and replay only")
 	}
 	mode, err := progressMode(*progressFlag, stderr)
 	if err != nil {
@@ -237,8 +241,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	if cmd != "status" && (*watch || *stalledAfter != 5*time.Minute) {
 		return fail("-watch and -stalled go with status only")
 	}
-	if *dryRun && cmd != "prune" && cmd != "run" {
-		return fail("-dry-run goes with run and prune only")
+	if *dryRun && cmd != "prune" && cmd != "run" && cmd != "replay" {
+		return fail("-dry-run goes with run, replay and prune only")
 	}
 	if *dryRun && *next {
 		return fail("run: -dry-run and -next: a dry run is a new instance already")
@@ -319,7 +323,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		if _, err := reg.Parameters(rest[0]).Apply(first); err != nil {
 			return fail("backfill %s: %v", rest[0], err)
 		}
-	case "restart", "stop", "abandon", "rejects":
+	case "restart", "stop", "abandon", "rejects", "replay":
 		if len(rest) != 1 {
 			return fail("%s: want exactly one execution id", cmd)
 		}
@@ -381,9 +385,9 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		switch {
 		case cmd == "migrate":
 			mode = openMigrate
-		case (cmd == "run" || cmd == "restart" || cmd == "backfill") && *migrateFlag == "auto":
+		case (cmd == "run" || cmd == "restart" || cmd == "backfill" || cmd == "replay") && *migrateFlag == "auto":
 			mode = openMigrate
-		case cmd == "run" || cmd == "restart" || cmd == "backfill":
+		case cmd == "run" || cmd == "restart" || cmd == "backfill" || cmd == "replay":
 			mode = openCreate
 		}
 		var (
@@ -465,6 +469,25 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		return backfill(ctx, l, stdout, stderr, prog, rest[0], *bfParam, values, params, *bfParallel)
 	case "rejects":
 		return rejects(ctx, l, stdout, fail, execID, *asJSON)
+	case "replay":
+		target := l
+		if *dryRun {
+			target = l.DryRun()
+		}
+		name, params, err := target.replayLaunch(ctx, execID)
+		switch {
+		case errors.Is(err, batch.ErrNothingToReplay):
+			fmt.Fprintln(stdout, err) // "execution 5 of job x has no rejects: nothing to replay"
+			return ExitCompleted
+		case err != nil:
+			return fail("%v", err)
+		case !slices.Contains(reg.Names(), name):
+			return fail("replay: execution %d is of job %q, which this program does not have", execID, name)
+		}
+		if *dryRun {
+			fmt.Fprintln(stdout, "dry run: every chunk is rolled back and nothing is recorded; what the replay would do:")
+		}
+		return runJob(ctx, target, stdout, stderr, prog, name, params, show)
 	case "prune":
 		res, err := l.Prune(ctx, prune)
 		if err != nil {
@@ -763,7 +786,7 @@ type progressDisplay struct {
 }
 
 func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog, name string, params batch.JobParameters, show progressDisplay) int {
-	job, err := l.Job(name, params)
+	job, err := l.jobFor(ctx, name, params)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return ExitUsage
@@ -772,7 +795,7 @@ func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog, na
 	var le *batch.LaunchError
 	switch {
 	case errors.As(err, &le):
-		fmt.Fprintf(stderr, "%s: %v\n%s\n", prog, err, refusalAdvice(le))
+		fmt.Fprintf(stderr, "%s: %v\n%s\n", prog, err, refusalAdvice(le, params))
 		return ExitRefused
 	case err != nil:
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
@@ -833,8 +856,12 @@ func runJob(ctx context.Context, l *Launcher, stdout, stderr io.Writer, prog, na
 }
 
 // refusalAdvice says what to do about a refused launch.
-func refusalAdvice(le *batch.LaunchError) string {
+func refusalAdvice(le *batch.LaunchError, params batch.JobParameters) string {
+	of, replay := params.Int(batch.ReplayOfParam)
 	switch {
+	case replay && errors.Is(le.Err, batch.ErrJobComplete):
+		return fmt.Sprintf("the rejects of execution %d were replayed by execution %d, which completed; "+
+			"what it skipped in turn: rejects %d, and replay %d", of, le.ExecutionID, le.ExecutionID, le.ExecutionID)
 	case errors.Is(le.Err, batch.ErrJobComplete):
 		return "it completed: run it with other identifying parameters for a new instance (run -next adds a new run.id)"
 	case errors.Is(le.Err, batch.ErrJobRunning):

@@ -28,6 +28,7 @@
 //	import abandon 12                # never restart it
 //	import status [JOB|ID]           # recent executions, or one in detail
 //	import rejects 12                # the items execution 12 skipped, and why
+//	import replay 12                 # run them again through the job as it is now
 //	import prune -older-than 90d     # delete old history (-keep-last N, -dry-run)
 //	import backfill -param day -from 2026-11-01 -to 2026-11-07  # one instance per day
 //	import jobs                      # the registered jobs and their parameters

@@ -22,8 +22,8 @@ import (
 // own that do.
 //
 // A dry run starts every job as a new instance, from the start: it does not
-// read the history of l's repository, so it shows what a first run would do
-// with the data as it is now. The record of each launcher DryRun returns
+// read the history of l's repository (but for the rejects its Replay runs),
+// so it shows what a first run would do with the data as it is now. The record of each launcher DryRun returns
 // starts empty: it runs an instance once, as a real repository would; call
 // DryRun again for a fresh one.
 func (l *Launcher) DryRun() *Launcher {
@@ -35,6 +35,7 @@ func (l *Launcher) DryRun() *Launcher {
 		engine: &engine{repo: repo, lease: l.engine.lease, heartbeatInterval: l.engine.heartbeatInterval,
 			stopGrace: l.engine.stopGrace, logger: l.engine.logger, tel: l.engine.tel, dryRun: true},
 		env:     env,
+		history: l.history,
 		running: map[int64]chan struct{}{},
 		results: map[int64]result{},
 	}

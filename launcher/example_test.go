@@ -189,3 +189,51 @@ func ExampleLauncher_DryRun() {
 	// COMPLETED <nil>
 	// 0 executions recorded
 }
+
+func ExampleLauncher_Replay() {
+	fixed := false // the processor's bug, fixed after the first run
+	var reg launcher.Registry
+	reg.MustRegister("prices", func(launcher.Env) (batch.JobConfig, error) {
+		step, err := batch.NewChunkStep("reprice", batch.ChunkConfig[int, int]{
+			Reader: reader.FromSlice([]int{10, 0, 30, 0, 50}),
+			Processor: batch.ProcessorFunc[int, int](func(_ context.Context, cents int) (int, error) {
+				if cents == 0 && !fixed {
+					return 0, batch.Skippable(errors.New("no price"))
+				}
+				if cents == 0 {
+					cents = 15 // the fix: the list price
+				}
+				return cents * 2, nil
+			}),
+			Writer: batch.WriterFunc[int](func(_ context.Context, prices []int) error {
+				fmt.Println("wrote", prices)
+				return nil
+			}),
+		})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	})
+	l, err := launcher.New(launcher.Config{Registry: &reg, Repository: memory.New()})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	job, err := l.Job("prices", nil)
+	if err != nil {
+		panic(err)
+	}
+	first, err := l.Run(ctx, job, nil)
+	if err != nil {
+		panic(err)
+	}
+
+	fixed = true
+	replay, err := l.Replay(ctx, first.ID) // items 2 and 4 only
+	fmt.Println(replay.Status, err, replay.Parameters.Format())
+	_, err = l.Replay(ctx, first.ID)
+	fmt.Println(errors.Is(err, batch.ErrJobComplete))
+	// Output:
+	// wrote [20 60 100]
+	// wrote [30 30]
+	// COMPLETED <nil> [replay.of:int=2]
+	// true
+}

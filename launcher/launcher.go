@@ -72,6 +72,9 @@ type Launcher struct {
 	reg    *Registry
 	engine *engine
 	env    Env
+	// history is the repository whose executions Replay replays: the
+	// launcher's own, or a dry run's real one.
+	history repository.JobRepository
 
 	mu      sync.Mutex
 	running map[int64]chan struct{} // closed when a background run ends
@@ -123,6 +126,7 @@ func New(cfg Config) (*Launcher, error) {
 		engine: &engine{repo: cfg.Repository, lease: cfg.Lease, heartbeatInterval: cfg.HeartbeatInterval,
 			stopGrace: cfg.StopGrace, logger: cfg.Logger, tel: tel},
 		env:     Env{DB: cfg.DB, Repository: cfg.Repository, Logger: cfg.Logger, Stdout: cfg.Stdout},
+		history: cfg.Repository,
 		running: map[int64]chan struct{}{},
 		results: map[int64]result{},
 	}, nil
@@ -209,7 +213,7 @@ func (l *Launcher) Wait(ctx context.Context, executionID int64) (*batch.JobExecu
 
 // Restart launches again the instance of a FAILED or STOPPED execution, with
 // the same parameters, and runs it to its end as Run does. The job is built
-// from the registry.
+// from the registry (for a replay, as Replay builds it).
 func (l *Launcher) Restart(ctx context.Context, executionID int64) (*batch.JobExecution, error) {
 	prev, err := l.Repository().JobExecution(ctx, executionID)
 	if err != nil {
@@ -218,7 +222,7 @@ func (l *Launcher) Restart(ctx context.Context, executionID int64) (*batch.JobEx
 	if prev.Status == batch.StatusCompleted {
 		return nil, &batch.LaunchError{JobName: prev.JobName, InstanceID: prev.InstanceID, ExecutionID: prev.ID, Err: batch.ErrJobComplete}
 	}
-	job, err := l.Job(prev.JobName, prev.Parameters)
+	job, err := l.jobFor(ctx, prev.JobName, prev.Parameters)
 	if err != nil {
 		return nil, err
 	}

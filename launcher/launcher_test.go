@@ -919,7 +919,7 @@ func TestCommandPrune(t *testing.T) {
 	require.Contains(t, errOut, "give -older-than, -keep-last or both")
 	code, _, errOut = command(tj, "-db", db, "status", "-dry-run")
 	require.Equal(t, launcher.ExitUsage, code)
-	require.Contains(t, errOut, "-dry-run goes with run and prune only")
+	require.Contains(t, errOut, "-dry-run goes with run, replay and prune only")
 	code, _, errOut = command(tj, "-db", db, "prune", "-older-than", "-3d")
 	require.Equal(t, launcher.ExitUsage, code)
 	require.Contains(t, errOut, "invalid -older-than")

@@ -27,6 +27,9 @@ func (l *Launcher) Summary(ctx context.Context, executionID int64) (string, erro
 	if len(e.Parameters) > 0 {
 		fmt.Fprintf(&b, "  parameters: %s\n", strings.Join(e.Parameters.Format(), " "))
 	}
+	if of, ok := e.Parameters.Int(batch.ReplayOfParam); ok {
+		fmt.Fprintf(&b, "  replays the rejects of execution %d\n", of)
+	}
 	if e.ExitStatus.Description != "" {
 		fmt.Fprintf(&b, "  exit: %s\n", e.ExitStatus)
 	}
