@@ -827,6 +827,9 @@ func (c *chunk[T, U]) retryWait(ctx context.Context, phase string, index int64, 
 			rl.OnRetry(ctx, ev)
 		}
 	}
+	if rl, ok := c.sc.(RetryListener); ok {
+		rl.OnRetry(ctx, ev)
+	}
 	c.sc.Logger().Warn("retrying", "phase", phase, "chunk", c.n, "item", ev.Item, "attempt", attempt, "delay", delay, "error", err)
 	return sleep(ctx, delay)
 }

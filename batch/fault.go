@@ -244,7 +244,9 @@ type RetryEvent struct {
 	Err     error // the error being retried
 }
 
-// RetryListener is told before every retry.
+// RetryListener is told before every retry. A chunk step tells its step
+// context too when that is a RetryListener (the launcher's count retries
+// in its metrics).
 type RetryListener interface {
 	OnRetry(ctx context.Context, r *RetryEvent)
 }

@@ -641,7 +641,7 @@ func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *bat
 		r.engine.tel.endStep(book, span, r.job.Name(), step.Name(), se.Status, se.ExitStatus, time.Since(started))
 	}()
 	sc := &stepContext{run: r, job: job, se: se, log: log, stop: stop, stopping: stopping, chunkStart: started,
-		metrics: r.engine.tel.forStep(r.job.Name(), step.Name()), rate: newRater(se, started)}
+		metrics: r.engine.tel.forStep(r.job.Name(), step.Name()), rate: newRater(se, started), rollbacks: se.RollbackCount}
 	// Step listeners find the step, and the job's context, in theirs.
 	ctx, book = batch.WithStepContext(ctx, sc), batch.WithStepContext(book, sc)
 
@@ -656,6 +656,11 @@ func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *bat
 	}
 	if err == nil {
 		err = protect(func() error { return step.Execute(ctx, sc) })
+	}
+	if !sc.parent.Load() {
+		// The rollbacks of a chunk that failed the step (a partitioned
+		// step's are its partitions', counted by theirs).
+		sc.rollbacks = r.engine.tel.rolledBack(book, sc.metrics, se, sc.rollbacks)
 	}
 	var pe *PanicError
 	switch {
@@ -843,6 +848,11 @@ type stepContext struct {
 	chunkStart time.Time
 	metrics    *stepMetrics
 	rate       *rater // the step's rate, stored with each checkpoint
+	// rollbacks is the step's rollback count as last counted in the
+	// metrics; parent is set once the step ran a child (a partition),
+	// whose rollbacks its own step context counts.
+	rollbacks int64
+	parent    atomic.Bool
 }
 
 func (sc *stepContext) JobExecution() *batch.JobExecution   { return sc.job }
@@ -861,6 +871,7 @@ func (sc *stepContext) StopRequested() bool {
 
 // RunStep implements batch.StepContext.
 func (sc *stepContext) RunStep(ctx context.Context, step batch.Step, stop <-chan struct{}) (*batch.StepExecution, error) {
+	sc.parent.Store(true)
 	book := context.WithoutCancel(ctx)
 	se, skip, err := sc.run.newStepExecution(book, step)
 	if err != nil {
@@ -896,6 +907,12 @@ func (sc *stepContext) Stopping() <-chan struct{} {
 	return sc.run.stopCh
 }
 
+// OnRetry implements batch.RetryListener: the retry is counted in the
+// metrics.
+func (sc *stepContext) OnRetry(ctx context.Context, ev *batch.RetryEvent) {
+	sc.run.engine.tel.retry(ctx, sc.metrics, ev.Phase)
+}
+
 // RecordReject implements batch.RejectRecorder: the reject goes to the job
 // repository, in the chunk's transaction, when it keeps rejects.
 func (sc *stepContext) RecordReject(ctx context.Context, r batch.Reject) error {
@@ -921,6 +938,7 @@ func (sc *stepContext) Commit(ctx context.Context, fn func(ctx context.Context, 
 	now := time.Now()
 	sc.chunkStart = now
 	tel.chunk(ctx, sc.metrics, err == nil, now.Sub(start), before, itemCounts(sc.se))
+	sc.rollbacks = tel.rolledBack(ctx, sc.metrics, sc.se, sc.rollbacks)
 	if span != nil {
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())

@@ -31,7 +31,7 @@ type telemetry struct {
 
 	jobDuration, stepDuration, chunkDuration metric.Float64Histogram
 	activeJobs, activeSteps                  metric.Int64UpDownCounter
-	items                                    metric.Int64Counter
+	items, retries, rollbacks                metric.Int64Counter
 }
 
 func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, chunkSpans bool) (*telemetry, error) {
@@ -67,6 +67,14 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, chunkSpans b
 	}
 	if t.items, err = m.Int64Counter("chunkwise.items", metric.WithUnit("{item}"),
 		metric.WithDescription("Items by job, step and operation: read, write, filter, read_skip, process_skip, write_skip, in committed chunks.")); err != nil {
+		return nil, err
+	}
+	if t.retries, err = m.Int64Counter("chunkwise.retries", metric.WithUnit("{retry}"),
+		metric.WithDescription("Retries by job, step and phase: of a read (read), of an item's processing (process), of a chunk's write and commit (write).")); err != nil {
+		return nil, err
+	}
+	if t.rollbacks, err = m.Int64Counter("chunkwise.rollbacks", metric.WithUnit("{chunk}"),
+		metric.WithDescription("Chunks rolled back, by job and step: a read, process, write or commit error, retried or not.")); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -129,7 +137,12 @@ func (t *telemetry) endStep(ctx context.Context, span trace.Span, job, step stri
 type stepMetrics struct {
 	committed, rolledBack []metric.RecordOption
 	items                 [6][]metric.AddOption // in the order of itemOps
+	retries               [3][]metric.AddOption // in the order of retryPhases
+	rollbacks             []metric.AddOption
 }
+
+// retryPhases are the phases chunkwise.retries counts.
+var retryPhases = [3]string{"read", "process", "write"}
 
 // itemOps are the operations chunkwise.items counts, in the order of
 // itemCounts.
@@ -150,7 +163,29 @@ func (t *telemetry) forStep(job, step string) *stepMetrics {
 	for i, op := range itemOps {
 		m.items[i] = []metric.AddOption{metric.WithAttributeSet(set(attribute.String("operation", op)))}
 	}
+	for i, phase := range retryPhases {
+		m.retries[i] = []metric.AddOption{metric.WithAttributeSet(set(attribute.String("phase", phase)))}
+	}
+	m.rollbacks = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("job", job), attribute.String("step", step)))}
 	return m
+}
+
+// retry counts a retry of a phase.
+func (t *telemetry) retry(ctx context.Context, m *stepMetrics, phase string) {
+	for i, p := range retryPhases {
+		if p == phase {
+			t.retries.Add(ctx, 1, m.retries[i]...)
+		}
+	}
+}
+
+// rolledBack counts the rollbacks of a step execution since they were
+// counted last (seen), and returns them all.
+func (t *telemetry) rolledBack(ctx context.Context, m *stepMetrics, s *batch.StepExecution, seen int64) int64 {
+	if n := s.RollbackCount - seen; n > 0 {
+		t.rollbacks.Add(ctx, n, m.rollbacks...)
+	}
+	return s.RollbackCount
 }
 
 // chunk records a chunk that ended — committed, or not — and, for a
