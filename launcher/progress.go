@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
 )
 
 // rateWindow is the time constant of the rates' moving average.
@@ -65,6 +66,18 @@ type previousRuns struct {
 	found map[string]*batch.StepExecution // by job and step; nil: none
 }
 
+// monitor returns the repository a progress display polls: the one for
+// monitoring its repository offers (SQLite's, on a connection of its own),
+// else the repository.
+func (l *Launcher) monitor() repository.JobRepository {
+	if m, ok := l.Repository().(interface {
+		Monitor() repository.JobRepository
+	}); ok {
+		return m.Monitor()
+	}
+	return l.Repository()
+}
+
 func (l *Launcher) previousRuns() *previousRuns {
 	return &previousRuns{l: l, found: map[string]*batch.StepExecution{}}
 }
@@ -77,7 +90,7 @@ func (p *previousRuns) of(ctx context.Context, job string, execID int64, step st
 		return s
 	}
 	p.found[key] = nil
-	es, err := p.l.Repository().JobExecutions(ctx, batch.ExecutionQuery{JobName: job, Limit: 20})
+	es, err := p.l.monitor().JobExecutions(ctx, batch.ExecutionQuery{JobName: job, Limit: 20})
 	if err != nil {
 		return nil
 	}
@@ -85,7 +98,7 @@ func (p *previousRuns) of(ctx context.Context, job string, execID int64, step st
 		if e.ID == execID || e.Status != batch.StatusCompleted {
 			continue
 		}
-		steps, err := p.l.Repository().StepExecutions(ctx, e.ID)
+		steps, err := p.l.monitor().StepExecutions(ctx, e.ID)
 		if err != nil {
 			return nil
 		}

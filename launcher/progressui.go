@@ -47,7 +47,7 @@ type stepView struct {
 // viewSteps reads the steps of an execution from the repository: what a
 // display shows, in the order the steps started.
 func (l *Launcher) viewSteps(ctx context.Context, job string, execID int64, prev *previousRuns) ([]stepView, error) {
-	steps, err := l.Repository().StepExecutions(ctx, execID)
+	steps, err := l.monitor().StepExecutions(ctx, execID)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func (l *Launcher) showProgress(ctx context.Context, execID int64, mode string, 
 	wg.Add(1)
 	var job string // for the ETA from the job's last run
 	if mode != progressOff {
-		if e, err := l.Repository().JobExecution(ctx, execID); err == nil {
+		if e, err := l.monitor().JobExecution(ctx, execID); err == nil {
 			job = e.JobName
 		}
 	}

@@ -76,8 +76,11 @@ func ValidatePrefix(p string) error {
 // Repository is a repository.JobRepository on a SQL database.
 type Repository struct {
 	db *sqlx.DB
-	d  Dialect
-	q  queries
+	// beat is the pool heartbeats use: db, or one of their own (see
+	// SetHeartbeatDB).
+	beat *sqlx.DB
+	d    Dialect
+	q    queries
 
 	mu         sync.Mutex
 	checkpoint *sqlx.Stmt // q.checkpoint, prepared once it is first needed
@@ -102,7 +105,7 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return nil, err
 	}
-	r := &Repository{db: db, d: d}
+	r := &Repository{db: db, beat: db, d: d}
 	q := func(s string) string {
 		s = strings.ReplaceAll(s, "{{p}}", prefix)
 		s = strings.ReplaceAll(s, "{{forUpdate}}", d.ForUpdate)
@@ -182,8 +185,19 @@ func (r *Repository) wrap(op string, err error) error {
 	return fmt.Errorf("repository %s: %s: %w", r.d.Name, op, err)
 }
 
+// SetHeartbeatDB makes heartbeats use db, a pool of their own on the same
+// database: a heartbeat then never takes a connection of the main pool,
+// which the next chunk would reuse (with its page cache, on SQLite).
+func (r *Repository) SetHeartbeatDB(db *sqlx.DB) { r.beat = db }
+
+// inTx runs fn in a transaction on the main pool.
 func (r *Repository) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := r.begin(ctx)
+	return r.inTxOn(ctx, r.db, fn)
+}
+
+// inTxOn is inTx on the pool db.
+func (r *Repository) inTxOn(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	tx, err := r.beginOn(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -194,16 +208,16 @@ func (r *Repository) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error
 	return tx.Commit()
 }
 
-// begin begins a transaction and applies the dialect's settings in it. A
+// beginOn begins a transaction on db and applies the dialect's settings in it. A
 // connection the server dropped while it sat in the pool (a restart, an
 // administrator's pg_terminate_backend) fails the first statement sent on
 // it; nothing has happened yet then, so begin tries again, on another
 // connection, twice at most. (lib/pq reports such a failure as a bad
 // connection, which database/sql retries by itself; pgx reports the
 // server's error.)
-func (r *Repository) begin(ctx context.Context) (*sqlx.Tx, error) {
+func (r *Repository) beginOn(ctx context.Context, db *sqlx.DB) (*sqlx.Tx, error) {
 	for attempt := 1; ; attempt++ {
-		tx, err := r.db.BeginTxx(ctx, r.d.TxOptions)
+		tx, err := db.BeginTxx(ctx, r.d.TxOptions)
 		if err == nil {
 			if err = r.setup(ctx, tx); err != nil {
 				_ = tx.Rollback()
@@ -441,7 +455,7 @@ func (r *Repository) UpdateJobExecution(ctx context.Context, e *batch.JobExecuti
 // Heartbeat implements repository.JobRepository.
 func (r *Repository) Heartbeat(ctx context.Context, id int64) (batch.BatchStatus, error) {
 	var status string
-	err := r.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := r.inTxOn(ctx, r.beat, func(tx *sqlx.Tx) error {
 		now, err := r.now(ctx, tx)
 		if err != nil {
 			return err

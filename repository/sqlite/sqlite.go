@@ -41,9 +41,11 @@ type Config struct {
 type Repository struct {
 	// JobRepository is the SQL implementation the methods come from.
 	repository.JobRepository
-	db     *sqlx.DB
-	prefix string
-	owned  bool
+	db      *sqlx.DB
+	beat    *sqlx.DB                 // the heartbeats' pool, when Open made one
+	monitor repository.JobRepository // the repository on beat
+	prefix  string
+	owned   bool
 }
 
 // DB returns the database the repository runs on. Writers and tasklets on
@@ -97,7 +99,9 @@ func New(db *sqlx.DB, cfg Config) (*Repository, error) {
 const MaxIdleConns = 32
 
 // Open opens (creating if needed) the database file at path and returns a
-// repository that Close closes.
+// repository that Close closes. Its heartbeats, and reads through Monitor,
+// use a connection of their own with a small page cache: the pool's
+// connections are left to chunks.
 func Open(ctx context.Context, path string, cfg Config) (*Repository, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("repository sqlite: invalid file name %q", path)
@@ -120,7 +124,35 @@ func Open(ctx context.Context, path string, cfg Config) (*Repository, error) {
 		return nil, err
 	}
 	r.owned = true
+	// Heartbeats get a connection of their own, with a small page cache.
+	// On the main pool, a heartbeat that comes while a chunk holds its
+	// connection opens a second one; database/sql then hands the next
+	// chunk that one (the last returned), and over a long run both fill a
+	// page cache of 2 MiB with the job's tables.
+	if r.beat, err = sqlx.Open("sqlite", DSN(path)+"&_pragma=cache_size(-64)"); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("repository sqlite: %w", err)
+	}
+	r.beat.SetMaxOpenConns(1)
+	r.beat.SetConnMaxIdleTime(5 * time.Minute)
+	r.JobRepository.(*sqlrepo.Repository).SetHeartbeatDB(r.beat)
+	if r.monitor, err = sqlrepo.New(r.beat, dialect, r.prefix); err != nil {
+		_ = r.Close()
+		return nil, fmt.Errorf("repository sqlite: %w", err)
+	}
 	return r, nil
+}
+
+// Monitor returns the repository as read through the heartbeats'
+// connection, for a display that polls the executions while jobs run (the
+// command line's progress): its reads never take a connection of the main
+// pool, which the next chunk would reuse and fill a page cache of its own
+// on. Only a repository that Open made has one; another returns itself.
+func (r *Repository) Monitor() repository.JobRepository {
+	if r.monitor == nil {
+		return r
+	}
+	return r.monitor
 }
 
 // Migrate creates or upgrades the repository's tables. It is idempotent.
@@ -146,10 +178,14 @@ func (r *Repository) Pending(ctx context.Context) ([]string, error) {
 
 // Close closes the database if Open opened it.
 func (r *Repository) Close() error {
-	if r.owned {
-		return r.DB().Close()
+	if !r.owned {
+		return nil
 	}
-	return nil
+	err := r.DB().Close()
+	if r.beat != nil {
+		err = errors.Join(err, r.beat.Close())
+	}
+	return err
 }
 
 var _ repository.Pruner = (*Repository)(nil)
