@@ -3,7 +3,9 @@
 // handed to writers ([BeginChunk]), the launch rules every implementation
 // applies ([ApplyLaunchRules]), the encoding of execution contexts, and the
 // deletion of old history ([Pruner], with [PruneRequest.Selects] deciding
-// each execution).
+// each execution), the rejects kept with their chunks ([RejectStore]), and
+// step executions claimed by one process at a time under a lease
+// ([StepLeaser], with [Claimable] deciding each claim).
 // It sits beside package batch as database/sql/driver sits beside
 // database/sql: job authors do not need it.
 //

@@ -95,6 +95,12 @@ type queries struct {
 	fenceExecution, stepState, checkpoint string
 }
 
+// stepCols are the columns of a step execution s.
+const stepCols = `s.id, s.job_execution_id, s.step_name, s.version, s.status, s.exit_code, s.exit_description,
+	s.start_time, s.end_time, s.last_updated, s.read_count, s.write_count, s.filter_count, s.commit_count,
+	s.rollback_count, s.read_skip_count, s.process_skip_count, s.write_skip_count,
+	s.insert_count, s.update_count, s.unchanged_count, s.delete_count, s.context`
+
 // execCols are the columns of a job execution, e joined with its instance i.
 const execCols = `e.id, e.job_instance_id, i.job_name, e.version, e.status, e.exit_code, e.exit_description,
 	e.create_time, e.start_time, e.end_time, e.last_updated, e.heartbeat, e.lease_ms, e.parameters, e.context`
@@ -113,10 +119,6 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 		return db.Rebind(s)
 	}
 	r.sql = q
-	const stepCols = `s.id, s.job_execution_id, s.step_name, s.version, s.status, s.exit_code, s.exit_description,
-		s.start_time, s.end_time, s.last_updated, s.read_count, s.write_count, s.filter_count, s.commit_count,
-		s.rollback_count, s.read_skip_count, s.process_skip_count, s.write_skip_count,
-		s.insert_count, s.update_count, s.unchanged_count, s.delete_count, s.context`
 	const running = `('STARTING','STARTED','STOPPING')`
 	r.q = queries{
 		insertInstance: q(`INSERT INTO {{p}}job_instance (job_name, job_key, create_time) VALUES (?, ?, ?)

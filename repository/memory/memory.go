@@ -25,6 +25,7 @@ type Repository struct {
 	executions []*batch.JobExecution
 	steps      []*batch.StepExecution
 	rejects    []repository.StoredReject
+	leases     map[int64]repository.StepLease // by step execution id
 	nextID     int64
 }
 
@@ -444,6 +445,11 @@ func (r *Repository) Prune(_ context.Context, req repository.PruneRequest) (repo
 	if !req.DryRun {
 		r.executions, r.steps, r.instances = keptExecs, keptSteps, keptInstances
 		r.rejects = slices.DeleteFunc(r.rejects, func(rej repository.StoredReject) bool { return selected[rej.JobExecutionID] != "" })
+		for id := range r.leases {
+			if r.step(id) == nil {
+				delete(r.leases, id)
+			}
+		}
 	}
 	return repository.SortPruned(jobs), nil
 }

@@ -69,6 +69,8 @@ func Run(t *testing.T, h Harness) {
 		{"PreventRestart", testPreventRestart},
 		{"Prune", testPrune},
 		{"Rejects", testRejects},
+		{"StepLease", testStepLease},
+		{"ConcurrentClaimsOneWins", testConcurrentClaims},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -207,3 +207,20 @@ func (r *Repository) SaveReject(ctx context.Context, stepExecutionID int64, rej 
 func (r *Repository) Rejects(ctx context.Context, jobExecutionID int64) ([]repository.StoredReject, error) {
 	return r.JobRepository.(repository.RejectStore).Rejects(ctx, jobExecutionID)
 }
+
+var _ repository.StepLeaser = (*Repository)(nil)
+
+// ClaimStep implements repository.StepLeaser.
+func (r *Repository) ClaimStep(ctx context.Context, id int64, owner string, lease time.Duration) (*batch.StepExecution, error) {
+	return r.JobRepository.(repository.StepLeaser).ClaimStep(ctx, id, owner, lease)
+}
+
+// RenewStepLease implements repository.StepLeaser.
+func (r *Repository) RenewStepLease(ctx context.Context, id int64, owner string, lease time.Duration) error {
+	return r.JobRepository.(repository.StepLeaser).RenewStepLease(ctx, id, owner, lease)
+}
+
+// StepLease implements repository.StepLeaser.
+func (r *Repository) StepLease(ctx context.Context, id int64) (repository.StepLease, error) {
+	return r.JobRepository.(repository.StepLeaser).StepLease(ctx, id)
+}
