@@ -19,15 +19,8 @@ import (
 // renewals refused), an ended step or job cannot be claimed, and a step
 // that runs where it started is never claimed.
 func testStepLease(t *testing.T, h Harness) {
-	repo := h.New(t)
-	sl, ok := repo.(repository.StepLeaser)
-	if !ok {
-		t.Skipf("%T is not a StepLeaser", repo)
-	}
+	repo, sl, e, part := partitionToClaim(t, h)
 	ctx := context.Background()
-	e := launch(t, repo, "job", params("a"))
-	part := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load:p0", Status: batch.StatusStarting, Context: batch.ExecutionContext{}}
-	require.NoError(t, repo.CreateStepExecution(ctx, part))
 	l, err := sl.StepLease(ctx, part.ID)
 	require.NoError(t, err)
 	require.Equal(t, repository.StepLease{}, l)
@@ -99,15 +92,8 @@ func testStepLease(t *testing.T, h Harness) {
 // testConcurrentClaims: workers claiming one partition at the same moment,
 // exactly one gets it.
 func testConcurrentClaims(t *testing.T, h Harness) {
-	repo := h.New(t)
-	sl, ok := repo.(repository.StepLeaser)
-	if !ok {
-		t.Skipf("%T is not a StepLeaser", repo)
-	}
+	_, sl, _, part := partitionToClaim(t, h)
 	ctx := context.Background()
-	e := launch(t, repo, "job", params("a"))
-	part := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load:p0", Status: batch.StatusStarting, Context: batch.ExecutionContext{}}
-	require.NoError(t, repo.CreateStepExecution(ctx, part))
 	const workers = 12
 	var (
 		wg    sync.WaitGroup
@@ -138,6 +124,20 @@ func testConcurrentClaims(t *testing.T, h Harness) {
 	require.NoError(t, err)
 	require.Equal(t, won[0], l.Owner)
 	require.Equal(t, 1, l.Claims)
+}
+
+// partitionToClaim returns a new repository, with a running job execution
+// and a partition of it waiting to be claimed.
+func partitionToClaim(t *testing.T, h Harness) (repository.JobRepository, repository.StepLeaser, *batch.JobExecution, *batch.StepExecution) {
+	repo := h.New(t)
+	sl, ok := repo.(repository.StepLeaser)
+	if !ok {
+		t.Skipf("%T is not a StepLeaser", repo)
+	}
+	e := launch(t, repo, "job", params("a"))
+	part := &batch.StepExecution{JobExecutionID: e.ID, StepName: "load:p0", Status: batch.StatusStarting, Context: batch.ExecutionContext{}}
+	require.NoError(t, repo.CreateStepExecution(context.Background(), part))
+	return repo, sl, e, part
 }
 
 func isClaimed(err error) bool { return errors.Is(err, repository.ErrStepClaimed) }
