@@ -67,7 +67,7 @@ func ReplayJob(job *Job, rejects []Reject, partitions func(step string) ([]Parti
 	}
 	steps := make([]Step, 0, len(order))
 	for _, name := range order {
-		step, err := replayedStep(job, name, partitions)
+		step, err := job.FindStep(name, partitions)
 		if err != nil {
 			return nil, fmt.Errorf("job %s: replay step %s: %w", job.name, name, err)
 		}
@@ -83,9 +83,11 @@ func ReplayJob(job *Job, rejects []Reject, partitions func(step string) ([]Parti
 	return NewJob(job.name, JobConfig{Steps: steps})
 }
 
-// replayedStep finds the step of job named name: one of its steps, or a
-// partition of one of its partitioned steps.
-func replayedStep(job *Job, name string, partitions func(step string) ([]Partition, error)) (Step, error) {
+// FindStep returns the step of the job named name: one of its steps, or the
+// step of a partition of one of its partitioned steps ("load:p3"), built
+// from the partition that partitions finds among those the partitioned
+// step stored (see StepExecution.Partitions).
+func (job *Job) FindStep(name string, partitions func(step string) ([]Partition, error)) (Step, error) {
 	for _, s := range job.steps {
 		if s.Name() == name {
 			return s, nil

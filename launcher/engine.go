@@ -29,6 +29,7 @@ type engine struct {
 	logger            *slog.Logger
 	dryRun            bool // mark the runs' contexts with batch.WithDryRun
 	tel               *telemetry
+	remote            RemoteConfig // with a Dispatcher: partitions run by workers
 
 	mu   sync.Mutex
 	runs map[int64]*jobRun // the executions this engine is running
@@ -296,7 +297,7 @@ func (r *jobRun) steps(ctx, book context.Context) (batch.BatchStatus, batch.Exit
 		if r.stopRequested() {
 			return batch.StatusStopped, batch.ExitStopped.WithDescription("stopped before step " + step.Name()), nil
 		}
-		se, skip, err := r.newStepExecution(book, step)
+		se, skip, err := r.newStepExecution(book, step, batch.StatusStarted)
 		if err != nil {
 			return batch.StatusFailed, batch.ExitFailed.WithDescription(err.Error()), err
 		}
@@ -389,7 +390,7 @@ func (r *jobRun) walk(ctx, book context.Context, node, restartKey string) lineEn
 			status, stepErr, code, exit = end.status, end.err, end.exit.Code, end.exit
 		} else {
 			step, _ := r.job.Step(node)
-			se, skip, err := r.newStepExecution(book, step)
+			se, skip, err := r.newStepExecution(book, step, batch.StatusStarted)
 			if err != nil {
 				return failed(err)
 			}
@@ -534,7 +535,7 @@ func (r *jobRun) join(base, changed batch.ExecutionContext) {
 	}
 }
 
-func (r *jobRun) newStepExecution(ctx context.Context, step batch.Step) (*batch.StepExecution, bool, error) {
+func (r *jobRun) newStepExecution(ctx context.Context, step batch.Step, status batch.BatchStatus) (*batch.StepExecution, bool, error) {
 	last, err := r.repo().LastStepExecution(ctx, r.instanceID, step.Name())
 	if errors.Is(err, batch.ErrNotFound) {
 		last, err = nil, nil
@@ -545,7 +546,7 @@ func (r *jobRun) newStepExecution(ctx context.Context, step batch.Step) (*batch.
 	se := &batch.StepExecution{
 		JobExecutionID: r.id,
 		StepName:       step.Name(),
-		Status:         batch.StatusStarted,
+		Status:         status,
 		ExitStatus:     batch.ExitExecuting,
 		StartTime:      time.Now().UTC(),
 		Context:        batch.ExecutionContext{},
@@ -872,8 +873,11 @@ func (sc *stepContext) StopRequested() bool {
 // RunStep implements batch.StepContext.
 func (sc *stepContext) RunStep(ctx context.Context, step batch.Step, stop <-chan struct{}) (*batch.StepExecution, error) {
 	sc.parent.Store(true)
+	if sc.run.engine.remote.Dispatcher != nil {
+		return sc.runRemote(ctx, step, stop)
+	}
 	book := context.WithoutCancel(ctx)
-	se, skip, err := sc.run.newStepExecution(book, step)
+	se, skip, err := sc.run.newStepExecution(book, step, batch.StatusStarted)
 	if err != nil {
 		return nil, err
 	}

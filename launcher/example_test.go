@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/chunkwise/chunkwise/batch"
@@ -236,4 +237,70 @@ func ExampleLauncher_Replay() {
 	// wrote [30 30]
 	// COMPLETED <nil> [replay.of:int=2]
 	// true
+}
+
+func ExampleLauncher_RunPartition() {
+	// Both sides build the same job: a step of two partitions.
+	register := func(reg *launcher.Registry, written *atomic.Int64) {
+		reg.MustRegister("spread", func(launcher.Env) (batch.JobConfig, error) {
+			step, err := batch.NewPartitionStep("load", batch.PartitionConfig{
+				Partitioner: batch.PartitionerFunc(func(context.Context) ([]batch.Partition, error) {
+					return []batch.Partition{{Name: "a"}, {Name: "b"}}, nil
+				}),
+				Step: func(name string, _ batch.Partition) (batch.Step, error) {
+					return batch.NewChunkStep(name, batch.ChunkConfig[int, int]{
+						Reader: reader.FromSlice([]int{1, 2, 3}),
+						Writer: batch.WriterFunc[int](func(_ context.Context, items []int) error {
+							written.Add(int64(len(items)))
+							return nil
+						}),
+					})
+				},
+			})
+			return batch.JobConfig{Steps: []batch.Step{step}}, err
+		})
+	}
+	repo := memory.New() // shared: in production, one PostgreSQL database
+	work := make(chan launcher.PartitionWork, 2)
+
+	var managerWrote, workerWrote atomic.Int64
+	var managerJobs, workerJobs launcher.Registry
+	register(&managerJobs, &managerWrote)
+	register(&workerJobs, &workerWrote)
+	manager, err := launcher.New(launcher.Config{Registry: &managerJobs, Repository: repo,
+		Remote: launcher.RemoteConfig{Poll: 10 * time.Millisecond,
+			Dispatcher: launcher.DispatcherFunc(func(_ context.Context, w launcher.PartitionWork) error {
+				work <- w // a message queue, in production
+				return nil
+			})}})
+	if err != nil {
+		panic(err)
+	}
+	worker, err := launcher.New(launcher.Config{Registry: &workerJobs, Repository: repo})
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case w := <-work:
+				_, _ = worker.RunPartition(ctx, w, "worker-1")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	job, err := manager.Job("spread", nil)
+	if err != nil {
+		panic(err)
+	}
+	exec, err := manager.Run(ctx, job, nil)
+	fmt.Println(exec.Status, err)
+	fmt.Println("written by the manager:", managerWrote.Load(), "by the worker:", workerWrote.Load())
+	// Output:
+	// COMPLETED <nil>
+	// written by the manager: 0 by the worker: 6
 }

@@ -61,6 +61,10 @@ type Config struct {
 	// ChunkSpans adds a span per chunk, under its step's. Default false: a
 	// step of a million chunks would make a trace no one can read.
 	ChunkSpans bool
+	// Remote, with a Dispatcher, hands the partitions of partitioned steps
+	// to workers (Launcher.RunPartition in other processes) instead of
+	// running them here. Default: partitions run here.
+	Remote RemoteConfig
 }
 
 // Launcher runs jobs and operates on their executions. Run runs a job to its
@@ -124,7 +128,7 @@ func New(cfg Config) (*Launcher, error) {
 	return &Launcher{
 		reg: cfg.Registry,
 		engine: &engine{repo: cfg.Repository, lease: cfg.Lease, heartbeatInterval: cfg.HeartbeatInterval,
-			stopGrace: cfg.StopGrace, logger: cfg.Logger, tel: tel},
+			stopGrace: cfg.StopGrace, logger: cfg.Logger, tel: tel, remote: cfg.Remote.withDefaults(cfg.Lease)},
 		env:     Env{DB: cfg.DB, Repository: cfg.Repository, Logger: cfg.Logger, Stdout: cfg.Stdout},
 		history: cfg.Repository,
 		running: map[int64]chan struct{}{},

@@ -46,6 +46,10 @@ type StepLease struct {
 	Owner  string
 	Until  time.Time // by the repository's clock
 	Claims int       // how many times the step execution was claimed
+	// Expired reports whether Until had passed when the lease was read,
+	// by the repository's clock: a reader on another machine need not
+	// trust its own.
+	Expired bool
 }
 
 // Errors of a StepLeaser.

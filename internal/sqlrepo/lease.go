@@ -106,7 +106,12 @@ func (r *Repository) StepLease(ctx context.Context, id int64) (repository.StepLe
 	if err != nil {
 		return repository.StepLease{}, r.wrap("step lease", err)
 	}
+	now, err := r.now(ctx, r.db)
+	if err != nil {
+		return repository.StepLease{}, r.wrap("step lease", err)
+	}
 	l := row.lease()
 	l.Until = l.Until.UTC()
+	l.Expired = l.Claims > 0 && !now.Before(l.Until)
 	return l, nil
 }

@@ -64,5 +64,7 @@ func (r *Repository) StepLease(_ context.Context, id int64) (repository.StepLeas
 	if r.step(id) == nil {
 		return repository.StepLease{}, fmt.Errorf("step execution %d: %w", id, batch.ErrNotFound)
 	}
-	return r.leases[id], nil
+	l := r.leases[id]
+	l.Expired = l.Claims > 0 && !time.Now().Before(l.Until)
+	return l, nil
 }

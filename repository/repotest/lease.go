@@ -35,6 +35,7 @@ func testStepLease(t *testing.T, h Harness) {
 	require.Equal(t, "worker-a", l.Owner)
 	require.Equal(t, 1, l.Claims)
 	require.WithinDuration(t, time.Now().Add(time.Minute), l.Until, 10*time.Second)
+	require.False(t, l.Expired)
 
 	_, err = sl.ClaimStep(ctx, part.ID, "worker-b", time.Minute)
 	require.ErrorIs(t, err, repository.ErrStepClaimed, "a's lease is alive")
@@ -50,6 +51,9 @@ func testStepLease(t *testing.T, h Harness) {
 	// neither commit, nor update, nor renew.
 	require.NoError(t, sl.RenewStepLease(ctx, part.ID, "worker-a", time.Millisecond))
 	time.Sleep(20 * time.Millisecond)
+	l, err = sl.StepLease(ctx, part.ID)
+	require.NoError(t, err)
+	require.True(t, l.Expired)
 	b, err := sl.ClaimStep(ctx, part.ID, "worker-b", time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, int64(10), b.ReadCount, "b resumes at a's checkpoint")

@@ -1,0 +1,272 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
+)
+
+// PartitionWork is a partition handed to a worker: the ids it claims and
+// runs the partition by. It carries no items, and nothing a worker must
+// trust: the job repository says what the partition is and who runs it.
+type PartitionWork struct {
+	JobExecutionID  int64  `json:"job_execution"`
+	StepExecutionID int64  `json:"step_execution"`
+	Step            string `json:"step"` // the partition's step: "load:p3"
+	// Dispatch counts the times the partition was handed out: 1, then 2
+	// after its lease expired or no worker took it in time, and so on.
+	Dispatch int `json:"dispatch"`
+}
+
+// Dispatcher hands partitions to workers: it publishes the work where a
+// worker (Launcher.RunPartition) picks it up. Handing out the same work
+// twice is harmless — one claim wins — and so is losing it: the manager
+// hands it out again.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, w PartitionWork) error
+}
+
+// DispatcherFunc is a Dispatcher that is a function.
+type DispatcherFunc func(ctx context.Context, w PartitionWork) error
+
+// Dispatch calls f.
+func (f DispatcherFunc) Dispatch(ctx context.Context, w PartitionWork) error { return f(ctx, w) }
+
+// RemoteConfig makes a launcher hand the partitions of its partitioned
+// steps to workers elsewhere instead of running them itself. The job
+// repository must be a repository.StepLeaser shared with the workers.
+type RemoteConfig struct {
+	// Dispatcher hands out the partitions. Default nil: partitions run in
+	// this process.
+	Dispatcher Dispatcher
+	// Poll is how often the manager reads a partition's state. Default
+	// 500ms.
+	Poll time.Duration
+	// Unclaimed is how long a partition handed out may wait for a worker
+	// before it is handed out again. Default: the launcher's Lease.
+	Unclaimed time.Duration
+	// MaxClaims is how many times a partition may be claimed: one whose
+	// last claim's lease expired without an end is marked FAILED instead
+	// of handed out again. Default 3.
+	MaxClaims int
+}
+
+func (c RemoteConfig) withDefaults(lease time.Duration) RemoteConfig {
+	if c.Poll <= 0 {
+		c.Poll = 500 * time.Millisecond
+	}
+	if c.Unclaimed <= 0 {
+		c.Unclaimed = lease
+	}
+	if c.MaxClaims <= 0 {
+		c.MaxClaims = 3
+	}
+	return c
+}
+
+// runRemote runs a partition through the dispatcher: it creates the
+// partition's step execution (STARTING), hands it out, and follows it in
+// the repository until it ends — handing it out again when no worker took
+// it in time or its worker's lease expired, failing it after MaxClaims
+// claims, and stopping it if the job stops before a worker took it.
+func (sc *stepContext) runRemote(ctx context.Context, step batch.Step, stop <-chan struct{}) (*batch.StepExecution, error) {
+	r := sc.run
+	book := context.WithoutCancel(ctx)
+	cfg := r.engine.remote
+	sl, ok := r.repo().(repository.StepLeaser)
+	if !ok {
+		return nil, fmt.Errorf("step %s: remote partitions need a repository that leases steps; %T does not", step.Name(), r.repo())
+	}
+	se, skip, err := r.newStepExecution(book, step, batch.StatusStarting)
+	if err != nil {
+		return nil, err
+	}
+	if skip {
+		sc.log.Info("step already completed, skipped", "child", step.Name())
+		return r.repo().LastStepExecution(book, r.instanceID, step.Name())
+	}
+	log := sc.log.With("child", step.Name(), "step_execution", se.ID)
+	work := PartitionWork{JobExecutionID: r.id, StepExecutionID: se.ID, Step: step.Name()}
+	dispatched := time.Time{}
+	dispatch := func() {
+		work.Dispatch++
+		if err := cfg.Dispatcher.Dispatch(ctx, work); err != nil {
+			// Tried again once Unclaimed has passed.
+			log.Warn("partition not handed out", "dispatch", work.Dispatch, "error", err)
+		}
+		dispatched = time.Now()
+	}
+	dispatch()
+	t := time.NewTicker(cfg.Poll)
+	defer t.Stop()
+	claims := 0
+	for {
+		select {
+		case <-t.C:
+		case <-book.Done():
+		}
+		cur, ok := r.storedStep(book, se.ID)
+		if !ok {
+			continue // the repository is out of reach: read again
+		}
+		if !cur.Status.Running() {
+			log.Info("partition ended", "status", cur.Status, "read", cur.ReadCount, "written", cur.WriteCount)
+			if cur.Status == batch.StatusFailed {
+				return cur, &batch.StepError{Step: step.Name(), Err: errors.New(cur.ExitStatus.Description)}
+			}
+			return cur, nil
+		}
+		l, err := sl.StepLease(book, se.ID)
+		if err != nil {
+			continue
+		}
+		if l.Claims != claims {
+			claims = l.Claims
+			log.Info("partition claimed", "owner", l.Owner, "claims", l.Claims)
+		}
+		stopping := r.stopRequested() || closed(stop)
+		switch {
+		case l.Claims == 0 && stopping:
+			// No worker took it: it ends here, restartable.
+			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusStopped, batch.ExitStopped.WithDescription("stopped before a worker took it"), time.Now().UTC()
+			if err := r.repo().UpdateStepExecution(book, cur); err != nil {
+				continue // claimed meanwhile: follow it
+			}
+			return cur, nil
+		case l.Claims == 0 && time.Since(dispatched) >= cfg.Unclaimed:
+			log.Warn("partition not taken in time; handing it out again", "waited", time.Since(dispatched).Round(time.Millisecond))
+			dispatch()
+		case l.Claims > 0 && l.Expired && l.Claims >= cfg.MaxClaims:
+			desc := fmt.Sprintf("claimed %d times, and the lease of the last (%s) expired before it ended", l.Claims, l.Owner)
+			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusFailed, batch.ExitFailed.WithDescription(desc), time.Now().UTC()
+			if err := r.repo().UpdateStepExecution(book, cur); err != nil {
+				continue // claimed again meanwhile
+			}
+			return cur, &batch.StepError{Step: step.Name(), Err: errors.New(desc)}
+		case l.Claims > 0 && l.Expired && time.Since(dispatched) >= cfg.Poll:
+			log.Warn("partition's lease expired; handing it out again", "owner", l.Owner, "claims", l.Claims)
+			dispatch()
+		}
+	}
+}
+
+func closed(c <-chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// RunPartition claims the partition of w for owner (a name unique to this
+// claim: a worker's host, process and slot) and runs it to its end, as the
+// manager would have: from its last checkpoint, with the job as this
+// launcher's registry builds it, its lease renewed as it runs. It returns
+// the partition's step execution as it ended.
+//
+// It fails with an error wrapping repository.ErrStepClaimed when another
+// worker holds the partition, or repository.ErrNotClaimable when it ended
+// or its job execution did; the work is then done or another's, and
+// nothing is to be retried. A worker whose lease was taken over commits
+// nothing more: it ends with an error wrapping batch.ErrFenced (or
+// batch.ErrStaleVersion), and the partition is the new owner's.
+func (l *Launcher) RunPartition(ctx context.Context, w PartitionWork, owner string) (*batch.StepExecution, error) {
+	repo := l.Repository()
+	sl, ok := repo.(repository.StepLeaser)
+	if !ok {
+		return nil, fmt.Errorf("run partition: %T does not lease steps", repo)
+	}
+	lease := l.engine.lease
+	se, err := sl.ClaimStep(ctx, w.StepExecutionID, owner, lease)
+	if err != nil {
+		return nil, fmt.Errorf("run partition %s: %w", w.Step, err)
+	}
+	exec, err := repo.JobExecution(ctx, se.JobExecutionID)
+	if err != nil {
+		return nil, fmt.Errorf("run partition %s: %w", se.StepName, err)
+	}
+	job, err := l.jobFor(ctx, exec.JobName, exec.Parameters)
+	if err != nil {
+		return nil, fmt.Errorf("run partition %s: %w", se.StepName, err)
+	}
+	step, err := job.FindStep(se.StepName, func(parent string) ([]batch.Partition, error) {
+		return l.partitionsOf(ctx, exec.ID, parent)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("run partition %s of job %s: %w", se.StepName, exec.JobName, err)
+	}
+	if !strings.Contains(se.StepName, ":") {
+		return nil, fmt.Errorf("run partition %s of job %s: not a partition", se.StepName, exec.JobName)
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if l.engine.dryRun {
+		ctx = batch.WithDryRun(ctx)
+	}
+	r := &jobRun{id: exec.ID, instanceID: exec.InstanceID, engine: l.engine, job: job, exec: exec, lease: lease,
+		log: l.engine.logger.With("job", exec.JobName, "execution", exec.ID, "owner", owner), stopCh: make(chan struct{}), cancelRun: cancel}
+	if exec.Status == batch.StatusStopping {
+		r.requestStop()
+	}
+	defer func() {
+		if t := r.graceTimer.Load(); t != nil {
+			t.Stop()
+		}
+	}()
+	// The lease is renewed until the step's end is saved. A renewal that
+	// finds the partition taken over stops the work at once, and so does
+	// a lease that renewals could not reach the repository to extend: the
+	// partition may be another's by now.
+	renewed := make(chan struct{})
+	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(l.engine.heartbeatInterval)
+		defer t.Stop()
+		renewedAt := time.Now()
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-t.C:
+			}
+			err := sl.RenewStepLease(renewCtx, se.ID, owner, lease)
+			switch {
+			case errors.Is(err, repository.ErrLeaseLost):
+				r.fenceOff(fmt.Errorf("%w: partition %s: %w", batch.ErrFenced, se.StepName, err))
+				return
+			case err == nil:
+				renewedAt = time.Now()
+				r.touch()
+			case time.Since(renewedAt) > lease:
+				r.fenceOff(fmt.Errorf("%w: partition %s: its lease could not be renewed for %s: %w",
+					batch.ErrFenced, se.StepName, time.Since(renewedAt).Round(time.Millisecond), err))
+				return
+			default:
+				r.log.Warn("partition lease not renewed", "step", se.StepName, "error", err)
+			}
+		}
+	}()
+	book := context.WithoutCancel(ctx)
+	_, runErr := r.runStepWith(ctx, book, step, se, nil)
+	stopRenew()
+	<-renewed
+	if r.fenced.Load() {
+		cause := batch.ErrFenced
+		if c := r.fenceCause.Load(); c != nil {
+			cause = *c
+		}
+		return se, fmt.Errorf("run partition %s: %w", se.StepName, cause)
+	}
+	return se, runErr
+}

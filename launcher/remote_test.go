@@ -1,0 +1,285 @@
+package launcher_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/internal/pgtest"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/repository"
+	"github.com/chunkwise/chunkwise/repository/postgres"
+)
+
+// remoteJob registers "spread": 4 partitions of 40 items, chunk 5, each item
+// inserted into spread (item primary key) with the worker that wrote it, in
+// the chunk's transaction. pause, when set, is called before each chunk's
+// write with the partition's name.
+func remoteJob(reg *launcher.Registry, worker string, pause func(ctx context.Context, part string)) {
+	reg.MustRegister("spread", func(env launcher.Env) (batch.JobConfig, error) {
+		schema, err := batch.NewTaskletStep("schema", batch.TaskletConfig{
+			Tasklet: batch.TaskletFunc(func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
+				tx, err := batch.JoinTxx(ctx, env.DB)
+				if err == nil {
+					_, err = tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS spread (item INTEGER PRIMARY KEY, worker TEXT NOT NULL)`)
+				}
+				return batch.Finished, err
+			}),
+		})
+		if err != nil {
+			return batch.JobConfig{}, err
+		}
+		load, err := batch.NewPartitionStep("load", batch.PartitionConfig{
+			Partitioner: batch.PartitionerFunc(func(context.Context) ([]batch.Partition, error) {
+				var parts []batch.Partition
+				for i := range 4 {
+					p := batch.Partition{Name: fmt.Sprintf("p%d", i), Context: batch.ExecutionContext{}}
+					if err := p.Context.Put("from", i*40+1); err != nil {
+						return nil, err
+					}
+					parts = append(parts, p)
+				}
+				return parts, nil
+			}),
+			Step: func(name string, p batch.Partition) (batch.Step, error) {
+				from, _ := p.Context.Int64("from")
+				items := make([]int64, 40)
+				for i := range items {
+					items[i] = from + int64(i)
+				}
+				return batch.NewChunkStep(name, batch.ChunkConfig[int64, int64]{
+					Reader: reader.FromSlice(items), ChunkSize: 5,
+					Writer: batch.WriterFunc[int64](func(ctx context.Context, items []int64) error {
+						if pause != nil {
+							pause(ctx, p.Name)
+						}
+						tx, err := batch.JoinTxx(ctx, env.DB)
+						if err != nil {
+							return err
+						}
+						for _, it := range items {
+							if _, err := tx.ExecContext(ctx, `INSERT INTO spread (item, worker) VALUES ($1, $2)`, it, worker); err != nil {
+								return err
+							}
+						}
+						return nil
+					}),
+				})
+			},
+		})
+		return batch.JobConfig{Steps: []batch.Step{schema, load}}, err
+	})
+}
+
+// remoteWorld is a manager and workers, each with a repository of its own
+// on one PostgreSQL schema, the work handed over through a channel.
+type remoteWorld struct {
+	t    *testing.T
+	dsn  string
+	work chan launcher.PartitionWork
+}
+
+func newRemoteWorld(t *testing.T) *remoteWorld {
+	dsn := pgtest.DSN(t)
+	repo, err := postgres.Open(context.Background(), dsn, postgres.Config{})
+	require.NoError(t, err)
+	require.NoError(t, repo.Migrate(context.Background()))
+	require.NoError(t, repo.Close())
+	return &remoteWorld{t: t, dsn: dsn, work: make(chan launcher.PartitionWork, 100)}
+}
+
+func (w *remoteWorld) launcher(name string, lease time.Duration, pause func(context.Context, string), remote launcher.RemoteConfig) *launcher.Launcher {
+	l, _ := w.launcherCut(name, lease, pause, remote)
+	return l
+}
+
+// launcherCut is launcher, whose lease renewals fail while cut is set: a
+// process cut off from the repository.
+func (w *remoteWorld) launcherCut(name string, lease time.Duration, pause func(context.Context, string), remote launcher.RemoteConfig) (*launcher.Launcher, *atomic.Bool) {
+	pg, err := postgres.Open(context.Background(), w.dsn, postgres.Config{})
+	require.NoError(w.t, err)
+	w.t.Cleanup(func() { _ = pg.Close() })
+	repo := &cutOff{Repository: pg}
+	var reg launcher.Registry
+	remoteJob(&reg, name, pause)
+	l, err := launcher.New(launcher.Config{Registry: &reg, Repository: repo, Lease: lease, Remote: remote})
+	require.NoError(w.t, err)
+	return l, &repo.cut
+}
+
+// cutOff is a PostgreSQL repository whose lease renewals fail while cut is
+// set.
+type cutOff struct {
+	*postgres.Repository
+	cut atomic.Bool
+}
+
+func (c *cutOff) RenewStepLease(ctx context.Context, id int64, owner string, lease time.Duration) error {
+	if c.cut.Load() {
+		return errors.New("no route to host")
+	}
+	return c.Repository.RenewStepLease(ctx, id, owner, lease)
+}
+
+func (w *remoteWorld) manager(remote launcher.RemoteConfig) *launcher.Launcher {
+	remote.Dispatcher = launcher.DispatcherFunc(func(_ context.Context, pw launcher.PartitionWork) error {
+		w.work <- pw
+		return nil
+	})
+	return w.launcher("manager", 5*time.Second, nil, remote)
+}
+
+// serve runs partitions from the channel with l until ctx ends; a claim
+// that another won is passed over.
+func (w *remoteWorld) serve(ctx context.Context, l *launcher.Launcher, name string, ran *sync.Map) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case pw := <-w.work:
+			se, err := l.RunPartition(ctx, pw, name)
+			switch {
+			case errors.Is(err, repository.ErrStepClaimed), errors.Is(err, repository.ErrNotClaimable):
+			case err != nil:
+				ran.Store(pw.Step+" "+name, err)
+			default:
+				ran.Store(pw.Step+" "+name, se.Status)
+			}
+		}
+	}
+}
+
+func (w *remoteWorld) items() map[string]int {
+	db, err := postgres.Open(context.Background(), w.dsn, postgres.Config{})
+	require.NoError(w.t, err)
+	defer db.Close()
+	var rows []struct {
+		Worker string `db:"worker"`
+		N      int    `db:"n"`
+	}
+	require.NoError(w.t, db.DB().Select(&rows, `SELECT worker, COUNT(*) AS n FROM spread GROUP BY worker`))
+	out := map[string]int{}
+	for _, r := range rows {
+		out[r.Worker] = r.N
+	}
+	return out
+}
+
+// TestRemotePartitions: the manager hands 4 partitions to 2 workers; every
+// item is written once, by a worker, and each partition was claimed once.
+func TestRemotePartitions(t *testing.T) {
+	w := newRemoteWorld(t)
+	m := w.manager(launcher.RemoteConfig{Poll: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ran sync.Map
+	for _, name := range []string{"worker-1", "worker-2"} {
+		go w.serve(ctx, w.launcher(name, 5*time.Second, nil, launcher.RemoteConfig{}), name, &ran)
+	}
+	job, err := m.Job("spread", nil)
+	require.NoError(t, err)
+	exec, err := m.Run(ctx, job, nil)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusCompleted, exec.Status)
+
+	items := w.items()
+	require.Equal(t, 160, items["worker-1"]+items["worker-2"], "%v", items)
+	require.Zero(t, items["manager"])
+	steps, err := m.Repository().StepExecutions(ctx, exec.ID)
+	require.NoError(t, err)
+	sl := m.Repository().(repository.StepLeaser)
+	for _, s := range steps {
+		if s.StepName == "load" {
+			require.Equal(t, int64(160), s.WriteCount, "the partitioned step adds up its partitions")
+			continue
+		}
+		if s.StepName == "schema" {
+			continue
+		}
+		require.Equal(t, batch.StatusCompleted, s.Status, s.StepName)
+		l, err := sl.StepLease(ctx, s.ID)
+		require.NoError(t, err)
+		require.Equal(t, 1, l.Claims, s.StepName)
+		require.Contains(t, []string{"worker-1", "worker-2"}, l.Owner)
+	}
+	ran.Range(func(k, v any) bool {
+		require.Equal(t, batch.StatusCompleted, v, k)
+		return true
+	})
+}
+
+// TestRemotePartitionTakenOver: a worker paused past its lease (in the
+// middle of its partition) loses it to another, which resumes at its last
+// checkpoint; woken up, it commits nothing more. Every item once.
+func TestRemotePartitionTakenOver(t *testing.T) {
+	w := newRemoteWorld(t)
+	m := w.manager(launcher.RemoteConfig{Poll: 20 * time.Millisecond, Unclaimed: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// The slow worker takes the first partition and stops in its third
+	// chunk's write, cut off from the repository, until released — well
+	// past its 1 s lease.
+	var (
+		chunks   atomic.Int64
+		paused   = make(chan struct{})
+		release  = make(chan struct{})
+		slowDone = make(chan error, 1)
+		cut      *atomic.Bool
+		slow     *launcher.Launcher
+	)
+	slow, cut = w.launcherCut("slow", time.Second, func(ctx context.Context, part string) {
+		if chunks.Add(1) == 3 {
+			cut.Store(true)
+			close(paused)
+			<-release
+		}
+	}, launcher.RemoteConfig{})
+	go func() {
+		pw := <-w.work
+		_, err := slow.RunPartition(ctx, pw, "slow")
+		slowDone <- err
+	}()
+	var ran sync.Map
+	done := make(chan *batch.JobExecution, 1)
+	go func() {
+		job, err := m.Job("spread", nil)
+		if err != nil {
+			done <- nil
+			return
+		}
+		exec, _ := m.Run(ctx, job, nil)
+		done <- exec
+	}()
+	<-paused
+	go w.serve(ctx, w.launcher("fast", 5*time.Second, nil, launcher.RemoteConfig{}), "fast", &ran)
+	exec := <-done
+	require.NotNil(t, exec)
+	require.Equal(t, batch.StatusCompleted, exec.Status)
+	close(release)
+	err := <-slowDone
+	require.Error(t, err)
+	require.True(t, errors.Is(err, batch.ErrFenced) || errors.Is(err, batch.ErrStaleVersion), "%v", err)
+
+	items := w.items()
+	require.Equal(t, 10, items["slow"], "the slow worker's two committed chunks stay")
+	require.Equal(t, 150, items["fast"])
+	steps, err := m.Repository().StepExecutions(ctx, exec.ID)
+	require.NoError(t, err)
+	sl := m.Repository().(repository.StepLeaser)
+	claims := 0
+	for _, s := range steps {
+		if l, err := sl.StepLease(ctx, s.ID); err == nil {
+			claims += l.Claims
+		}
+	}
+	require.Equal(t, 5, claims, "four partitions, one of them twice")
+}
