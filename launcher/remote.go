@@ -185,27 +185,32 @@ func (l *Launcher) RunPartition(ctx context.Context, w PartitionWork, owner stri
 	if !ok {
 		return nil, fmt.Errorf("run partition: %T does not lease steps", repo)
 	}
+	// The step is built before the claim: a worker that cannot run it
+	// (another program, a job it does not have) leaves it to others.
+	exec, err := repo.JobExecution(ctx, w.JobExecutionID)
+	if err != nil {
+		return nil, fmt.Errorf("run partition %s: %w", w.Step, err)
+	}
+	if !strings.Contains(w.Step, ":") {
+		return nil, fmt.Errorf("run partition %s of job %s: not a partition", w.Step, exec.JobName)
+	}
+	job, err := l.jobFor(ctx, exec.JobName, exec.Parameters)
+	if err != nil {
+		return nil, fmt.Errorf("run partition %s: %w", w.Step, err)
+	}
+	step, err := job.FindStep(w.Step, func(parent string) ([]batch.Partition, error) {
+		return l.partitionsOf(ctx, exec.ID, parent)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("run partition %s of job %s: %w", w.Step, exec.JobName, err)
+	}
 	lease := l.engine.lease
 	se, err := sl.ClaimStep(ctx, w.StepExecutionID, owner, lease)
 	if err != nil {
 		return nil, fmt.Errorf("run partition %s: %w", w.Step, err)
 	}
-	exec, err := repo.JobExecution(ctx, se.JobExecutionID)
-	if err != nil {
-		return nil, fmt.Errorf("run partition %s: %w", se.StepName, err)
-	}
-	job, err := l.jobFor(ctx, exec.JobName, exec.Parameters)
-	if err != nil {
-		return nil, fmt.Errorf("run partition %s: %w", se.StepName, err)
-	}
-	step, err := job.FindStep(se.StepName, func(parent string) ([]batch.Partition, error) {
-		return l.partitionsOf(ctx, exec.ID, parent)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("run partition %s of job %s: %w", se.StepName, exec.JobName, err)
-	}
-	if !strings.Contains(se.StepName, ":") {
-		return nil, fmt.Errorf("run partition %s of job %s: not a partition", se.StepName, exec.JobName)
+	if se.StepName != w.Step || se.JobExecutionID != exec.ID {
+		return nil, fmt.Errorf("run partition %s: step execution %d is %s of execution %d", w.Step, se.ID, se.StepName, se.JobExecutionID)
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)

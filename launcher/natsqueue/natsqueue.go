@@ -1,0 +1,225 @@
+// Package natsqueue hands the partitions of partitioned steps to worker
+// processes through a NATS JetStream work queue: a launcher.Dispatcher for
+// the manager, and Serve for the workers.
+//
+// The queue is only a doorbell. A message holds a partition's ids and how
+// many times it was handed out, never items; the job repository, shared by
+// the manager and the workers, says what the partition is and who runs it
+// (see launcher.RunPartition). So a message lost, repeated or delivered to a
+// worker that was paused past its lease costs a delay at most, never a row
+// written twice:
+//
+//   - messages are published with a Nats-Msg-Id (the partition and its
+//     dispatch count), so a publish retried after a lost answer is stored
+//     once;
+//   - the stream keeps a message until a worker acknowledges it (work-queue
+//     retention, file storage), and one consumer, durable and shared by all
+//     workers, delivers each to one worker at a time;
+//   - a worker pulls one message per free slot — no backlog held back from
+//     other workers — and tells the server it is still working on it while
+//     the partition runs;
+//   - it acknowledges the message once the partition's end is saved, or
+//     once the repository says the partition is another's or has ended; a
+//     worker that lost its lease does not, and the message goes to another
+//     worker, which finds the partition taken and drops it.
+package natsqueue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/repository"
+)
+
+// Defaults of Config.
+const (
+	DefaultStream   = "CHUNKWISE_PARTITIONS"
+	DefaultSubject  = "chunkwise.partitions"
+	DefaultConsumer = "chunkwise-workers"
+	DefaultAckWait  = 30 * time.Second
+)
+
+// Config configures a Queue.
+type Config struct {
+	// Conn is the connection to NATS. Required.
+	Conn *nats.Conn
+	// Stream, Subject and Consumer name the JetStream stream, the subject
+	// its messages are published on, and the durable consumer the workers
+	// share. Defaults DefaultStream, DefaultSubject, DefaultConsumer.
+	Stream, Subject, Consumer string
+	// AckWait is how long the server waits for a worker's word on a
+	// message before it delivers it to another; a worker says it is still
+	// working at a third of it. Default DefaultAckWait.
+	AckWait time.Duration
+	// Logger receives the workers' logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Queue is the partitions' work queue on JetStream.
+type Queue struct {
+	cfg  Config
+	js   jetstream.JetStream
+	cons jetstream.Consumer
+}
+
+// New returns the queue, creating its stream and consumer if they do not
+// exist (and updating them to cfg if they do).
+func New(ctx context.Context, cfg Config) (*Queue, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("natsqueue: no connection")
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStream
+	}
+	if cfg.Subject == "" {
+		cfg.Subject = DefaultSubject
+	}
+	if cfg.Consumer == "" {
+		cfg.Consumer = DefaultConsumer
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = DefaultAckWait
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("natsqueue: %w", err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: cfg.Stream, Subjects: []string{cfg.Subject},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+		Duplicates: 10 * time.Minute,
+	}); err != nil {
+		return nil, fmt.Errorf("natsqueue: stream %s: %w", cfg.Stream, err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+		Durable: cfg.Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: cfg.AckWait,
+		MaxDeliver: -1, FilterSubject: cfg.Subject,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsqueue: consumer %s: %w", cfg.Consumer, err)
+	}
+	return &Queue{cfg: cfg, js: js, cons: cons}, nil
+}
+
+// Dispatch implements launcher.Dispatcher: it publishes w, acknowledged by
+// the stream, with a message id that makes a repeated publish of the same
+// dispatch a no-op.
+func (q *Queue) Dispatch(ctx context.Context, w launcher.PartitionWork) error {
+	data, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	id := fmt.Sprintf("%d/%d/%d", w.JobExecutionID, w.StepExecutionID, w.Dispatch)
+	if _, err := q.js.Publish(ctx, q.cfg.Subject, data, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("natsqueue: publish partition %s: %w", w.Step, err)
+	}
+	return nil
+}
+
+// Serve runs partitions from the queue with l, at most slots at once,
+// until ctx ends; then it waits for the partitions running to end (cancel
+// their context through l.Stop or a second cancellation to stop them
+// sooner). owner names this worker (its host and process); each slot's
+// claims are owner/slot. A message that does not decode is terminated:
+// no worker could run it.
+func (q *Queue) Serve(ctx context.Context, l *launcher.Launcher, owner string, slots int) error {
+	if slots < 1 {
+		slots = 1
+	}
+	free := make(chan int, slots)
+	for i := 1; i <= slots; i++ {
+		free <- i
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		var slot int
+		select {
+		case <-ctx.Done():
+			return nil
+		case slot = <-free:
+		}
+		msg, err := q.cons.Next(jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			free <- slot
+			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			q.cfg.Logger.Warn("natsqueue: fetch", "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { free <- slot }()
+			q.run(context.WithoutCancel(ctx), l, fmt.Sprintf("%s/%d", owner, slot), msg)
+		}()
+	}
+}
+
+// run runs the partition of msg and says so to the server.
+func (q *Queue) run(ctx context.Context, l *launcher.Launcher, owner string, msg jetstream.Msg) {
+	log := q.cfg.Logger.With("owner", owner)
+	var w launcher.PartitionWork
+	if err := json.Unmarshal(msg.Data(), &w); err != nil {
+		log.Error("natsqueue: a message that is no partition work; dropped", "error", err)
+		_ = msg.Term()
+		return
+	}
+	log = log.With("step", w.Step, "step_execution", w.StepExecutionID, "dispatch", w.Dispatch)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(q.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	se, err := l.RunPartition(ctx, w, owner)
+	switch {
+	case errors.Is(err, repository.ErrStepClaimed), errors.Is(err, repository.ErrNotClaimable):
+		log.Info("partition is another's, or ended", "reason", err)
+		_ = msg.Ack()
+	case se == nil && err != nil:
+		// Not claimed (the repository out of reach, the job unknown here):
+		// another worker, or this one later, gets it again.
+		log.Warn("partition not run", "error", err)
+		_ = msg.Nak()
+	case err != nil && lostLease(err):
+		log.Warn("partition lost to another worker", "error", err)
+	default:
+		log.Info("partition ended", "status", se.Status, "error", err)
+		_ = msg.Ack()
+	}
+}
+
+func lostLease(err error) bool {
+	return errors.Is(err, batch.ErrFenced) || errors.Is(err, batch.ErrStaleVersion)
+}

@@ -1,0 +1,157 @@
+package natsqueue_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/internal/pgtest"
+	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/launcher/natsqueue"
+	"github.com/chunkwise/chunkwise/reader"
+	"github.com/chunkwise/chunkwise/repository/postgres"
+)
+
+// startNATS runs an embedded NATS server with JetStream on a store of its
+// own, for the test's life.
+func startNATS(t *testing.T) string {
+	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	require.NoError(t, err)
+	go s.Start()
+	require.True(t, s.ReadyForConnections(10*time.Second), "nats-server did not start")
+	t.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+// register registers "spread": 4 partitions of 30 numbers, each written
+// into spread with the name of the process that wrote it, in the chunk's
+// transaction.
+func register(reg *launcher.Registry, who string) {
+	reg.MustRegister("spread", func(env launcher.Env) (batch.JobConfig, error) {
+		step, err := batch.NewPartitionStep("load", batch.PartitionConfig{
+			Partitioner: batch.PartitionerFunc(func(context.Context) ([]batch.Partition, error) {
+				var parts []batch.Partition
+				for i := range 4 {
+					p := batch.Partition{Name: fmt.Sprintf("p%d", i), Context: batch.ExecutionContext{}}
+					if err := p.Context.Put("from", i*30+1); err != nil {
+						return nil, err
+					}
+					parts = append(parts, p)
+				}
+				return parts, nil
+			}),
+			Step: func(name string, p batch.Partition) (batch.Step, error) {
+				from, _ := p.Context.Int64("from")
+				items := make([]int64, 30)
+				for i := range items {
+					items[i] = from + int64(i)
+				}
+				return batch.NewChunkStep(name, batch.ChunkConfig[int64, int64]{
+					Reader: reader.FromSlice(items), ChunkSize: 5,
+					Writer: batch.WriterFunc[int64](func(ctx context.Context, items []int64) error {
+						tx, err := batch.JoinTxx(ctx, env.DB)
+						if err != nil {
+							return err
+						}
+						for _, it := range items {
+							if _, err := tx.ExecContext(ctx, `INSERT INTO spread (item, worker) VALUES ($1, $2)`, it, who); err != nil {
+								return err
+							}
+						}
+						return nil
+					}),
+				})
+			},
+		})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	})
+}
+
+// TestQueue: a manager hands 4 partitions to 2 workers through JetStream;
+// every number is written once, by a worker, and every message is
+// acknowledged. A message repeated afterwards runs nothing.
+func TestQueue(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url := startNATS(t)
+	dsn := pgtest.DSN(t)
+	open := func(who string) *launcher.Launcher {
+		repo, err := postgres.Open(ctx, dsn, postgres.Config{})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = repo.Close() })
+		require.NoError(t, repo.Migrate(ctx))
+		var reg launcher.Registry
+		register(&reg, who)
+		nc, err := nats.Connect(url)
+		require.NoError(t, err)
+		t.Cleanup(nc.Close)
+		q, err := natsqueue.New(ctx, natsqueue.Config{Conn: nc})
+		require.NoError(t, err)
+		l, err := launcher.New(launcher.Config{Registry: &reg, Repository: repo, Lease: 5 * time.Second,
+			Remote: launcher.RemoteConfig{Dispatcher: q, Poll: 20 * time.Millisecond}})
+		require.NoError(t, err)
+		if who != "manager" {
+			go func() { _ = q.Serve(ctx, l, who, 2) }()
+		}
+		return l
+	}
+	m := open("manager")
+	_, err := m.Repository().(*postgres.Repository).DB().Exec(`CREATE TABLE spread (item INTEGER PRIMARY KEY, worker TEXT NOT NULL)`)
+	require.NoError(t, err)
+	open("worker-1")
+	open("worker-2")
+
+	job, err := m.Job("spread", nil)
+	require.NoError(t, err)
+	exec, err := m.Run(ctx, job, nil)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusCompleted, exec.Status)
+
+	db := m.Repository().(*postgres.Repository).DB()
+	count := func() map[string]int {
+		var rows []struct {
+			Worker string `db:"worker"`
+			N      int    `db:"n"`
+		}
+		require.NoError(t, db.Select(&rows, `SELECT worker, COUNT(*) AS n FROM spread GROUP BY worker`))
+		out := map[string]int{}
+		for _, r := range rows {
+			out[r.Worker] = r.N
+		}
+		return out
+	}
+	got := count()
+	require.Equal(t, 120, got["worker-1"]+got["worker-2"], "%v", got)
+
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := nc.JetStream()
+	require.NoError(t, err)
+	pending := func() uint64 {
+		info, err := js.StreamInfo(natsqueue.DefaultStream)
+		require.NoError(t, err)
+		return info.State.Msgs
+	}
+	require.Eventually(t, func() bool { return pending() == 0 }, 10*time.Second, 20*time.Millisecond, "every message acknowledged")
+
+	// A partition handed out again after it ended: a worker drops it.
+	steps, err := m.Repository().StepExecutions(ctx, exec.ID)
+	require.NoError(t, err)
+	q, err := natsqueue.New(ctx, natsqueue.Config{Conn: nc})
+	require.NoError(t, err)
+	for _, s := range steps {
+		if s.StepName == "load:p0" {
+			require.NoError(t, q.Dispatch(ctx, launcher.PartitionWork{JobExecutionID: exec.ID, StepExecutionID: s.ID, Step: s.StepName, Dispatch: 9}))
+		}
+	}
+	require.Eventually(t, func() bool { return pending() == 0 }, 10*time.Second, 20*time.Millisecond, "the repeat acknowledged")
+	require.Equal(t, got, count())
+}
