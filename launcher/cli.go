@@ -21,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -119,6 +120,10 @@ commands:
                            -step: 24h by default for dates and times, 1 for integers), at most N
                            at once; values that completed before are skipped, failed or stopped
                            ones restarted: run it again to resume
+  worker [-slots N]        run partitions handed out through NATS (-nats) until SIGINT or
+                           SIGTERM, N at a time (default 1); a signal takes no more and waits
+                           for those running; a second exits at once (another worker resumes
+                           them from their checkpoints once their lease expires)
   jobs                     list the jobs this program can run, with their parameters
   migrate                  create or upgrade the job repository's tables
 
@@ -158,6 +163,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	leaseFlag := fs.String("lease", envOr("BATCH_LEASE", batch.DefaultLease.String()),
 		"the lease of the executions this command starts: how old their heartbeat may grow before they count as crashed (env BATCH_LEASE)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	natsFlag := fs.String("nats", "", "NATS server URL (default: $BATCH_NATS): run, restart, backfill and replay hand partitions to workers through it; worker serves them")
+	slots := fs.Int("slots", 1, "worker: how many partitions run at once")
 	migrateFlag := fs.String("migrate", envOr("BATCH_MIGRATE", "auto"),
 		"auto: run and restart create or upgrade the repository's tables; off: they refuse an outdated schema, for a role that may not change it (env BATCH_MIGRATE)")
 	next := fs.Bool("next", false, "run: launch a new instance, with run.id one more than the job's last")
@@ -234,6 +241,12 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	}
 	if *progressEvery <= 0 {
 		return fail("invalid -progress-every %s: want a positive duration", *progressEvery)
+	}
+	if *natsFlag == "" {
+		*natsFlag = os.Getenv("BATCH_NATS")
+	}
+	if cmd != "worker" && *slots != 1 {
+		return fail("-slots goes with worker only")
 	}
 	if *asJSON && cmd != "rejects" {
 		return fail("-json goes with rejects only")
@@ -357,6 +370,16 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		if len(rest) > 0 {
 			return fail("migrate: takes no arguments")
 		}
+	case "worker":
+		if len(rest) > 0 {
+			return fail("worker: takes no arguments")
+		}
+		if *natsFlag == "" {
+			return fail("worker: give the NATS server with -nats URL or BATCH_NATS")
+		}
+		if *slots < 1 {
+			return fail("worker: invalid -slots %d: want at least 1", *slots)
+		}
 	case "jobs":
 		if len(rest) > 0 {
 			return fail("jobs: takes no arguments")
@@ -385,9 +408,9 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		switch {
 		case cmd == "migrate":
 			mode = openMigrate
-		case (cmd == "run" || cmd == "restart" || cmd == "backfill" || cmd == "replay") && *migrateFlag == "auto":
+		case (cmd == "run" || cmd == "restart" || cmd == "backfill" || cmd == "replay" || cmd == "worker") && *migrateFlag == "auto":
 			mode = openMigrate
-		case cmd == "run" || cmd == "restart" || cmd == "backfill" || cmd == "replay":
+		case cmd == "run" || cmd == "restart" || cmd == "backfill" || cmd == "replay" || cmd == "worker":
 			mode = openCreate
 		}
 		var (
@@ -409,8 +432,23 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	} else if cmd == "migrate" {
 		return fail("migrate: this program has its own job repository; migrate it where it is opened")
 	}
+	var queue *NATSQueue
+	if *natsFlag != "" && (cmd == "run" || cmd == "restart" || cmd == "backfill" || cmd == "replay" || cmd == "worker") {
+		nc, err := nats.Connect(*natsFlag, nats.Name(prog), nats.MaxReconnects(-1))
+		if err != nil {
+			return fail("nats %s: %v", *natsFlag, err)
+		}
+		defer nc.Close()
+		if queue, err = NewNATSQueue(ctx, NATSConfig{Conn: nc, Logger: logger}); err != nil {
+			return fail("%v", err)
+		}
+	}
+	var remote RemoteConfig
+	if queue != nil && cmd != "worker" {
+		remote.Dispatcher = queue
+	}
 	l, err := New(Config{Registry: reg, Repository: repo, Lease: lease, Logger: logger, Stdout: stdout,
-		MeterProvider: p.MeterProvider, TracerProvider: p.TracerProvider, ChunkSpans: p.ChunkSpans})
+		MeterProvider: p.MeterProvider, TracerProvider: p.TracerProvider, ChunkSpans: p.ChunkSpans, Remote: remote})
 	show := progressDisplay{mode: mode, every: *progressEvery, logger: logger, out: errOut}
 	if err != nil {
 		return fail("%v", err)
@@ -465,6 +503,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		return ExitCompleted
 	case "migrate":
 		return ExitCompleted
+	case "worker":
+		return serveWorker(ctx, l, queue, stderr, prog, *slots)
 	case "backfill":
 		return backfill(ctx, l, stdout, stderr, prog, rest[0], *bfParam, values, params, *bfParallel)
 	case "rejects":
@@ -1066,4 +1106,36 @@ func (r dbRef) scrub(msg string) string {
 		msg = strings.ReplaceAll(msg, s, "xxxxx")
 	}
 	return msg
+}
+
+// serveWorker runs partitions from the queue until SIGINT or SIGTERM (or
+// ctx's end): a signal takes no more and waits for the partitions running;
+// a second exits at once, and their leases lapse for another worker to
+// resume them.
+func serveWorker(ctx context.Context, l *Launcher, q *NATSQueue, stderr io.Writer, prog string, slots int) int {
+	host, _ := os.Hostname()
+	owner := fmt.Sprintf("%s/%d", host, os.Getpid())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "%s: %v: taking no more partitions; waiting for those running (signal again to exit at once)\n", prog, sig)
+			cancel()
+		}
+		sig := <-sigs
+		fmt.Fprintf(stderr, "%s: %v again: exiting; the running partitions resume elsewhere once their lease expires\n", prog, sig)
+		os.Exit(ExitInterrupted)
+	}()
+	fmt.Fprintf(stderr, "%s: worker %s serving partitions, %d at a time\n", prog, owner, slots)
+	if err := q.Serve(ctx, l, owner, slots); err != nil {
+		fmt.Fprintf(stderr, "%s: worker: %v\n", prog, err)
+		return ExitFailed
+	}
+	return ExitCompleted
 }

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chunkwise/chunkwise/internal/exampletest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/chunkwise/chunkwise/internal/exampletest"
+	"github.com/chunkwise/chunkwise/launcher"
 )
 
 // TestDatabaseConnectionsKilled terminates the import's PostgreSQL
@@ -66,12 +68,13 @@ func TestDatabaseConnectionsKilled(t *testing.T) {
 		}
 		ee, ok := err.(*exec.ExitError)
 		require.True(t, ok, "%v", err)
+		refused := ee.ExitCode() == launcher.ExitRefused // as running, or completed
 		switch {
 		case ee.ExitCode() == 1:
 			// Failed cleanly; restart it.
-		case ee.ExitCode() == 2 && strings.Contains(stderr.String(), "already running"):
+		case refused && strings.Contains(stderr.String(), "already running"):
 			time.Sleep(lease) // its end was not recorded: wait for the lease
-		case ee.ExitCode() == 2 && strings.Contains(stderr.String(), "already completed"):
+		case refused && strings.Contains(stderr.String(), "already completed"):
 			completed = true
 		case ee.ExitCode() == 2 && strings.Contains(stderr.String(), "job repository"):
 			// Could not even open the repository: try again.

@@ -1,11 +1,52 @@
-// Package natsqueue hands the partitions of partitioned steps to worker
-// processes through a NATS JetStream work queue: a launcher.Dispatcher for
-// the manager, and Serve for the workers.
+package launcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/repository"
+)
+
+// Defaults of NATSConfig.
+const (
+	DefaultNATSStream   = "CHUNKWISE_PARTITIONS"
+	DefaultNATSSubject  = "chunkwise.partitions"
+	DefaultNATSConsumer = "chunkwise-workers"
+	DefaultNATSAckWait  = 30 * time.Second
+)
+
+// NATSConfig configures a NATSQueue.
+type NATSConfig struct {
+	// Conn is the connection to NATS. Required.
+	Conn *nats.Conn
+	// Stream, Subject and Consumer name the JetStream stream, the subject
+	// its messages are published on, and the durable consumer the workers
+	// share. Defaults DefaultNATSStream, DefaultNATSSubject, DefaultNATSConsumer.
+	Stream, Subject, Consumer string
+	// AckWait is how long the server waits for a worker's word on a
+	// message before it delivers it to another; a worker says it is still
+	// working at a third of it. Default DefaultNATSAckWait.
+	AckWait time.Duration
+	// Logger receives the workers' logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// NATSQueue is the partitions' work queue on NATS JetStream: a Dispatcher
+// for the manager, and Serve for the workers.
 //
 // The queue is only a doorbell. A message holds a partition's ids and how
 // many times it was handed out, never items; the job repository, shared by
 // the manager and the workers, says what the partition is and who runs it
-// (see launcher.RunPartition). So a message lost, repeated or delivered to a
+// (see RunPartition). So a message lost, repeated or delivered to a
 // worker that was paused past its lease costs a delay at most, never a row
 // written twice:
 //
@@ -22,109 +63,65 @@
 //     once the repository says the partition is another's or has ended; a
 //     worker that lost its lease does not, and the message goes to another
 //     worker, which finds the partition taken and drops it.
-package natsqueue
-
-import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"log/slog"
-	"sync"
-	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/chunkwise/chunkwise/batch"
-	"github.com/chunkwise/chunkwise/launcher"
-	"github.com/chunkwise/chunkwise/repository"
-)
-
-// Defaults of Config.
-const (
-	DefaultStream   = "CHUNKWISE_PARTITIONS"
-	DefaultSubject  = "chunkwise.partitions"
-	DefaultConsumer = "chunkwise-workers"
-	DefaultAckWait  = 30 * time.Second
-)
-
-// Config configures a Queue.
-type Config struct {
-	// Conn is the connection to NATS. Required.
-	Conn *nats.Conn
-	// Stream, Subject and Consumer name the JetStream stream, the subject
-	// its messages are published on, and the durable consumer the workers
-	// share. Defaults DefaultStream, DefaultSubject, DefaultConsumer.
-	Stream, Subject, Consumer string
-	// AckWait is how long the server waits for a worker's word on a
-	// message before it delivers it to another; a worker says it is still
-	// working at a third of it. Default DefaultAckWait.
-	AckWait time.Duration
-	// Logger receives the workers' logs. Default: discard.
-	Logger *slog.Logger
-}
-
-// Queue is the partitions' work queue on JetStream.
-type Queue struct {
-	cfg  Config
+type NATSQueue struct {
+	cfg  NATSConfig
 	js   jetstream.JetStream
 	cons jetstream.Consumer
 }
 
-// New returns the queue, creating its stream and consumer if they do not
-// exist (and updating them to cfg if they do).
-func New(ctx context.Context, cfg Config) (*Queue, error) {
+// NewNATSQueue returns the queue, creating its stream and consumer if they
+// do not exist (and updating them to cfg if they do).
+func NewNATSQueue(ctx context.Context, cfg NATSConfig) (*NATSQueue, error) {
 	if cfg.Conn == nil {
-		return nil, errors.New("natsqueue: no connection")
+		return nil, errors.New("nats queue: no connection")
 	}
 	if cfg.Stream == "" {
-		cfg.Stream = DefaultStream
+		cfg.Stream = DefaultNATSStream
 	}
 	if cfg.Subject == "" {
-		cfg.Subject = DefaultSubject
+		cfg.Subject = DefaultNATSSubject
 	}
 	if cfg.Consumer == "" {
-		cfg.Consumer = DefaultConsumer
+		cfg.Consumer = DefaultNATSConsumer
 	}
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = DefaultAckWait
+		cfg.AckWait = DefaultNATSAckWait
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	js, err := jetstream.New(cfg.Conn)
 	if err != nil {
-		return nil, fmt.Errorf("natsqueue: %w", err)
+		return nil, fmt.Errorf("nats queue: %w", err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: cfg.Stream, Subjects: []string{cfg.Subject},
 		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
 		Duplicates: 10 * time.Minute,
 	}); err != nil {
-		return nil, fmt.Errorf("natsqueue: stream %s: %w", cfg.Stream, err)
+		return nil, fmt.Errorf("nats queue: stream %s: %w", cfg.Stream, err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
 		Durable: cfg.Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: cfg.AckWait,
 		MaxDeliver: -1, FilterSubject: cfg.Subject,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("natsqueue: consumer %s: %w", cfg.Consumer, err)
+		return nil, fmt.Errorf("nats queue: consumer %s: %w", cfg.Consumer, err)
 	}
-	return &Queue{cfg: cfg, js: js, cons: cons}, nil
+	return &NATSQueue{cfg: cfg, js: js, cons: cons}, nil
 }
 
-// Dispatch implements launcher.Dispatcher: it publishes w, acknowledged by
+// Dispatch implements Dispatcher: it publishes w, acknowledged by
 // the stream, with a message id that makes a repeated publish of the same
 // dispatch a no-op.
-func (q *Queue) Dispatch(ctx context.Context, w launcher.PartitionWork) error {
+func (q *NATSQueue) Dispatch(ctx context.Context, w PartitionWork) error {
 	data, err := json.Marshal(w)
 	if err != nil {
 		return err
 	}
 	id := fmt.Sprintf("%d/%d/%d", w.JobExecutionID, w.StepExecutionID, w.Dispatch)
 	if _, err := q.js.Publish(ctx, q.cfg.Subject, data, jetstream.WithMsgID(id)); err != nil {
-		return fmt.Errorf("natsqueue: publish partition %s: %w", w.Step, err)
+		return fmt.Errorf("nats queue: publish partition %s: %w", w.Step, err)
 	}
 	return nil
 }
@@ -135,7 +132,7 @@ func (q *Queue) Dispatch(ctx context.Context, w launcher.PartitionWork) error {
 // sooner). owner names this worker (its host and process); each slot's
 // claims are owner/slot. A message that does not decode is terminated:
 // no worker could run it.
-func (q *Queue) Serve(ctx context.Context, l *launcher.Launcher, owner string, slots int) error {
+func (q *NATSQueue) Serve(ctx context.Context, l *Launcher, owner string, slots int) error {
 	if slots < 1 {
 		slots = 1
 	}
@@ -161,7 +158,7 @@ func (q *Queue) Serve(ctx context.Context, l *launcher.Launcher, owner string, s
 			if ctx.Err() != nil {
 				return nil
 			}
-			q.cfg.Logger.Warn("natsqueue: fetch", "error", err)
+			q.cfg.Logger.Warn("nats queue: fetch", "error", err)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -179,11 +176,11 @@ func (q *Queue) Serve(ctx context.Context, l *launcher.Launcher, owner string, s
 }
 
 // run runs the partition of msg and says so to the server.
-func (q *Queue) run(ctx context.Context, l *launcher.Launcher, owner string, msg jetstream.Msg) {
+func (q *NATSQueue) run(ctx context.Context, l *Launcher, owner string, msg jetstream.Msg) {
 	log := q.cfg.Logger.With("owner", owner)
-	var w launcher.PartitionWork
+	var w PartitionWork
 	if err := json.Unmarshal(msg.Data(), &w); err != nil {
-		log.Error("natsqueue: a message that is no partition work; dropped", "error", err)
+		log.Error("nats queue: a message that is no partition work; dropped", "error", err)
 		_ = msg.Term()
 		return
 	}

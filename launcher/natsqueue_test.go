@@ -1,6 +1,7 @@
-package natsqueue_test
+package launcher_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -13,7 +14,6 @@ import (
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/pgtest"
 	"github.com/chunkwise/chunkwise/launcher"
-	"github.com/chunkwise/chunkwise/launcher/natsqueue"
 	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/repository/postgres"
 )
@@ -30,10 +30,10 @@ func startNATS(t *testing.T) string {
 	return s.ClientURL()
 }
 
-// register registers "spread": 4 partitions of 30 numbers, each written
+// registerQueued registers "spread": 4 partitions of 30 numbers, each written
 // into spread with the name of the process that wrote it, in the chunk's
 // transaction.
-func register(reg *launcher.Registry, who string) {
+func registerQueued(reg *launcher.Registry, who string) {
 	reg.MustRegister("spread", func(env launcher.Env) (batch.JobConfig, error) {
 		step, err := batch.NewPartitionStep("load", batch.PartitionConfig{
 			Partitioner: batch.PartitionerFunc(func(context.Context) ([]batch.Partition, error) {
@@ -74,10 +74,10 @@ func register(reg *launcher.Registry, who string) {
 	})
 }
 
-// TestQueue: a manager hands 4 partitions to 2 workers through JetStream;
+// TestNATSQueue: a manager hands 4 partitions to 2 workers through JetStream;
 // every number is written once, by a worker, and every message is
 // acknowledged. A message repeated afterwards runs nothing.
-func TestQueue(t *testing.T) {
+func TestNATSQueue(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	url := startNATS(t)
@@ -88,11 +88,11 @@ func TestQueue(t *testing.T) {
 		t.Cleanup(func() { _ = repo.Close() })
 		require.NoError(t, repo.Migrate(ctx))
 		var reg launcher.Registry
-		register(&reg, who)
+		registerQueued(&reg, who)
 		nc, err := nats.Connect(url)
 		require.NoError(t, err)
 		t.Cleanup(nc.Close)
-		q, err := natsqueue.New(ctx, natsqueue.Config{Conn: nc})
+		q, err := launcher.NewNATSQueue(ctx, launcher.NATSConfig{Conn: nc})
 		require.NoError(t, err)
 		l, err := launcher.New(launcher.Config{Registry: &reg, Repository: repo, Lease: 5 * time.Second,
 			Remote: launcher.RemoteConfig{Dispatcher: q, Poll: 20 * time.Millisecond}})
@@ -136,7 +136,7 @@ func TestQueue(t *testing.T) {
 	js, err := nc.JetStream()
 	require.NoError(t, err)
 	pending := func() uint64 {
-		info, err := js.StreamInfo(natsqueue.DefaultStream)
+		info, err := js.StreamInfo(launcher.DefaultNATSStream)
 		require.NoError(t, err)
 		return info.State.Msgs
 	}
@@ -145,7 +145,7 @@ func TestQueue(t *testing.T) {
 	// A partition handed out again after it ended: a worker drops it.
 	steps, err := m.Repository().StepExecutions(ctx, exec.ID)
 	require.NoError(t, err)
-	q, err := natsqueue.New(ctx, natsqueue.Config{Conn: nc})
+	q, err := launcher.NewNATSQueue(ctx, launcher.NATSConfig{Conn: nc})
 	require.NoError(t, err)
 	for _, s := range steps {
 		if s.StepName == "load:p0" {
@@ -154,4 +154,62 @@ func TestQueue(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return pending() == 0 }, 10*time.Second, 20*time.Millisecond, "the repeat acknowledged")
 	require.Equal(t, got, count())
+}
+
+// TestCommandWorker: the command line's run -nats hands the partitions to
+// two worker commands, which write every number once and exit 0 when told
+// to stop.
+func TestCommandWorker(t *testing.T) {
+	url := startNATS(t)
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	pg, err := postgres.Open(ctx, dsn, postgres.Config{})
+	require.NoError(t, err)
+	defer pg.Close()
+	require.NoError(t, pg.Migrate(ctx))
+	_, err = pg.DB().Exec(`CREATE TABLE spread (item INTEGER PRIMARY KEY, worker TEXT NOT NULL)`)
+	require.NoError(t, err)
+	program := func(who string, stdout, stderr *bytes.Buffer) launcher.Program {
+		var reg launcher.Registry
+		registerQueued(&reg, who)
+		return launcher.Program{Registry: &reg, Stdout: stdout, Stderr: stderr}
+	}
+
+	var out, errOut bytes.Buffer
+	code := program("x", &out, &errOut).Run(ctx, []string{"-db", dsn, "worker"})
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut.String(), "worker: give the NATS server with -nats URL or BATCH_NATS")
+	errOut.Reset()
+	code = program("x", &out, &errOut).Run(ctx, []string{"-db", dsn, "-slots", "2", "status"})
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut.String(), "-slots goes with worker only")
+
+	wctx, stopWorkers := context.WithCancel(ctx)
+	exits := make(chan int, 2)
+	for _, who := range []string{"w1", "w2"} {
+		go func() {
+			var o, e bytes.Buffer
+			exits <- program(who, &o, &e).Run(wctx, []string{"-db", dsn, "-nats", url, "-log-level", "error", "worker", "-slots", "2"})
+		}()
+	}
+	out.Reset()
+	errOut.Reset()
+	code = program("manager", &out, &errOut).Run(ctx, []string{"-db", dsn, "-nats", url, "-log-level", "error", "-progress", "off", "run", "spread"})
+	require.Equal(t, launcher.ExitCompleted, code, out.String()+errOut.String())
+	require.Regexp(t, `load\s+COMPLETED\s+120\s+120`, out.String())
+	stopWorkers()
+	require.Equal(t, launcher.ExitCompleted, <-exits)
+	require.Equal(t, launcher.ExitCompleted, <-exits)
+
+	var rows []struct {
+		Worker string `db:"worker"`
+		N      int    `db:"n"`
+	}
+	require.NoError(t, pg.DB().Select(&rows, `SELECT worker, COUNT(*) AS n FROM spread GROUP BY worker ORDER BY worker`))
+	total := 0
+	for _, r := range rows {
+		require.Contains(t, []string{"w1", "w2"}, r.Worker)
+		total += r.N
+	}
+	require.Equal(t, 120, total)
 }

@@ -1,4 +1,4 @@
-package natsqueue_test
+package launcher_test
 
 import (
 	"context"
@@ -7,14 +7,13 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/chunkwise/chunkwise/launcher"
-	"github.com/chunkwise/chunkwise/launcher/natsqueue"
 	"github.com/chunkwise/chunkwise/repository/postgres"
 )
 
 // The same program is the manager (it runs the job and hands its
 // partitions out) and, started as a worker, runs partitions: both on one
 // PostgreSQL repository and one NATS server.
-func Example() {
+func ExampleNATSQueue() {
 	ctx := context.Background()
 	repo, err := postgres.Open(ctx, os.Getenv("BATCH_DB"), postgres.Config{})
 	if err != nil {
@@ -24,7 +23,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	q, err := natsqueue.New(ctx, natsqueue.Config{Conn: nc})
+	q, err := launcher.NewNATSQueue(ctx, launcher.NATSConfig{Conn: nc})
 	if err != nil {
 		panic(err)
 	}
