@@ -48,7 +48,8 @@ type RemoteConfig struct {
 	// 500ms.
 	Poll time.Duration
 	// Unclaimed is how long a partition handed out may wait for a worker
-	// before it is handed out again. Default: the launcher's Lease.
+	// before it is handed out again, the first time or after its worker's
+	// lease expired. Default: the launcher's Lease.
 	Unclaimed time.Duration
 	// MaxClaims is how many times a partition may be claimed: one whose
 	// last claim's lease expired without an end is marked FAILED instead
@@ -148,7 +149,10 @@ func (sc *stepContext) runRemote(ctx context.Context, step batch.Step, stop <-ch
 				continue // claimed again meanwhile
 			}
 			return cur, &batch.StepError{Step: step.Name(), Err: errors.New(desc)}
-		case l.Claims > 0 && l.Expired && time.Since(dispatched) >= cfg.Poll:
+		case l.Claims > 0 && l.Expired && time.Since(dispatched) >= cfg.Unclaimed:
+			// At once when the lease expires (the last dispatch is older
+			// than that), then no oftener than Unclaimed while no worker
+			// takes it: the queue is not flooded.
 			log.Warn("partition's lease expired; handing it out again", "owner", l.Owner, "claims", l.Claims)
 			dispatch()
 		}
