@@ -109,7 +109,11 @@ func (sc *stepContext) runRemote(ctx context.Context, step batch.Step, stop <-ch
 	for {
 		select {
 		case <-t.C:
-		case <-book.Done():
+		case <-ctx.Done():
+			// The run was interrupted (a stop's grace ran out) or fenced
+			// off: the workers find out from the repository at their next
+			// commit.
+			return se, context.Cause(ctx)
 		}
 		cur, ok := r.storedStep(book, se.ID)
 		if !ok {
