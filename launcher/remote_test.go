@@ -283,3 +283,49 @@ func TestRemotePartitionTakenOver(t *testing.T) {
 	}
 	require.Equal(t, 5, claims, "four partitions, one of them twice")
 }
+
+// TestRemotePartitionsStopThenRestart: an operator stop while workers run
+// the partitions stops them at a chunk boundary and the job ends STOPPED;
+// the restart hands out what is left, and every item is written once.
+func TestRemotePartitionsStopThenRestart(t *testing.T) {
+	w := newRemoteWorld(t)
+	m := w.manager(launcher.RemoteConfig{Poll: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var chunks atomic.Int64
+	slowly := func(context.Context, string) {
+		chunks.Add(1)
+		time.Sleep(20 * time.Millisecond)
+	}
+	var ran sync.Map
+	for _, name := range []string{"worker-1", "worker-2"} {
+		go w.serve(ctx, w.launcher(name, 5*time.Second, slowly, launcher.RemoteConfig{}), name, &ran)
+	}
+	job, err := m.Job("spread", nil)
+	require.NoError(t, err)
+	exec, err := m.Start(ctx, job, nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return chunks.Load() >= 4 }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, m.Stop(ctx, exec.ID))
+	stopped, err := m.Wait(ctx, exec.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusStopped, stopped.Status)
+	items := w.items()
+	written := items["worker-1"] + items["worker-2"]
+	require.Less(t, written, 160, "the stop came before the end")
+
+	restarted, err := m.Restart(ctx, exec.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusCompleted, restarted.Status)
+	items = w.items()
+	require.Equal(t, 160, items["worker-1"]+items["worker-2"], "%v", items)
+	steps, err := m.Repository().StepExecutions(ctx, restarted.ID)
+	require.NoError(t, err)
+	var read int64
+	for _, s := range steps {
+		if s.StepName == "load" {
+			read = s.ReadCount
+		}
+	}
+	require.Equal(t, int64(160-written), read, "the restart reads only what was not committed")
+}
