@@ -19,7 +19,8 @@ import (
 	"github.com/chunkwise/chunkwise/repository/postgres"
 )
 
-// remoteJob registers "spread": 4 partitions of 40 items, chunk 5, each item
+// remoteJob registers "spread": 4 partitions of 40 items (from 1, or from
+// base+1 with the parameter base), chunk 5, each item
 // inserted into spread (item primary key) with the worker that wrote it, in
 // the chunk's transaction. pause, when set, is called before each chunk's
 // write with the partition's name.
@@ -51,9 +52,10 @@ func remoteJob(reg *launcher.Registry, worker string, pause func(ctx context.Con
 			}),
 			Step: func(name string, p batch.Partition) (batch.Step, error) {
 				from, _ := p.Context.Int64("from")
+				base, _ := env.Parameters.Int("base") // another instance's items
 				items := make([]int64, 40)
 				for i := range items {
-					items[i] = from + int64(i)
+					items[i] = base + from + int64(i)
 				}
 				return batch.NewChunkStep(name, batch.ChunkConfig[int64, int64]{
 					Reader: reader.FromSlice(items), ChunkSize: 5,
@@ -328,4 +330,57 @@ func TestRemotePartitionsStopThenRestart(t *testing.T) {
 		}
 	}
 	require.Equal(t, int64(160-written), read, "the restart reads only what was not committed")
+}
+
+// TestRemotePartitionsOfTwoJobsAtOnce: two instances of the job, their
+// partitions named alike, run at once on the same workers; each execution's
+// partitions are claimed once and written by its own, every item once.
+func TestRemotePartitionsOfTwoJobsAtOnce(t *testing.T) {
+	w := newRemoteWorld(t)
+	m := w.manager(launcher.RemoteConfig{Poll: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ran sync.Map
+	for _, name := range []string{"worker-1", "worker-2"} {
+		go w.serve(ctx, w.launcher(name, 5*time.Second, nil, launcher.RemoteConfig{}), name, &ran)
+	}
+	// The table exists before the two jobs' schema steps run at once:
+	// two concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL.
+	pg, err := postgres.Open(ctx, w.dsn, postgres.Config{})
+	require.NoError(t, err)
+	_, err = pg.DB().Exec(`CREATE TABLE spread (item INTEGER PRIMARY KEY, worker TEXT NOT NULL)`)
+	require.NoError(t, err)
+	require.NoError(t, pg.Close())
+	var ids []int64
+	for _, base := range []int64{0, 1000} {
+		params := batch.JobParameters{"base": batch.IntParam(base)}
+		job, err := m.Job("spread", params)
+		require.NoError(t, err)
+		exec, err := m.Start(ctx, job, params)
+		require.NoError(t, err)
+		ids = append(ids, exec.ID)
+	}
+	sl := m.Repository().(repository.StepLeaser)
+	for _, id := range ids {
+		exec, err := m.Wait(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, batch.StatusCompleted, exec.Status)
+		steps, err := m.Repository().StepExecutions(ctx, id)
+		require.NoError(t, err)
+		for _, s := range steps {
+			switch s.StepName {
+			case "schema":
+				continue
+			case "load":
+				require.Equal(t, int64(160), s.WriteCount)
+				continue
+			}
+			l, err := sl.StepLease(ctx, s.ID)
+			require.NoError(t, err)
+			require.Equal(t, 1, l.Claims, s.StepName)
+			require.Equal(t, int64(40), s.WriteCount, s.StepName)
+		}
+	}
+	items := w.items()
+	require.Equal(t, 320, items["worker-1"]+items["worker-2"], "%v", items)
 }
