@@ -159,6 +159,16 @@ func (w *remoteWorld) serve(ctx context.Context, l *launcher.Launcher, name stri
 	}
 }
 
+// workers starts a worker of each name serving the channel until ctx
+// ends, and returns what they ran (see serve).
+func (w *remoteWorld) workers(ctx context.Context, pause func(context.Context, string), names ...string) *sync.Map {
+	ran := &sync.Map{}
+	for _, name := range names {
+		go w.serve(ctx, w.launcher(name, 5*time.Second, pause, launcher.RemoteConfig{}), name, ran)
+	}
+	return ran
+}
+
 func (w *remoteWorld) items() map[string]int {
 	db, err := postgres.Open(context.Background(), w.dsn, postgres.Config{})
 	require.NoError(w.t, err)
@@ -182,10 +192,7 @@ func TestRemotePartitions(t *testing.T) {
 	m := w.manager(launcher.RemoteConfig{Poll: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var ran sync.Map
-	for _, name := range []string{"worker-1", "worker-2"} {
-		go w.serve(ctx, w.launcher(name, 5*time.Second, nil, launcher.RemoteConfig{}), name, &ran)
-	}
+	ran := w.workers(ctx, nil, "worker-1", "worker-2")
 	job, err := m.Job("spread", nil)
 	require.NoError(t, err)
 	exec, err := m.Run(ctx, job, nil)
@@ -250,7 +257,6 @@ func TestRemotePartitionTakenOver(t *testing.T) {
 		_, err := slow.RunPartition(ctx, pw, "slow")
 		slowDone <- err
 	}()
-	var ran sync.Map
 	done := make(chan *batch.JobExecution, 1)
 	go func() {
 		job, err := m.Job("spread", nil)
@@ -262,7 +268,7 @@ func TestRemotePartitionTakenOver(t *testing.T) {
 		done <- exec
 	}()
 	<-paused
-	go w.serve(ctx, w.launcher("fast", 5*time.Second, nil, launcher.RemoteConfig{}), "fast", &ran)
+	w.workers(ctx, nil, "fast")
 	exec := <-done
 	require.NotNil(t, exec)
 	require.Equal(t, batch.StatusCompleted, exec.Status)
@@ -299,10 +305,7 @@ func TestRemotePartitionsStopThenRestart(t *testing.T) {
 		chunks.Add(1)
 		time.Sleep(20 * time.Millisecond)
 	}
-	var ran sync.Map
-	for _, name := range []string{"worker-1", "worker-2"} {
-		go w.serve(ctx, w.launcher(name, 5*time.Second, slowly, launcher.RemoteConfig{}), name, &ran)
-	}
+	w.workers(ctx, slowly, "worker-1", "worker-2")
 	job, err := m.Job("spread", nil)
 	require.NoError(t, err)
 	exec, err := m.Start(ctx, job, nil)
@@ -340,10 +343,7 @@ func TestRemotePartitionsOfTwoJobsAtOnce(t *testing.T) {
 	m := w.manager(launcher.RemoteConfig{Poll: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var ran sync.Map
-	for _, name := range []string{"worker-1", "worker-2"} {
-		go w.serve(ctx, w.launcher(name, 5*time.Second, nil, launcher.RemoteConfig{}), name, &ran)
-	}
+	w.workers(ctx, nil, "worker-1", "worker-2")
 	// The table exists before the two jobs' schema steps run at once:
 	// two concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL.
 	pg, err := postgres.Open(ctx, w.dsn, postgres.Config{})
