@@ -60,8 +60,19 @@ func (e *engine) launch(ctx context.Context, job *batch.Job, params batch.JobPar
 	if err := params.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", batch.ErrInvalidConfig, err)
 	}
-	return e.repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: job.Name(), Parameters: params, Lease: e.lease,
-		PreventRestart: !job.Restartable()})
+	req := repository.LaunchRequest{JobName: job.Name(), Parameters: params, Lease: e.lease, PreventRestart: !job.Restartable()}
+	// A connection the database dropped (a restart, a terminated backend)
+	// fails the launch with a transient error: it is tried again, twice at
+	// most. If an attempt landed although its answer was lost, the next is
+	// refused as running, by the repository's unique guard: never two.
+	for attempt := 1; ; attempt++ {
+		exec, err := e.repo.CreateJobExecution(ctx, req)
+		var le *batch.LaunchError
+		if err == nil || attempt == 3 || ctx.Err() != nil || errors.As(err, &le) || !batch.Transient.Matches(err) {
+			return exec, err
+		}
+		e.logger.Warn("launch: retrying after a transient error", "job", job.Name(), "attempt", attempt, "error", err)
+	}
 }
 
 // run runs exec, an execution of job created by launch, to its end and
