@@ -1109,8 +1109,9 @@ func (r dbRef) scrub(msg string) string {
 }
 
 // serveWorker runs partitions from the queue until SIGINT or SIGTERM (or
-// ctx's end): a signal takes no more and waits for the partitions running;
-// a second exits at once, and their leases lapse for another worker to
+// ctx's end): a signal takes no more and hands the partitions running back
+// at their next chunk boundary, for other workers to resume at once; a
+// second exits at once, and their leases lapse for another worker to
 // resume them.
 func serveWorker(ctx context.Context, l *Launcher, q *NATSQueue, stderr io.Writer, prog string, slots int) int {
 	host, _ := os.Hostname()
@@ -1125,7 +1126,7 @@ func serveWorker(ctx context.Context, l *Launcher, q *NATSQueue, stderr io.Write
 		case <-ctx.Done():
 			return
 		case sig := <-sigs:
-			fmt.Fprintf(stderr, "%s: %v: taking no more partitions; waiting for those running (signal again to exit at once)\n", prog, sig)
+			fmt.Fprintf(stderr, "%s: %v: taking no more partitions; handing those running back at their next chunk boundary (signal again to exit at once)\n", prog, sig)
 			cancel()
 		}
 		sig := <-sigs

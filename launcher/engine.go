@@ -132,6 +132,9 @@ type jobRun struct {
 	fenced     atomic.Bool
 	fenceCause atomic.Pointer[error] // why, when not the execution's stored status
 	cancelRun  context.CancelCauseFunc
+	// handBack, when set, gives back a partition that stopped on its stop
+	// channel (its worker shuts down) instead of saving it STOPPED.
+	handBack func(ctx context.Context, se *batch.StepExecution) error
 }
 
 // errStopGrace interrupts a step that did not reach a chunk boundary within
@@ -668,6 +671,17 @@ func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *bat
 	}
 	if err == nil {
 		err = protect(func() error { return step.Execute(ctx, sc) })
+	}
+	if errors.Is(err, batch.ErrStopped) && r.handBack != nil && closed(stop) && !r.stopRequested() {
+		// The partition has not ended: it goes back to be claimed at once
+		// by another worker, from the checkpoint just committed. Its
+		// after-step listeners run where it ends.
+		if herr := r.handBack(book, se); herr != nil {
+			r.fenced.Store(true)
+			return batch.StatusFailed, fmt.Errorf("step %s: hand back: %w", step.Name(), herr)
+		}
+		log.Info("step handed back", "read", se.ReadCount, "written", se.WriteCount, "commits", se.CommitCount)
+		return batch.StatusStarting, ErrHandedBack
 	}
 	if !sc.parent.Load() {
 		// The rollbacks of a chunk that failed the step (a partitioned

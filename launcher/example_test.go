@@ -286,7 +286,7 @@ func ExampleLauncher_RunPartition() {
 		for {
 			select {
 			case w := <-work:
-				_, _ = worker.RunPartition(ctx, w, "worker-1")
+				_, _ = worker.RunPartition(ctx, w, "worker-1", nil)
 			case <-ctx.Done():
 				return
 			}

@@ -62,7 +62,10 @@ type NATSConfig struct {
 //   - it acknowledges the message once the partition's end is saved, or
 //     once the repository says the partition is another's or has ended; a
 //     worker that lost its lease does not, and the message goes to another
-//     worker, which finds the partition taken and drops it.
+//     worker, which finds the partition taken and drops it;
+//   - a worker shutting down hands its partitions back at a chunk boundary
+//     and gives their messages back (Nak) for other workers to resume them
+//     at once.
 type NATSQueue struct {
 	cfg  NATSConfig
 	js   jetstream.JetStream
@@ -127,11 +130,11 @@ func (q *NATSQueue) Dispatch(ctx context.Context, w PartitionWork) error {
 }
 
 // Serve runs partitions from the queue with l, at most slots at once,
-// until ctx ends; then it waits for the partitions running to end (cancel
-// their context through l.Stop or a second cancellation to stop them
-// sooner). owner names this worker (its host and process); each slot's
-// claims are owner/slot. A message that does not decode is terminated:
-// no worker could run it.
+// until ctx ends. Then it takes no more, hands the partitions running back
+// at their next chunk boundary — what they committed stays, and other
+// workers resume them at once — and returns when they are. owner names
+// this worker (its host and process); each slot's claims are owner/slot.
+// A message that does not decode is terminated: no worker could run it.
 func (q *NATSQueue) Serve(ctx context.Context, l *Launcher, owner string, slots int) error {
 	if slots < 1 {
 		slots = 1
@@ -142,6 +145,7 @@ func (q *NATSQueue) Serve(ctx context.Context, l *Launcher, owner string, slots 
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	handBack := ctx.Done()
 	for {
 		var slot int
 		select {
@@ -170,13 +174,13 @@ func (q *NATSQueue) Serve(ctx context.Context, l *Launcher, owner string, slots 
 		go func() {
 			defer wg.Done()
 			defer func() { free <- slot }()
-			q.run(context.WithoutCancel(ctx), l, fmt.Sprintf("%s/%d", owner, slot), msg)
+			q.run(context.WithoutCancel(ctx), l, fmt.Sprintf("%s/%d", owner, slot), msg, handBack)
 		}()
 	}
 }
 
 // run runs the partition of msg and says so to the server.
-func (q *NATSQueue) run(ctx context.Context, l *Launcher, owner string, msg jetstream.Msg) {
+func (q *NATSQueue) run(ctx context.Context, l *Launcher, owner string, msg jetstream.Msg, handBack <-chan struct{}) {
 	log := q.cfg.Logger.With("owner", owner)
 	var w PartitionWork
 	if err := json.Unmarshal(msg.Data(), &w); err != nil {
@@ -199,8 +203,12 @@ func (q *NATSQueue) run(ctx context.Context, l *Launcher, owner string, msg jets
 			}
 		}
 	}()
-	se, err := l.RunPartition(ctx, w, owner)
+	se, err := l.RunPartition(ctx, w, owner, handBack)
 	switch {
+	case errors.Is(err, ErrHandedBack):
+		// Delivered again at once, to a worker that is not shutting down.
+		log.Info("partition handed back", "read", se.ReadCount, "written", se.WriteCount)
+		_ = msg.Nak()
 	case errors.Is(err, repository.ErrStepClaimed), errors.Is(err, repository.ErrNotClaimable):
 		log.Info("partition is another's, or ended", "reason", err)
 		_ = msg.Ack()

@@ -135,25 +135,26 @@ func (sc *stepContext) runRemote(ctx context.Context, step batch.Step, stop <-ch
 			log.Info("partition claimed", "owner", l.Owner, "claims", l.Claims)
 		}
 		stopping := r.stopRequested() || closed(stop)
+		held := l.Owner != "" // no owner: never claimed, or given back
 		switch {
-		case l.Claims == 0 && stopping:
+		case !held && stopping:
 			// No worker took it: it ends here, restartable.
 			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusStopped, batch.ExitStopped.WithDescription("stopped before a worker took it"), time.Now().UTC()
 			if err := r.repo().UpdateStepExecution(book, cur); err != nil {
 				continue // claimed meanwhile: follow it
 			}
 			return cur, nil
-		case l.Claims == 0 && time.Since(dispatched) >= cfg.Unclaimed:
+		case !held && time.Since(dispatched) >= cfg.Unclaimed:
 			log.Warn("partition not taken in time; handing it out again", "waited", time.Since(dispatched).Round(time.Millisecond))
 			dispatch()
-		case l.Claims > 0 && l.Expired && l.Claims >= cfg.MaxClaims:
+		case l.Expired && l.Claims >= cfg.MaxClaims:
 			desc := fmt.Sprintf("claimed %d times, and the lease of the last (%s) expired before it ended", l.Claims, l.Owner)
 			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusFailed, batch.ExitFailed.WithDescription(desc), time.Now().UTC()
 			if err := r.repo().UpdateStepExecution(book, cur); err != nil {
 				continue // claimed again meanwhile
 			}
 			return cur, &batch.StepError{Step: step.Name(), Err: errors.New(desc)}
-		case l.Claims > 0 && l.Expired && time.Since(dispatched) >= cfg.Unclaimed:
+		case l.Expired && time.Since(dispatched) >= cfg.Unclaimed:
 			// At once when the lease expires (the last dispatch is older
 			// than that), then no oftener than Unclaimed while no worker
 			// takes it: the queue is not flooded.
@@ -175,11 +176,22 @@ func closed(c <-chan struct{}) bool {
 	}
 }
 
+// ErrHandedBack is the error of RunPartition when the partition was handed
+// back: its handBack channel closed before it ended.
+var ErrHandedBack = errors.New("partition handed back")
+
 // RunPartition claims the partition of w for owner (a name unique to this
 // claim: a worker's host, process and slot) and runs it to its end, as the
 // manager would have: from its last checkpoint, with the job as this
 // launcher's registry builds it, its lease renewed as it runs. It returns
 // the partition's step execution as it ended.
+//
+// Closing handBack (nil for never) hands the partition back at its next
+// chunk boundary, as a worker shutting down does: what was committed
+// stays, the claim is given back (repository.StepLeaser.ReleaseStep) for
+// another worker to resume it at once, and RunPartition returns
+// ErrHandedBack. A stop of the job wins over a hand back: the partition
+// then ends STOPPED.
 //
 // It fails with an error wrapping repository.ErrStepClaimed when another
 // worker holds the partition, or repository.ErrNotClaimable when it ended
@@ -187,7 +199,7 @@ func closed(c <-chan struct{}) bool {
 // nothing is to be retried. A worker whose lease was taken over commits
 // nothing more: it ends with an error wrapping batch.ErrFenced (or
 // batch.ErrStaleVersion), and the partition is the new owner's.
-func (l *Launcher) RunPartition(ctx context.Context, w PartitionWork, owner string) (*batch.StepExecution, error) {
+func (l *Launcher) RunPartition(ctx context.Context, w PartitionWork, owner string, handBack <-chan struct{}) (*batch.StepExecution, error) {
 	repo := l.Repository()
 	sl, ok := repo.(repository.StepLeaser)
 	if !ok {
@@ -231,6 +243,11 @@ func (l *Launcher) RunPartition(ctx context.Context, w PartitionWork, owner stri
 	if exec.Status == batch.StatusStopping {
 		r.requestStop()
 	}
+	if handBack != nil {
+		r.handBack = func(ctx context.Context, se *batch.StepExecution) error {
+			return sl.ReleaseStep(ctx, se.ID, owner)
+		}
+	}
 	defer func() {
 		if t := r.graceTimer.Load(); t != nil {
 			t.Stop()
@@ -271,9 +288,12 @@ func (l *Launcher) RunPartition(ctx context.Context, w PartitionWork, owner stri
 		}
 	}()
 	book := context.WithoutCancel(ctx)
-	_, runErr := r.runStepWith(ctx, book, step, se, nil)
+	_, runErr := r.runStepWith(ctx, book, step, se, handBack)
 	stopRenew()
 	<-renewed
+	if errors.Is(runErr, ErrHandedBack) {
+		return se, runErr // the renewal after the release found the lease gone: no fence
+	}
 	if r.fenced.Load() {
 		cause := batch.ErrFenced
 		if c := r.fenceCause.Load(); c != nil {

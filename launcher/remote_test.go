@@ -147,7 +147,7 @@ func (w *remoteWorld) serve(ctx context.Context, l *launcher.Launcher, name stri
 		case <-ctx.Done():
 			return
 		case pw := <-w.work:
-			se, err := l.RunPartition(ctx, pw, name)
+			se, err := l.RunPartition(ctx, pw, name, nil)
 			switch {
 			case errors.Is(err, repository.ErrStepClaimed), errors.Is(err, repository.ErrNotClaimable):
 			case err != nil:
@@ -254,7 +254,7 @@ func TestRemotePartitionTakenOver(t *testing.T) {
 	}, launcher.RemoteConfig{})
 	go func() {
 		pw := <-w.work
-		_, err := slow.RunPartition(ctx, pw, "slow")
+		_, err := slow.RunPartition(ctx, pw, "slow", nil)
 		slowDone <- err
 	}()
 	done := make(chan *batch.JobExecution, 1)
@@ -290,6 +290,69 @@ func TestRemotePartitionTakenOver(t *testing.T) {
 		}
 	}
 	require.Equal(t, 5, claims, "four partitions, one of them twice")
+}
+
+// TestRemotePartitionHandedBack: a worker shutting down hands its
+// partition back at a chunk boundary; another resumes it at once (the
+// first's lease is a minute long) from its checkpoint, the claim given back
+// is not counted, and every item is written once.
+func TestRemotePartitionHandedBack(t *testing.T) {
+	w := newRemoteWorld(t)
+	m := w.manager(launcher.RemoteConfig{Poll: 20 * time.Millisecond, Unclaimed: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	var chunks atomic.Int64
+	shutdown := make(chan struct{})
+	quitter := w.launcher("quitter", time.Minute, func(ctx context.Context, part string) {
+		if chunks.Add(1) == 3 {
+			close(shutdown) // during its third chunk's write
+		}
+	}, launcher.RemoteConfig{})
+	type result struct {
+		se  *batch.StepExecution
+		err error
+	}
+	quit := make(chan result, 1)
+	go func() {
+		pw := <-w.work
+		se, err := quitter.RunPartition(ctx, pw, "quitter", shutdown)
+		quit <- result{se, err}
+		w.work <- pw // its message given back, as NATSQueue does
+	}()
+	done := make(chan *batch.JobExecution, 1)
+	go func() {
+		job, err := m.Job("spread", nil)
+		if err != nil {
+			done <- nil
+			return
+		}
+		exec, _ := m.Run(ctx, job, nil)
+		done <- exec
+	}()
+	q := <-quit
+	require.ErrorIs(t, q.err, launcher.ErrHandedBack)
+	require.Equal(t, int64(15), q.se.WriteCount, "the chunk in its write commits, then it stops")
+	w.workers(ctx, nil, "fast")
+	exec := <-done
+	require.NotNil(t, exec)
+	require.Equal(t, batch.StatusCompleted, exec.Status)
+
+	items := w.items()
+	require.Equal(t, map[string]int{"quitter": 15, "fast": 145}, items)
+	steps, err := m.Repository().StepExecutions(ctx, exec.ID)
+	require.NoError(t, err)
+	sl := m.Repository().(repository.StepLeaser)
+	for _, s := range steps {
+		if s.StepName == "load" || s.StepName == "schema" {
+			continue
+		}
+		l, err := sl.StepLease(ctx, s.ID)
+		require.NoError(t, err)
+		require.Equal(t, 1, l.Claims, "%s: a claim given back is not counted", s.StepName)
+		require.Equal(t, "fast", l.Owner, s.StepName)
+		require.Equal(t, batch.StatusCompleted, s.Status, s.StepName)
+	}
 }
 
 // TestRemotePartitionsStopThenRestart: an operator stop while workers run

@@ -35,6 +35,13 @@ type StepLeaser interface {
 	// from now. It fails with an error wrapping ErrLeaseLost when the step
 	// was claimed by another, or ended.
 	RenewStepLease(ctx context.Context, id int64, owner string, lease time.Duration) error
+	// ReleaseStep gives back owner's claim of step execution id before the
+	// step ended — its worker is shutting down: the step is STARTING
+	// again, for another to claim at once and resume from its last
+	// checkpoint, and the claim given back is not counted. The version is
+	// bumped: nothing more of owner's commits. It fails with an error
+	// wrapping ErrLeaseLost when owner no longer holds the step.
+	ReleaseStep(ctx context.Context, id int64, owner string) error
 	// StepLease returns the lease of step execution id: who holds it,
 	// until when, and how many times it was claimed. A step never claimed
 	// has none (a zero StepLease).
@@ -45,10 +52,12 @@ type StepLeaser interface {
 type StepLease struct {
 	Owner  string
 	Until  time.Time // by the repository's clock
-	Claims int       // how many times the step execution was claimed
-	// Expired reports whether Until had passed when the lease was read,
-	// by the repository's clock: a reader on another machine need not
-	// trust its own.
+	// Claims is how many times the step execution was claimed, less the
+	// claims given back.
+	Claims int
+	// Expired reports whether the step is held (Owner is set) and Until
+	// had passed when the lease was read, by the repository's clock: a
+	// reader on another machine need not trust its own.
 	Expired bool
 }
 

@@ -100,6 +100,27 @@ func (r *Repository) RenewStepLease(ctx context.Context, id int64, owner string,
 	return r.wrap("renew step lease", err)
 }
 
+// ReleaseStep implements repository.StepLeaser.
+func (r *Repository) ReleaseStep(ctx context.Context, id int64, owner string) error {
+	err := r.inTx(ctx, func(tx *sqlx.Tx) error {
+		now, err := r.now(ctx, tx)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, r.sql(`UPDATE {{p}}step_execution SET version = version + 1, status = 'STARTING',
+			lease_owner = NULL, lease_until = NULL, claims = claims - 1, last_updated = ?
+			WHERE id = ? AND lease_owner = ? AND status IN ('STARTED','STOPPING')`), now, id, owner)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		return fmt.Errorf("step execution %d, owner %q: %w", id, owner, repository.ErrLeaseLost)
+	})
+	return r.wrap("release step", err)
+}
+
 // StepLease implements repository.StepLeaser.
 func (r *Repository) StepLease(ctx context.Context, id int64) (repository.StepLease, error) {
 	row, err := r.readLease(ctx, r.db, id, false)
@@ -112,6 +133,6 @@ func (r *Repository) StepLease(ctx context.Context, id int64) (repository.StepLe
 	}
 	l := row.lease()
 	l.Until = l.Until.UTC()
-	l.Expired = l.Claims > 0 && !now.Before(l.Until)
+	l.Expired = l.Owner != "" && !now.Before(l.Until)
 	return l, nil
 }

@@ -57,6 +57,21 @@ func (r *Repository) RenewStepLease(_ context.Context, id int64, owner string, l
 	return nil
 }
 
+// ReleaseStep implements repository.StepLeaser.
+func (r *Repository) ReleaseStep(_ context.Context, id int64, owner string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, l := r.step(id), r.leases[id]
+	if s == nil || l.Owner != owner || (s.Status != batch.StatusStarted && s.Status != batch.StatusStopping) {
+		return fmt.Errorf("repository memory: release step: step execution %d, owner %q: %w", id, owner, repository.ErrLeaseLost)
+	}
+	r.leases[id] = repository.StepLease{Claims: l.Claims - 1}
+	s.Version++
+	s.Status = batch.StatusStarting
+	s.UpdatedAt = time.Now().UTC()
+	return nil
+}
+
 // StepLease implements repository.StepLeaser.
 func (r *Repository) StepLease(_ context.Context, id int64) (repository.StepLease, error) {
 	r.mu.Lock()
@@ -65,6 +80,6 @@ func (r *Repository) StepLease(_ context.Context, id int64) (repository.StepLeas
 		return repository.StepLease{}, fmt.Errorf("step execution %d: %w", id, batch.ErrNotFound)
 	}
 	l := r.leases[id]
-	l.Expired = l.Claims > 0 && !time.Now().Before(l.Until)
+	l.Expired = l.Owner != "" && !time.Now().Before(l.Until)
 	return l, nil
 }

@@ -291,6 +291,11 @@ func (r *Repository) RenewStepLease(ctx context.Context, id int64, owner string,
 	return r.JobRepository.(repository.StepLeaser).RenewStepLease(ctx, id, owner, lease)
 }
 
+// ReleaseStep implements repository.StepLeaser.
+func (r *Repository) ReleaseStep(ctx context.Context, id int64, owner string) error {
+	return r.JobRepository.(repository.StepLeaser).ReleaseStep(ctx, id, owner)
+}
+
 // StepLease implements repository.StepLeaser.
 func (r *Repository) StepLease(ctx context.Context, id int64) (repository.StepLease, error) {
 	return r.JobRepository.(repository.StepLeaser).StepLease(ctx, id)

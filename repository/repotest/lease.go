@@ -16,7 +16,8 @@ import (
 
 // testStepLease: a step handed out is claimed by one owner at a time; a
 // claim fences off the one before (its commits and updates are stale, its
-// renewals refused), an ended step or job cannot be claimed, and a step
+// renewals refused), a claim given back is claimable at once and not
+// counted, an ended step or job cannot be claimed, and a step
 // that runs where it started is never claimed.
 func testStepLease(t *testing.T, h Harness) {
 	repo, sl, e, part := partitionToClaim(t, h)
@@ -67,12 +68,37 @@ func testStepLease(t *testing.T, h Harness) {
 	require.ErrorIs(t, repo.UpdateStepExecution(ctx, a), batch.ErrStaleVersion)
 	require.ErrorIs(t, sl.RenewStepLease(ctx, part.ID, "worker-a", time.Minute), repository.ErrLeaseLost)
 
-	// b completes the step: nobody claims it again, nor renews.
-	b.Status, b.ExitStatus, b.EndTime = batch.StatusCompleted, batch.ExitCompleted, time.Now().UTC()
-	require.NoError(t, repo.UpdateStepExecution(ctx, b))
-	_, err = sl.ClaimStep(ctx, part.ID, "worker-c", time.Minute)
-	require.ErrorIs(t, err, repository.ErrNotClaimable)
+	// b gives its claim back (its worker shuts down): c claims the step at
+	// once, from b's checkpoint, and b's claim is not counted; b commits
+	// nothing more.
+	b.ReadCount = 30
+	_, err = repo.CommitChunk(ctx, b, func(context.Context) error { return nil })
+	require.NoError(t, err)
+	require.ErrorIs(t, sl.ReleaseStep(ctx, part.ID, "worker-a"), repository.ErrLeaseLost)
+	require.NoError(t, sl.ReleaseStep(ctx, part.ID, "worker-b"))
+	l, err = sl.StepLease(ctx, part.ID)
+	require.NoError(t, err)
+	require.Equal(t, repository.StepLease{Claims: 1}, repository.StepLease{Owner: l.Owner, Claims: l.Claims, Expired: l.Expired})
+	require.ErrorIs(t, sl.ReleaseStep(ctx, part.ID, "worker-b"), repository.ErrLeaseLost)
 	require.ErrorIs(t, sl.RenewStepLease(ctx, part.ID, "worker-b", time.Minute), repository.ErrLeaseLost)
+	b.ReadCount = 40
+	_, err = repo.CommitChunk(ctx, b, func(context.Context) error { return nil })
+	require.ErrorIs(t, err, batch.ErrStaleVersion)
+	c, err := sl.ClaimStep(ctx, part.ID, "worker-c", time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, int64(30), c.ReadCount, "c resumes at b's checkpoint")
+	l, err = sl.StepLease(ctx, part.ID)
+	require.NoError(t, err)
+	require.Equal(t, "worker-c", l.Owner)
+	require.Equal(t, 2, l.Claims)
+
+	// c completes the step: nobody claims it again, renews or releases it.
+	c.Status, c.ExitStatus, c.EndTime = batch.StatusCompleted, batch.ExitCompleted, time.Now().UTC()
+	require.NoError(t, repo.UpdateStepExecution(ctx, c))
+	_, err = sl.ClaimStep(ctx, part.ID, "worker-d", time.Minute)
+	require.ErrorIs(t, err, repository.ErrNotClaimable)
+	require.ErrorIs(t, sl.RenewStepLease(ctx, part.ID, "worker-c", time.Minute), repository.ErrLeaseLost)
+	require.ErrorIs(t, sl.ReleaseStep(ctx, part.ID, "worker-c"), repository.ErrLeaseLost)
 
 	// A step started where it runs (no claim) is not handed out.
 	local := &batch.StepExecution{JobExecutionID: e.ID, StepName: "local", Status: batch.StatusStarted, Context: batch.ExecutionContext{}}
