@@ -50,8 +50,8 @@ type StepLeaser interface {
 
 // StepLease is the lease of a step execution.
 type StepLease struct {
-	Owner  string
-	Until  time.Time // by the repository's clock
+	Owner string
+	Until time.Time // by the repository's clock
 	// Claims is how many times the step execution was claimed, less the
 	// claims given back.
 	Claims int
