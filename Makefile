@@ -3,7 +3,7 @@ GO        ?= go
 PKGS      ?= ./...
 BENCHTIME ?= 1s
 
-.PHONY: all test test-short bench lint demo fuzz torture clean
+.PHONY: all test test-short bench lint demo remote-demo fuzz torture clean
 
 all: lint test
 
@@ -36,6 +36,13 @@ demo:
 	$(GO) run ./examples/csvimport -db demo.db run
 	$(GO) run ./examples/csvimport -db demo.db status
 
+## remote-demo: the partitioned example's job run by a manager and three
+## worker processes through an embedded NATS server, on a fresh SQLite file;
+## a worker is SIGKILLed 4 s in and another takes its partition over.
+remote-demo:
+	rm -f remote.db remote.db-wal remote.db-shm
+	$(GO) run ./examples/remote -db remote.db -kill 4s
+
 ## torture: kill the CSV import with SIGKILL at 30 points over 300,000 rows,
 ## on SQLite and PostgreSQL, restarting it each time, and check every row is
 ## there exactly once; the same for the partitioned examples (a table in
@@ -65,4 +72,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseParameter -fuzztime $(FUZZTIME) ./batch/
 
 clean:
-	rm -f demo.db demo.db-wal demo.db-shm batch.db batch.db-wal batch.db-shm
+	rm -f demo.db demo.db-wal demo.db-shm batch.db batch.db-wal batch.db-shm remote.db remote.db-wal remote.db-shm

@@ -165,6 +165,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	natsFlag := fs.String("nats", "", "NATS server URL (default: $BATCH_NATS): run, restart, backfill and replay hand partitions to workers through it; worker serves them")
 	slots := fs.Int("slots", 1, "worker: how many partitions run at once")
+	remoteTimeout := fs.Duration("remote-timeout", 0, "with -nats: how long a partitioned step waits for its partitions before it fails those not ended; 0: no bound")
 	migrateFlag := fs.String("migrate", envOr("BATCH_MIGRATE", "auto"),
 		"auto: run and restart create or upgrade the repository's tables; off: they refuse an outdated schema, for a role that may not change it (env BATCH_MIGRATE)")
 	next := fs.Bool("next", false, "run: launch a new instance, with run.id one more than the job's last")
@@ -247,6 +248,12 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	}
 	if cmd != "worker" && *slots != 1 {
 		return fail("-slots goes with worker only")
+	}
+	if *remoteTimeout != 0 && (*natsFlag == "" || cmd == "worker") {
+		return fail("-remote-timeout goes with -nats, and a command that runs a job")
+	}
+	if *remoteTimeout < 0 {
+		return fail("invalid -remote-timeout %s: want 0 or more", *remoteTimeout)
 	}
 	if *asJSON && cmd != "rejects" {
 		return fail("-json goes with rejects only")
@@ -445,7 +452,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	}
 	var remote RemoteConfig
 	if queue != nil && cmd != "worker" {
-		remote.Dispatcher = queue
+		remote.Dispatcher, remote.Timeout = queue, *remoteTimeout
 	}
 	l, err := New(Config{Registry: reg, Repository: repo, Lease: lease, Logger: logger, Stdout: stdout,
 		MeterProvider: p.MeterProvider, TracerProvider: p.TracerProvider, ChunkSpans: p.ChunkSpans, Remote: remote})

@@ -31,7 +31,7 @@
 //	import replay 12                 # run them again through the job as it is now
 //	import prune -older-than 90d     # delete old history (-keep-last N, -dry-run)
 //	import backfill -param day -from 2026-11-01 -to 2026-11-07  # one instance per day
-//	import -nats nats://q:4222 worker -slots 2  # run partitions handed out by run -nats
+//	import -nats nats://q:4222 worker -slots 2  # run partitions handed out by run -nats (docs/remote.md)
 //	import jobs                      # the registered jobs and their parameters
 //	import migrate                   # create or upgrade the repository's tables
 //

@@ -34,7 +34,8 @@ func ExampleNATSQueue() {
 		panic(err)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "worker" {
-		// Two partitions at a time, until the context ends.
+		// Two partitions at a time, until the context ends; those running
+		// then are handed back at a chunk boundary, for other workers.
 		_ = q.Serve(ctx, l, "host-1", 2)
 		return
 	}

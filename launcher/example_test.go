@@ -286,7 +286,7 @@ func ExampleLauncher_RunPartition() {
 		for {
 			select {
 			case w := <-work:
-				_, _ = worker.RunPartition(ctx, w, "worker-1", nil)
+				_, _ = worker.RunPartition(ctx, w, "worker-1", nil) // nil: never handed back
 			case <-ctx.Done():
 				return
 			}

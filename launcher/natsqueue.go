@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,8 +52,11 @@ type NATSConfig struct {
 // written twice:
 //
 //   - messages are published with a Nats-Msg-Id (the partition and its
-//     dispatch count), so a publish retried after a lost answer is stored
-//     once;
+//     dispatch generation), so a publish retried after a lost answer, or
+//     the manager handing out again a partition that waits behind others,
+//     is stored once (within the stream's 10-minute duplicate window —
+//     a stream lost with its messages forgets the ids too, and takes the
+//     work again);
 //   - the stream keeps a message until a worker acknowledges it (work-queue
 //     retention, file storage), and one consumer, durable and shared by all
 //     workers, delivers each to one worker at a time;
@@ -73,7 +77,7 @@ type NATSQueue struct {
 }
 
 // NewNATSQueue returns the queue, creating its stream and consumer if they
-// do not exist (and updating them to cfg if they do).
+// do not exist, and updating them to cfg where they differ.
 func NewNATSQueue(ctx context.Context, cfg NATSConfig) (*NATSQueue, error) {
 	if cfg.Conn == nil {
 		return nil, errors.New("nats queue: no connection")
@@ -97,17 +101,47 @@ func NewNATSQueue(ctx context.Context, cfg NATSConfig) (*NATSQueue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats queue: %w", err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	// Created when missing, updated when different: every worker starting
+	// does not rewrite them.
+	stream := jetstream.StreamConfig{
 		Name: cfg.Stream, Subjects: []string{cfg.Subject},
 		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
 		Duplicates: 10 * time.Minute,
-	}); err != nil {
-		return nil, fmt.Errorf("nats queue: stream %s: %w", cfg.Stream, err)
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+	switch s, err := js.Stream(ctx, cfg.Stream); {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		_, err = js.CreateStream(ctx, stream)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another process was quicker
+			_, err = js.UpdateStream(ctx, stream)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("nats queue: stream %s: %w", cfg.Stream, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("nats queue: stream %s: %w", cfg.Stream, err)
+	default:
+		have := s.CachedInfo().Config
+		if !slices.Equal(have.Subjects, stream.Subjects) || have.Retention != stream.Retention ||
+			have.Storage != stream.Storage || have.Duplicates != stream.Duplicates {
+			if _, err := js.UpdateStream(ctx, stream); err != nil {
+				return nil, fmt.Errorf("nats queue: stream %s: %w", cfg.Stream, err)
+			}
+		}
+	}
+	consumer := jetstream.ConsumerConfig{
 		Durable: cfg.Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: cfg.AckWait,
 		MaxDeliver: -1, FilterSubject: cfg.Subject,
-	})
+	}
+	cons, err := js.Consumer(ctx, cfg.Stream, cfg.Consumer)
+	if err == nil {
+		have := cons.CachedInfo().Config
+		if have.AckPolicy != consumer.AckPolicy || have.AckWait != consumer.AckWait ||
+			have.MaxDeliver != consumer.MaxDeliver || have.FilterSubject != consumer.FilterSubject {
+			cons, err = js.UpdateConsumer(ctx, cfg.Stream, consumer)
+		}
+	} else if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = js.CreateOrUpdateConsumer(ctx, cfg.Stream, consumer)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("nats queue: consumer %s: %w", cfg.Consumer, err)
 	}
@@ -116,7 +150,7 @@ func NewNATSQueue(ctx context.Context, cfg NATSConfig) (*NATSQueue, error) {
 
 // Dispatch implements Dispatcher: it publishes w, acknowledged by
 // the stream, with a message id that makes a repeated publish of the same
-// dispatch a no-op.
+// generation a no-op.
 func (q *NATSQueue) Dispatch(ctx context.Context, w PartitionWork) error {
 	data, err := json.Marshal(w)
 	if err != nil {

@@ -183,6 +183,10 @@ func TestCommandWorker(t *testing.T) {
 	code = program("x", &out, &errOut).Run(ctx, []string{"-db", dsn, "-slots", "2", "status"})
 	require.Equal(t, launcher.ExitUsage, code)
 	require.Contains(t, errOut.String(), "-slots goes with worker only")
+	errOut.Reset()
+	code = program("x", &out, &errOut).Run(ctx, []string{"-db", dsn, "-remote-timeout", "1h", "run", "spread"})
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut.String(), "-remote-timeout goes with -nats")
 
 	wctx, stopWorkers := context.WithCancel(ctx)
 	exits := make(chan int, 2)
@@ -194,7 +198,8 @@ func TestCommandWorker(t *testing.T) {
 	}
 	out.Reset()
 	errOut.Reset()
-	code = program("manager", &out, &errOut).Run(ctx, []string{"-db", dsn, "-nats", url, "-log-level", "error", "-progress", "off", "run", "spread"})
+	code = program("manager", &out, &errOut).Run(ctx, []string{"-db", dsn, "-nats", url, "-log-level", "error", "-progress", "off",
+		"-remote-timeout", "5m", "run", "spread"})
 	require.Equal(t, launcher.ExitCompleted, code, out.String()+errOut.String())
 	require.Regexp(t, `load\s+COMPLETED\s+120\s+120`, out.String())
 	stopWorkers()

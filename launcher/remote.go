@@ -18,8 +18,11 @@ type PartitionWork struct {
 	JobExecutionID  int64  `json:"job_execution"`
 	StepExecutionID int64  `json:"step_execution"`
 	Step            string `json:"step"` // the partition's step: "load:p3"
-	// Dispatch counts the times the partition was handed out: 1, then 2
-	// after its lease expired or no worker took it in time, and so on.
+	// Dispatch is the partition's generation of work: 1 when first handed
+	// out, 2 once a worker's lease of it expired, and so on. A partition
+	// handed out again because no worker took it in time keeps its
+	// generation: a queue that still holds the work (NATSQueue) can tell
+	// the repeat and drop it.
 	Dispatch int `json:"dispatch"`
 }
 
@@ -55,6 +58,12 @@ type RemoteConfig struct {
 	// last claim's lease expired without an end is marked FAILED instead
 	// of handed out again. Default 3.
 	MaxClaims int
+	// Timeout bounds how long the partitioned step waits for its
+	// partitions, from its start: once it passed, the partitions that have
+	// not ended are marked FAILED, and a worker still running one commits
+	// nothing more (the mark bumps the version its checkpoints must match).
+	// Default 0: no bound.
+	Timeout time.Duration
 }
 
 func (c RemoteConfig) withDefaults(lease time.Duration) RemoteConfig {
@@ -94,15 +103,22 @@ func (sc *stepContext) runRemote(ctx context.Context, step batch.Step, stop <-ch
 	log := sc.log.With("child", step.Name(), "step_execution", se.ID)
 	work := PartitionWork{JobExecutionID: r.id, StepExecutionID: se.ID, Step: step.Name()}
 	dispatched := time.Time{}
-	dispatch := func() {
-		work.Dispatch++
+	dispatch := func(generation bool) {
+		if generation {
+			work.Dispatch++
+		}
 		if err := cfg.Dispatcher.Dispatch(ctx, work); err != nil {
 			// Tried again once Unclaimed has passed.
 			log.Warn("partition not handed out", "dispatch", work.Dispatch, "error", err)
 		}
 		dispatched = time.Now()
 	}
-	dispatch()
+	dispatch(true)
+	expiredClaims := 0 // the claims when a lease last expired
+	var deadline time.Time
+	if cfg.Timeout > 0 {
+		deadline = sc.se.StartTime.Add(cfg.Timeout) // the partitioned step's start
+	}
 	t := time.NewTicker(cfg.Poll)
 	defer t.Stop()
 	claims := 0
@@ -137,6 +153,17 @@ func (sc *stepContext) runRemote(ctx context.Context, step batch.Step, stop <-ch
 		stopping := r.stopRequested() || closed(stop)
 		held := l.Owner != "" // no owner: never claimed, or given back
 		switch {
+		case !deadline.IsZero() && time.Now().After(deadline):
+			desc := fmt.Sprintf("not ended within the step's timeout of %s", cfg.Timeout)
+			if held {
+				desc += fmt.Sprintf(" (held by %s, claimed %d times)", l.Owner, l.Claims)
+			}
+			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusFailed, batch.ExitFailed.WithDescription(desc), time.Now().UTC()
+			if err := r.repo().UpdateStepExecution(book, cur); err != nil {
+				continue // a chunk committed meanwhile: read it again
+			}
+			log.Warn("partition failed: timeout", "timeout", cfg.Timeout, "owner", l.Owner)
+			return cur, &batch.StepError{Step: step.Name(), Err: errors.New(desc)}
 		case !held && stopping:
 			// No worker took it: it ends here, restartable.
 			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusStopped, batch.ExitStopped.WithDescription("stopped before a worker took it"), time.Now().UTC()
@@ -145,8 +172,10 @@ func (sc *stepContext) runRemote(ctx context.Context, step batch.Step, stop <-ch
 			}
 			return cur, nil
 		case !held && time.Since(dispatched) >= cfg.Unclaimed:
-			log.Warn("partition not taken in time; handing it out again", "waited", time.Since(dispatched).Round(time.Millisecond))
-			dispatch()
+			// Behind other partitions, or its work lost: the same work
+			// again.
+			log.Info("partition still waiting for a worker; handed out again", "waited", time.Since(dispatched).Round(time.Millisecond))
+			dispatch(false)
 		case l.Expired && l.Claims >= cfg.MaxClaims:
 			desc := fmt.Sprintf("claimed %d times, and the lease of the last (%s) expired before it ended", l.Claims, l.Owner)
 			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusFailed, batch.ExitFailed.WithDescription(desc), time.Now().UTC()
@@ -159,7 +188,8 @@ func (sc *stepContext) runRemote(ctx context.Context, step batch.Step, stop <-ch
 			// than that), then no oftener than Unclaimed while no worker
 			// takes it: the queue is not flooded.
 			log.Warn("partition's lease expired; handing it out again", "owner", l.Owner, "claims", l.Claims)
-			dispatch()
+			dispatch(l.Claims != expiredClaims)
+			expiredClaims = l.Claims
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,6 +186,22 @@ func (w *remoteWorld) items() map[string]int {
 	return out
 }
 
+// runSpread runs the job spread with m in the background; its execution
+// comes on the channel when it ends (nil if it could not be built).
+func runSpread(ctx context.Context, m *launcher.Launcher) <-chan *batch.JobExecution {
+	done := make(chan *batch.JobExecution, 1)
+	go func() {
+		job, err := m.Job("spread", nil)
+		if err != nil {
+			done <- nil
+			return
+		}
+		exec, _ := m.Run(ctx, job, nil)
+		done <- exec
+	}()
+	return done
+}
+
 // TestRemotePartitions: the manager hands 4 partitions to 2 workers; every
 // item is written once, by a worker, and each partition was claimed once.
 func TestRemotePartitions(t *testing.T) {
@@ -257,16 +274,7 @@ func TestRemotePartitionTakenOver(t *testing.T) {
 		_, err := slow.RunPartition(ctx, pw, "slow", nil)
 		slowDone <- err
 	}()
-	done := make(chan *batch.JobExecution, 1)
-	go func() {
-		job, err := m.Job("spread", nil)
-		if err != nil {
-			done <- nil
-			return
-		}
-		exec, _ := m.Run(ctx, job, nil)
-		done <- exec
-	}()
+	done := runSpread(ctx, m)
 	<-paused
 	w.workers(ctx, nil, "fast")
 	exec := <-done
@@ -320,16 +328,7 @@ func TestRemotePartitionHandedBack(t *testing.T) {
 		quit <- result{se, err}
 		w.work <- pw // its message given back, as NATSQueue does
 	}()
-	done := make(chan *batch.JobExecution, 1)
-	go func() {
-		job, err := m.Job("spread", nil)
-		if err != nil {
-			done <- nil
-			return
-		}
-		exec, _ := m.Run(ctx, job, nil)
-		done <- exec
-	}()
+	done := runSpread(ctx, m)
 	q := <-quit
 	require.ErrorIs(t, q.err, launcher.ErrHandedBack)
 	require.Equal(t, int64(15), q.se.WriteCount, "the chunk in its write commits, then it stops")
@@ -396,6 +395,63 @@ func TestRemotePartitionsStopThenRestart(t *testing.T) {
 		}
 	}
 	require.Equal(t, int64(160-written), read, "the restart reads only what was not committed")
+}
+
+// TestRemotePartitionsTimeout: the partitions not ended when the step's
+// timeout passes are marked FAILED, the one a worker was running included:
+// that worker commits nothing more. A restart without the timeout writes
+// the rest, every item once.
+func TestRemotePartitionsTimeout(t *testing.T) {
+	w := newRemoteWorld(t)
+	m := w.manager(launcher.RemoteConfig{Poll: 20 * time.Millisecond, Timeout: 1500 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// One worker, a partition at a time, 8 chunks of 150 ms each: 1.2 s
+	// a partition.
+	var done sync.Map
+	worker := w.launcher("worker-1", 5*time.Second, func(context.Context, string) { time.Sleep(150 * time.Millisecond) }, launcher.RemoteConfig{})
+	go w.serve(ctx, worker, "worker-1", &done)
+	job, err := m.Job("spread", nil)
+	require.NoError(t, err)
+	exec, err := m.Run(ctx, job, nil)
+	require.ErrorContains(t, err, "not ended within the step's timeout of 1.5s")
+	require.Equal(t, batch.StatusFailed, exec.Status)
+	require.Contains(t, exec.ExitStatus.Description, "not ended within the step's timeout of 1.5s")
+	steps, err := m.Repository().StepExecutions(ctx, exec.ID)
+	require.NoError(t, err)
+	statuses := map[batch.BatchStatus]int{}
+	held := 0
+	for _, s := range steps {
+		if s.StepName == "load" || s.StepName == "schema" {
+			continue
+		}
+		statuses[s.Status]++
+		if strings.Contains(s.ExitStatus.Description, "(held by worker-1") {
+			held++
+		}
+	}
+	require.Equal(t, map[batch.BatchStatus]int{batch.StatusCompleted: 1, batch.StatusFailed: 3}, statuses)
+	require.Equal(t, 1, held, "the partition the worker was running")
+	// The worker finds out at its next commit or renewal.
+	require.Eventually(t, func() bool {
+		n := 0
+		done.Range(func(_, v any) bool {
+			if err, ok := v.(error); ok && (errors.Is(err, batch.ErrFenced) || errors.Is(err, batch.ErrStaleVersion)) {
+				n++
+			}
+			return true
+		})
+		return n == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	written := w.items()["worker-1"]
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, written, w.items()["worker-1"], "nothing more committed")
+
+	relaxed := w.manager(launcher.RemoteConfig{Poll: 20 * time.Millisecond})
+	restarted, err := relaxed.Restart(ctx, exec.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusCompleted, restarted.Status)
+	require.Equal(t, 160, w.items()["worker-1"])
 }
 
 // TestRemotePartitionsOfTwoJobsAtOnce: two instances of the job, their

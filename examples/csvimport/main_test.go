@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -338,7 +337,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	input := writeCSV(t, n)
 	args := []string{"-lease", lease.String(), "run", "input=" + input, "+chunk:int=100000"}
 	cmd := command(b, nil, args...)
-	var stderr lockedBuffer
+	var stderr exampletest.Buffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	require.Eventually(t, func() bool { return countRows(b.DB) >= 0 }, 30*time.Second, 10*time.Millisecond, "table created")
@@ -366,25 +365,6 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	r := run(t, b, nil, args...)
 	require.Equal(t, 0, r.Code, r.Stderr)
 	requireExactlyOnce(t, b.DB, n)
-}
-
-// lockedBuffer is a bytes.Buffer that a process writes to while the test
-// reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestRestartOnAnotherFileRefused: after a failure, a restart on a file

@@ -17,6 +17,13 @@
 // partition holding that id fails on purpose there, to show a restart: run
 // the same command again without FAIL_AT and only the partitions that did not
 // complete run, each from its last committed chunk.
+//
+// With -nats URL, run hands the partitions to processes started with
+// "partitioned -nats URL worker", on other machines or this one (see
+// examples/remote). Each chunk is recorded in target_chunks with the
+// process that wrote it; the parameter table names another table than
+// target, and delay makes each row wait, as for a call to another service.
+// With CRASH_AT=ID set, the process that reaches that id kills itself.
 package main
 
 import "github.com/chunkwise/chunkwise/launcher"

@@ -593,9 +593,13 @@ func TestParameters(t *testing.T) {
 
 	b := backend{DSN: t.TempDir() + "/batch.db"}
 	for _, tc := range []struct{ arg, msg string }{
-		{"rows=0", "parameter rows=0: want 1 to 100000000"},
+		{"rows=-1", "parameter rows=-1: want 0 to 100000000"},
 		{"partitions=300", "parameter partitions=300: want 1 to 256"},
 		{"chunk=many", "chunk"},
+		{"table=Target;", `parameter table="Target;": want a name of lower-case letters`},
+		{"table=source", `parameter table="source"`},
+		{"delay=5", `parameter delay="5": want a Go duration from 0s to 1m`},
+		{"delay=2m", `parameter delay="2m"`},
 	} {
 		r := run(t, b, nil, "run", tc.arg)
 		require.Equal(t, launcher.ExitUsage, r.Code, "%s: %s", tc.arg, r.Stderr)
@@ -604,4 +608,7 @@ func TestParameters(t *testing.T) {
 	r := run(t, b, []string{"FAIL_AT=x"}, "run", "rows=10")
 	require.Equal(t, launcher.ExitUsage, r.Code, r.Stderr)
 	require.Contains(t, r.Stderr, `FAIL_AT="x": want an id from 1`)
+	r = run(t, b, []string{"CRASH_AT=0"}, "run", "rows=10")
+	require.Equal(t, launcher.ExitUsage, r.Code, r.Stderr)
+	require.Contains(t, r.Stderr, `CRASH_AT="0": want an id from 1`)
 }

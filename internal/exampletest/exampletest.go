@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -103,4 +104,23 @@ func EnvInt(t testing.TB, name string, def int) int {
 	n, err := strconv.Atoi(s)
 	require.NoError(t, err, name)
 	return n
+}
+
+// Buffer is a bytes.Buffer that a process writes to while the test reads
+// it.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
