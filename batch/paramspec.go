@@ -15,6 +15,12 @@ var ErrInvalidParameter = errors.New("batch: invalid parameter")
 // declares its parameters takes it without declaring it.
 const RunIDParam = "run.id"
 
+// FireTimeParam is the parameter a scheduler sets to the time a schedule
+// fired for (a time, identifying): each fire time is an instance of its own,
+// and the job reads the time it runs for from it. A job that declares its
+// parameters takes it without declaring it.
+const FireTimeParam = "schedule.fire"
+
 // ParamSpec declares one parameter a job takes.
 type ParamSpec struct {
 	// Name is the parameter's name. Required.
@@ -122,7 +128,7 @@ func (ss ParamSpecs) Apply(p JobParameters) (JobParameters, error) {
 		v := p[name]
 		s, ok := declared[name]
 		switch {
-		case !ok && name == RunIDParam && v.Type == ParamInt:
+		case !ok && (name == RunIDParam && v.Type == ParamInt || name == FireTimeParam && v.Type == ParamTime):
 			out[name] = v
 			continue
 		case !ok:

@@ -105,6 +105,14 @@ func (r *Registry) Names() []string {
 	return names
 }
 
+// has reports whether a job is registered under name.
+func (r *Registry) has(name string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.jobs[name]
+	return ok
+}
+
 // Job builds the job registered under name.
 func (r *Registry) Job(name string, env Env) (*batch.Job, error) {
 	r.mu.RLock()

@@ -197,8 +197,12 @@ func (r *Repository) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error
 	return r.inTxOn(ctx, r.db, fn)
 }
 
-// inTxOn is inTx on the pool db.
+// inTxOn is inTx on the pool db. Within FireSchedule's launch (ctx carries
+// its transaction), fn runs in that transaction instead.
 func (r *Repository) inTxOn(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	if outer, ok := ctx.Value(outerTxKey{}).(*outerTx); ok && outer.r == r && db == r.db {
+		return fn(outer.tx)
+	}
 	tx, err := r.beginOn(ctx, db)
 	if err != nil {
 		return err
@@ -406,7 +410,7 @@ func toNull(t time.Time) sql.NullTime {
 // JobExecution implements repository.JobRepository.
 func (r *Repository) JobExecution(ctx context.Context, id int64) (*batch.JobExecution, error) {
 	var row execRow
-	if err := r.db.GetContext(ctx, &row, r.q.selectExecution, id); err != nil {
+	if err := sqlx.GetContext(ctx, r.reader(ctx), &row, r.q.selectExecution, id); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("job execution %d: %w", id, batch.ErrNotFound)
 		}

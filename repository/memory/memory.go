@@ -26,6 +26,7 @@ type Repository struct {
 	steps      []*batch.StepExecution
 	rejects    []repository.StoredReject
 	leases     map[int64]repository.StepLease // by step execution id
+	schedules  map[string]repository.Schedule
 	nextID     int64
 }
 

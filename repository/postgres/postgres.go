@@ -291,6 +291,34 @@ func (r *Repository) RenewStepLease(ctx context.Context, id int64, owner string,
 	return r.JobRepository.(repository.StepLeaser).RenewStepLease(ctx, id, owner, lease)
 }
 
+var _ repository.ScheduleStore = (*Repository)(nil)
+
+// SyncSchedule implements repository.ScheduleStore.
+func (r *Repository) SyncSchedule(ctx context.Context, s repository.Schedule, first func(now time.Time) time.Time) error {
+	return r.JobRepository.(repository.ScheduleStore).SyncSchedule(ctx, s, first)
+}
+
+// Schedules implements repository.ScheduleStore.
+func (r *Repository) Schedules(ctx context.Context) ([]repository.Schedule, error) {
+	return r.JobRepository.(repository.ScheduleStore).Schedules(ctx)
+}
+
+// SetSchedulePaused implements repository.ScheduleStore.
+func (r *Repository) SetSchedulePaused(ctx context.Context, name string, paused bool) error {
+	return r.JobRepository.(repository.ScheduleStore).SetSchedulePaused(ctx, name, paused)
+}
+
+// FireSchedule implements repository.ScheduleStore.
+func (r *Repository) FireSchedule(ctx context.Context, name string, due, next time.Time,
+	launch func(ctx context.Context) (int64, error)) (bool, error) {
+	return r.JobRepository.(repository.ScheduleStore).FireSchedule(ctx, name, due, next, launch)
+}
+
+// ScheduleNow implements repository.ScheduleStore.
+func (r *Repository) ScheduleNow(ctx context.Context) (time.Time, error) {
+	return r.JobRepository.(repository.ScheduleStore).ScheduleNow(ctx)
+}
+
 // ReleaseStep implements repository.StepLeaser.
 func (r *Repository) ReleaseStep(ctx context.Context, id int64, owner string) error {
 	return r.JobRepository.(repository.StepLeaser).ReleaseStep(ctx, id, owner)

@@ -71,6 +71,8 @@ func Run(t *testing.T, h Harness) {
 		{"Rejects", testRejects},
 		{"StepLease", testStepLease},
 		{"ConcurrentClaimsOneWins", testConcurrentClaims},
+		{"Schedules", testSchedules},
+		{"ConcurrentFiresOneLaunches", testConcurrentFires},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
