@@ -124,6 +124,15 @@ commands:
                            SIGTERM, N at a time (default 1); a signal takes no more and waits
                            for those running; a second exits at once (another worker resumes
                            them from their checkpoints once their lease expires)
+  serve                    fire the program's schedules (every replica may: each due time fires
+                           once), and with -nats also serve partitions as worker does, until
+                           SIGINT or SIGTERM: a signal stops the running executions at their
+                           next chunk boundary (restartable) and hands partitions back
+  schedules                list the schedules in the job repository: next due time, paused,
+                           last fire and its execution
+  schedule pause|resume|trigger NAME
+                           pause or resume a schedule for every replica; trigger runs its job
+                           now, here, for the fire time now
   jobs                     list the jobs this program can run, with their parameters
   migrate                  create or upgrade the job repository's tables
 
@@ -233,8 +242,9 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	if cmd != "prune" && (*olderThan != "" || *keepLast != 0 || *restartable) {
 		return fail("-older-than, -keep-last and -restartable go with prune only")
 	}
-	if cmd != "run" && cmd != "restart" && cmd != "replay" && (*progressFlag != progressAuto || *progressEvery != 10*time.Second) {
-		return fail("-progress and -progress-every go with run, restart and replay only")
+	trigger := cmd == "schedule" && len(rest) > 0 && rest[0] == "trigger"
+	if cmd != "run" && cmd != "restart" && cmd != "replay" && !trigger && (*progressFlag != progressAuto || *progressEvery != 10*time.Second) {
+		return fail("-progress and -progress-every go with run, restart, replay and schedule trigger only")
 	}
 	mode, err := progressMode(*progressFlag, stderr)
 	if err != nil {
@@ -246,8 +256,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	if *natsFlag == "" {
 		*natsFlag = os.Getenv("BATCH_NATS")
 	}
-	if cmd != "worker" && *slots != 1 {
-		return fail("-slots goes with worker only")
+	if cmd != "worker" && cmd != "serve" && *slots != 1 {
+		return fail("-slots goes with worker and serve only")
 	}
 	if *remoteTimeout != 0 && (*natsFlag == "" || cmd == "worker") {
 		return fail("-remote-timeout goes with -nats, and a command that runs a job")
@@ -387,6 +397,21 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		if *slots < 1 {
 			return fail("worker: invalid -slots %d: want at least 1", *slots)
 		}
+	case "serve":
+		if len(rest) > 0 {
+			return fail("serve: takes no arguments")
+		}
+		if len(reg.Schedules()) == 0 && *natsFlag == "" {
+			return fail("serve: this program declares no schedules, and without -nats there are no partitions to serve")
+		}
+	case "schedules":
+		if len(rest) > 0 {
+			return fail("schedules: takes no arguments")
+		}
+	case "schedule":
+		if len(rest) != 2 || rest[0] != "pause" && rest[0] != "resume" && rest[0] != "trigger" {
+			return fail("schedule: want pause, resume or trigger, and a schedule's name")
+		}
 	case "jobs":
 		if len(rest) > 0 {
 			return fail("jobs: takes no arguments")
@@ -415,9 +440,9 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		switch {
 		case cmd == "migrate":
 			mode = openMigrate
-		case (cmd == "run" || cmd == "restart" || cmd == "backfill" || cmd == "replay" || cmd == "worker") && *migrateFlag == "auto":
+		case runsJobs(cmd, rest) && *migrateFlag == "auto":
 			mode = openMigrate
-		case cmd == "run" || cmd == "restart" || cmd == "backfill" || cmd == "replay" || cmd == "worker":
+		case runsJobs(cmd, rest):
 			mode = openCreate
 		}
 		var (
@@ -440,7 +465,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		return fail("migrate: this program has its own job repository; migrate it where it is opened")
 	}
 	var queue *NATSQueue
-	if *natsFlag != "" && (cmd == "run" || cmd == "restart" || cmd == "backfill" || cmd == "replay" || cmd == "worker") {
+	if *natsFlag != "" && runsJobs(cmd, rest) {
 		nc, err := nats.Connect(*natsFlag, nats.Name(prog), nats.MaxReconnects(-1))
 		if err != nil {
 			return fail("nats %s: %v", *natsFlag, err)
@@ -516,6 +541,28 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		return backfill(ctx, l, stdout, stderr, prog, rest[0], *bfParam, values, params, *bfParallel)
 	case "rejects":
 		return rejects(ctx, l, stdout, fail, execID, *asJSON)
+	case "serve":
+		return serve(ctx, l, queue, stderr, prog, *slots)
+	case "schedules":
+		list, err := l.Schedules(ctx)
+		if err != nil {
+			return fail("%v", err)
+		}
+		writeSchedules(ctx, l, stdout, list)
+		return ExitCompleted
+	case "schedule":
+		if rest[0] == "trigger" {
+			job, params, err := triggerParams(ctx, l, reg, rest[1])
+			if err != nil {
+				return fail("schedule trigger: %v", err)
+			}
+			return runJob(ctx, l, stdout, stderr, prog, job, params, show)
+		}
+		if err := l.PauseSchedule(ctx, rest[1], rest[0] == "pause"); err != nil {
+			return fail("schedule %s: %v", rest[0], err)
+		}
+		fmt.Fprintf(stdout, "schedule %s: %sd\n", rest[1], rest[0])
+		return ExitCompleted
 	case "replay":
 		target := l
 		if *dryRun {
@@ -1115,31 +1162,53 @@ func (r dbRef) scrub(msg string) string {
 	return msg
 }
 
+// processOwner names this process as a claimer of partitions: host/pid.
+func processOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
+}
+
+// untilSignal returns a context that ends at the first SIGINT or SIGTERM,
+// saying first; a second signal says again and exits the process at once
+// (ExitInterrupted). Calling stop ends the context and the watch.
+func untilSignal(ctx context.Context, stderr io.Writer, prog, first, again string) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			return
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "%s: %v: %s (signal again to exit at once)\n", prog, sig, first)
+			cancel()
+		}
+		select {
+		case <-done:
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "%s: %v again: exiting; %s\n", prog, sig, again)
+			os.Exit(ExitInterrupted)
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+}
+
 // serveWorker runs partitions from the queue until SIGINT or SIGTERM (or
 // ctx's end): a signal takes no more and hands the partitions running back
 // at their next chunk boundary, for other workers to resume at once; a
 // second exits at once, and their leases lapse for another worker to
 // resume them.
 func serveWorker(ctx context.Context, l *Launcher, q *NATSQueue, stderr io.Writer, prog string, slots int) int {
-	host, _ := os.Hostname()
-	owner := fmt.Sprintf("%s/%d", host, os.Getpid())
-	ctx, cancel := context.WithCancel(ctx)
+	owner := processOwner()
+	ctx, cancel := untilSignal(ctx, stderr, prog,
+		"taking no more partitions; handing those running back at their next chunk boundary",
+		"the running partitions resume elsewhere once their lease expires")
 	defer cancel()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		select {
-		case <-ctx.Done():
-			return
-		case sig := <-sigs:
-			fmt.Fprintf(stderr, "%s: %v: taking no more partitions; handing those running back at their next chunk boundary (signal again to exit at once)\n", prog, sig)
-			cancel()
-		}
-		sig := <-sigs
-		fmt.Fprintf(stderr, "%s: %v again: exiting; the running partitions resume elsewhere once their lease expires\n", prog, sig)
-		os.Exit(ExitInterrupted)
-	}()
 	fmt.Fprintf(stderr, "%s: worker %s serving partitions, %d at a time\n", prog, owner, slots)
 	if err := q.Serve(ctx, l, owner, slots); err != nil {
 		fmt.Fprintf(stderr, "%s: worker: %v\n", prog, err)

@@ -32,6 +32,9 @@
 //	import prune -older-than 90d     # delete old history (-keep-last N, -dry-run)
 //	import backfill -param day -from 2026-11-01 -to 2026-11-07  # one instance per day
 //	import -nats nats://q:4222 worker -slots 2  # run partitions handed out by run -nats (docs/remote.md)
+//	import serve                     # fire the declared schedules, once across replicas
+//	import schedules                 # the stored schedules and their next due times
+//	import schedule pause nightly    # also resume, and trigger: run it now, here
 //	import jobs                      # the registered jobs and their parameters
 //	import migrate                   # create or upgrade the repository's tables
 //

@@ -182,7 +182,7 @@ func TestCommandWorker(t *testing.T) {
 	errOut.Reset()
 	code = program("x", &out, &errOut).Run(ctx, []string{"-db", dsn, "-slots", "2", "status"})
 	require.Equal(t, launcher.ExitUsage, code)
-	require.Contains(t, errOut.String(), "-slots goes with worker only")
+	require.Contains(t, errOut.String(), "-slots goes with worker and serve only")
 	errOut.Reset()
 	code = program("x", &out, &errOut).Run(ctx, []string{"-db", dsn, "-remote-timeout", "1h", "run", "spread"})
 	require.Equal(t, launcher.ExitUsage, code)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 
@@ -44,8 +45,9 @@ type JobFactory func(env Env) (batch.JobConfig, error)
 // Registry holds the jobs a program can run, by name. The zero value is
 // ready to use; it is safe for concurrent use.
 type Registry struct {
-	mu   sync.RWMutex
-	jobs map[string]registered
+	mu        sync.RWMutex
+	jobs      map[string]registered
+	schedules []Schedule
 }
 
 type registered struct {
@@ -84,6 +86,39 @@ func (r *Registry) MustRegister(name string, f JobFactory, params ...batch.Param
 	if err := r.Register(name, f, params...); err != nil {
 		panic(err)
 	}
+}
+
+// Schedule declares a schedule of a registered job: the command line's
+// serve fires it (see Launcher.RunSchedules), schedules lists it, and
+// schedule pause, resume and trigger act on it. It fails if the schedule
+// is malformed, its job not registered yet, or its name taken.
+func (r *Registry) Schedule(s Schedule) error {
+	if _, err := compileSchedule(s, r); err != nil {
+		return fmt.Errorf("launcher: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, o := range r.schedules {
+		if o.Name == s.Name {
+			return fmt.Errorf("launcher: schedule %s declared twice", s.Name)
+		}
+	}
+	r.schedules = append(r.schedules, s)
+	return nil
+}
+
+// MustSchedule is Schedule for program start-up: it panics on error.
+func (r *Registry) MustSchedule(s Schedule) {
+	if err := r.Schedule(s); err != nil {
+		panic(err)
+	}
+}
+
+// Schedules returns the declared schedules, in the order declared.
+func (r *Registry) Schedules() []Schedule {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Clone(r.schedules)
 }
 
 // Parameters returns the parameters the job registered under name takes.

@@ -1,6 +1,7 @@
 package launcher_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -244,4 +245,79 @@ func TestScheduleRefusals(t *testing.T) {
 	list, err := l.Repository().(repository.ScheduleStore).Schedules(context.Background())
 	require.NoError(t, err)
 	require.Empty(t, list)
+}
+
+// TestCommandSchedules: serve fires a program's schedule; schedules lists
+// it with its last fire; schedule pause, resume and trigger act on it.
+func TestCommandSchedules(t *testing.T) {
+	w := newScheduleWorld(t)
+	program := func(stdout, stderr *bytes.Buffer) launcher.Program {
+		var reg launcher.Registry
+		tickJob(&reg, "cli")
+		reg.MustSchedule(launcher.Schedule{Name: "every-second", Job: "tick", Spec: "* * * * * *", Seconds: true,
+			Parameters: batch.JobParameters{"sleep": batch.StringParam("0s")}})
+		return launcher.Program{Registry: &reg, Stdout: stdout, Stderr: stderr}
+	}
+	cmd := func(ctx context.Context, args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := program(&out, &errOut).Run(ctx, append([]string{"-db", w.dsn, "-log-level", "error"}, args...))
+		return code, out.String(), errOut.String()
+	}
+	ctx := context.Background()
+
+	code, _, errOut := cmd(ctx, "schedule", "pause")
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, errOut, "schedule: want pause, resume or trigger, and a schedule's name")
+	var none bytes.Buffer
+	code = launcher.Program{Registry: &launcher.Registry{}, Stderr: &none}.Run(ctx, []string{"-db", w.dsn, "serve"})
+	require.Equal(t, launcher.ExitUsage, code)
+	require.Contains(t, none.String(), "serve: this program declares no schedules")
+	require.Panics(t, func() {
+		var reg launcher.Registry
+		reg.MustSchedule(launcher.Schedule{Name: "x", Job: "tick", Spec: "@daily"})
+	}, "a schedule of a job not registered")
+
+	code, _, errOut = cmd(ctx, "migrate")
+	require.Equal(t, 0, code, errOut)
+	code, out, errOut := cmd(ctx, "schedules")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "no schedules")
+
+	sctx, stop := context.WithTimeout(ctx, 2500*time.Millisecond)
+	defer stop()
+	code, _, errOut = cmd(sctx, "serve")
+	require.Equal(t, 0, code, errOut)
+	fires, counts, _ := w.ticks()
+	require.NotEmpty(t, fires)
+	for _, f := range fires {
+		require.Equal(t, 1, counts[f])
+	}
+
+	code, out, errOut = cmd(ctx, "schedules")
+	require.Equal(t, 0, code, errOut)
+	require.Regexp(t, `every-second\s+tick\s+\* \* \* \* \* \* \(with seconds\)\s+UTC\s+\d{4}-\d\d-\d\d [\d:]+ UTC( \(in [^)]+\))?\s+\d{4}-\d\d-\d\d [\d:]+, execution \d+ COMPLETED\s+sleep=0s`, out)
+
+	code, out, errOut = cmd(ctx, "schedule", "pause", "every-second")
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "schedule every-second: paused\n", out)
+	_, out, _ = cmd(ctx, "schedules")
+	require.Contains(t, out, "paused (due ")
+	code, _, errOut = cmd(ctx, "schedule", "resume", "nonesuch")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, `schedule "nonesuch"`)
+
+	// Paused: serve fires nothing; trigger runs it here, now.
+	before := len(fires)
+	sctx, stop = context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer stop()
+	code, _, errOut = cmd(sctx, "serve")
+	require.Equal(t, 0, code, errOut)
+	fires, _, _ = w.ticks()
+	require.Len(t, fires, before)
+	code, out, errOut = cmd(ctx, "-progress", "off", "schedule", "trigger", "every-second")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "COMPLETED")
+	require.Contains(t, out, batch.FireTimeParam+":time=")
+	fires, _, _ = w.ticks()
+	require.Len(t, fires, before+1)
 }
