@@ -121,8 +121,9 @@ commands:
                            at once; values that completed before are skipped, failed or stopped
                            ones restarted: run it again to resume
   worker [-slots N]        run partitions handed out through NATS (-nats) until SIGINT or
-                           SIGTERM, N at a time (default 1); a signal takes no more and waits
-                           for those running; a second exits at once (another worker resumes
+                           SIGTERM, N at a time (default 1); a signal takes no more and hands
+                           those running back at their next chunk boundary, for other workers
+                           to resume at once; a second exits at once (another worker resumes
                            them from their checkpoints once their lease expires)
   serve                    fire the program's schedules (every replica may: each due time fires
                            once), and with -nats also serve partitions as worker does, until
@@ -172,8 +173,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	leaseFlag := fs.String("lease", envOr("BATCH_LEASE", batch.DefaultLease.String()),
 		"the lease of the executions this command starts: how old their heartbeat may grow before they count as crashed (env BATCH_LEASE)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	natsFlag := fs.String("nats", "", "NATS server URL (default: $BATCH_NATS): run, restart, backfill and replay hand partitions to workers through it; worker serves them")
-	slots := fs.Int("slots", 1, "worker: how many partitions run at once")
+	natsFlag := fs.String("nats", "", "NATS server URL (default: $BATCH_NATS): run, restart, backfill, replay and serve hand partitions to workers through it; worker and serve serve them")
+	slots := fs.Int("slots", 1, "worker, serve: how many partitions run at once")
 	remoteTimeout := fs.Duration("remote-timeout", 0, "with -nats: how long a partitioned step waits for its partitions before it fails those not ended; 0: no bound")
 	migrateFlag := fs.String("migrate", envOr("BATCH_MIGRATE", "auto"),
 		"auto: run and restart create or upgrade the repository's tables; off: they refuse an outdated schema, for a role that may not change it (env BATCH_MIGRATE)")

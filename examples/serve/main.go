@@ -1,0 +1,40 @@
+// Command serve is a program that fires its own jobs on schedules: run its
+// serve command on one machine or on several replicas sharing a PostgreSQL
+// job repository, and each due time runs once.
+//
+//	serve serve                                SQLite batch.db, one replica; Ctrl-C stops it
+//	serve -db postgres://localhost/app serve   the same on every replica
+//	serve schedules                            next due times, last fires
+//	serve schedule trigger pulse               run pulse now, here
+//	serve schedule pause cleanup               pause a schedule for every replica
+//
+// Its two jobs work on the table pulse of the job repository's database:
+//
+//   - pulse, every 10 seconds (PULSE_SPEC, a cron spec with seconds, changes
+//     it): records the time it fired for and the process that ran it, after
+//     waiting PULSE_WORK (a Go duration, default 0s), as a job that takes
+//     that long would;
+//   - cleanup, every night at 03:15 in Europe/Berlin: deletes the pulses
+//     older than a week, in chunks of 1,000; when the schedulers were down
+//     at 03:15 it runs once when they are back (misfire run-once).
+package main
+
+import (
+	"os"
+
+	"github.com/chunkwise/chunkwise/launcher"
+)
+
+func main() {
+	var jobs launcher.Registry
+	jobs.MustRegister("pulse", newPulse)
+	jobs.MustRegister("cleanup", newCleanup)
+	spec := os.Getenv("PULSE_SPEC")
+	if spec == "" {
+		spec = "*/10 * * * * *"
+	}
+	jobs.MustSchedule(launcher.Schedule{Name: "pulse", Job: "pulse", Spec: spec, Seconds: true})
+	jobs.MustSchedule(launcher.Schedule{Name: "cleanup", Job: "cleanup", Spec: "15 3 * * *",
+		TimeZone: "Europe/Berlin", Misfire: "run-once"})
+	launcher.Main(&jobs)
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/internal/exampletest"
+	"github.com/chunkwise/chunkwise/repository/postgres"
+)
+
+var binary string
+
+func TestMain(m *testing.M) { exampletest.Main(m, "serve", &binary) }
+
+// replica is a serve process, its output kept.
+type replica struct {
+	cmd *exec.Cmd
+	out *exampletest.Buffer
+}
+
+// startReplicas starts n serve processes on b, firing pulse every second,
+// each pulse taking work.
+func startReplicas(t *testing.T, b exampletest.Backend, n int, work string) []*replica {
+	var rs []*replica
+	for range n {
+		cmd := exampletest.Command(binary, b.DSN, []string{"PULSE_SPEC=* * * * * *", "PULSE_WORK=" + work},
+			"-lease", "3s", "-log-level", "info", "serve")
+		r := &replica{cmd: cmd, out: &exampletest.Buffer{}}
+		cmd.Stdout, cmd.Stderr = r.out, r.out
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// stop sends the replicas SIGTERM and waits for them to exit 0.
+func stop(t *testing.T, rs []*replica) {
+	for _, r := range rs {
+		if r.cmd.ProcessState != nil {
+			continue
+		}
+		require.NoError(t, r.cmd.Process.Signal(syscall.SIGTERM))
+	}
+	for _, r := range rs {
+		if r.cmd.ProcessState != nil {
+			continue
+		}
+		err := r.cmd.Wait()
+		require.NoError(t, err, "%s", r.out.String())
+	}
+}
+
+// pulses returns the fire times recorded, in order, and how many times
+// each was.
+func pulses(t *testing.T, db *sqlx.DB) ([]time.Time, map[time.Time]int) {
+	var fires []time.Time
+	require.NoError(t, db.Select(&fires, `SELECT fire FROM pulse ORDER BY fire`))
+	counts := map[time.Time]int{}
+	var distinct []time.Time
+	for _, f := range fires {
+		if counts[f] == 0 {
+			distinct = append(distinct, f)
+		}
+		counts[f]++
+	}
+	return distinct, counts
+}
+
+// TestReplicas: three serve processes on one PostgreSQL repository, pulse
+// every second for 10 s: every second from the first fire to the last
+// runs once.
+func TestReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three processes for 10 s")
+	}
+	b := exampletest.Backends()["postgres"](t)
+	rs := startReplicas(t, b, 3, "0s")
+	time.Sleep(10 * time.Second)
+	stop(t, rs)
+
+	fires, counts := pulses(t, b.DB)
+	require.GreaterOrEqual(t, len(fires), 7, "%v", fires)
+	for i, f := range fires {
+		require.Equal(t, 1, counts[f], "%s ran %d times", f, counts[f])
+		if i > 0 {
+			require.Equal(t, time.Second, f.Sub(fires[i-1]), "no second missed between %s and %s", fires[i-1], f)
+		}
+	}
+	r := exampletest.Run(t, binary, b.DSN, nil, "schedules")
+	require.Equal(t, 0, r.Code, r.Stderr)
+	require.Regexp(t, `pulse\s+pulse\s+\* \* \* \* \* \* \(with seconds\)\s+UTC`, r.Stdout)
+	require.Regexp(t, `cleanup\s+cleanup\s+15 3 \* \* \*\s+Europe/Berlin\s+\d{4}-\d\d-\d\d 03:15:00 CES?T`, r.Stdout)
+}
+
+// TestReplicaKilled: the replica running a pulse (2 s of work) is
+// SIGKILLed. Its execution stays STARTED, counted as running until its
+// lease (3 s) expires, then as crashed; the other replicas go on firing,
+// each fire time once, and the killed fire never commits.
+func TestReplicaKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three processes and kills one")
+	}
+	b := exampletest.Backends()["postgres"](t)
+	rs := startReplicas(t, b, 3, "2s")
+	fired := regexp.MustCompile(`msg="schedule: fired".* execution=(\d+)`)
+	var (
+		victim *replica
+		exec   int64
+	)
+	require.Eventually(t, func() bool {
+		for _, r := range rs {
+			if m := fired.FindAllStringSubmatch(r.out.String(), -1); len(m) > 0 {
+				victim = r
+				exec, _ = strconv.ParseInt(m[len(m)-1][1], 10, 64)
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 20*time.Millisecond)
+	require.NoError(t, victim.cmd.Process.Kill())
+	_ = victim.cmd.Wait()
+	killedAt := time.Now()
+	var others []*replica
+	for _, r := range rs {
+		if r != victim {
+			others = append(others, r)
+		}
+	}
+	time.Sleep(12 * time.Second)
+	stop(t, others)
+
+	fires, counts := pulses(t, b.DB)
+	var after int
+	for _, f := range fires {
+		require.Equal(t, 1, counts[f], "%s ran %d times", f, counts[f])
+		if f.After(killedAt.UTC().Add(-time.Second)) {
+			after++
+		}
+	}
+	require.GreaterOrEqual(t, after, 2, "the other replicas went on firing after the kill: %v", fires)
+	repo, err := postgres.Open(context.Background(), b.DSN, postgres.Config{})
+	require.NoError(t, err)
+	defer repo.Close()
+	e, err := repo.JobExecution(context.Background(), exec)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusStarted, e.Status, "the killed run never ended")
+	fire, ok := e.Parameters.Time(batch.FireTimeParam)
+	require.True(t, ok)
+	require.Zero(t, counts[fire.UTC()], "the killed fire committed nothing")
+}
