@@ -325,6 +325,12 @@ func (l *Launcher) RunPartition(ctx context.Context, w PartitionWork, owner stri
 		return se, runErr // the renewal after the release found the lease gone: no fence
 	}
 	if r.fenced.Load() {
+		// A renewal just after the step's end was saved finds the lease
+		// gone (the step ended): the end is this worker's when its save is
+		// the partition's last write.
+		if cur, ok := r.storedStep(book, se.ID); ok && !cur.Status.Running() && cur.Version == se.Version {
+			return se, runErr
+		}
 		cause := batch.ErrFenced
 		if c := r.fenceCause.Load(); c != nil {
 			cause = *c

@@ -242,6 +242,38 @@ func TestRemotePartitions(t *testing.T) {
 	})
 }
 
+// TestRemotePartitionEndNotFenced: a worker renewing its lease every
+// millisecond — a renewal lands just after the partition's end is saved
+// and finds the lease gone, the step ended — still reports the partition
+// as ended, not as lost to another worker.
+func TestRemotePartitionEndNotFenced(t *testing.T) {
+	w := newRemoteWorld(t)
+	m := w.manager(launcher.RemoteConfig{Poll: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pg, err := postgres.Open(ctx, w.dsn, postgres.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pg.Close() })
+	var reg launcher.Registry
+	remoteJob(&reg, "eager", nil)
+	eager, err := launcher.New(launcher.Config{Registry: &reg, Repository: pg, Lease: 5 * time.Second, HeartbeatInterval: time.Millisecond})
+	require.NoError(t, err)
+	ran := &sync.Map{}
+	go w.serve(ctx, eager, "eager", ran)
+	job, err := m.Job("spread", nil)
+	require.NoError(t, err)
+	exec, err := m.Run(ctx, job, nil)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatusCompleted, exec.Status)
+	n := 0
+	ran.Range(func(k, v any) bool {
+		n++
+		require.Equal(t, batch.StatusCompleted, v, "%v", k)
+		return true
+	})
+	require.Equal(t, 4, n)
+}
+
 // TestRemotePartitionTakenOver: a worker paused past its lease (in the
 // middle of its partition) loses it to another, which resumes at its last
 // checkpoint; woken up, it commits nothing more. Every item once.
