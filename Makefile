@@ -48,8 +48,9 @@ remote-demo:
 ## there exactly once; the same for the partitioned examples (a table in
 ## four key ranges, files one per partition); then the full crash sweeps of
 ## the chunk step and of the partitioned step (every commit, before and
-## after COMMIT, once and twice; every bookkeeping write). make test runs a
-## short version of each.
+## after COMMIT, once and twice; every bookkeeping write); and three serve
+## processes firing a schedule every second for 30 s, each second once.
+## make test runs a short version of each.
 TORTURE_KILLS ?= 30
 TORTURE_ROWS  ?= 300000
 torture:
@@ -57,6 +58,7 @@ torture:
 	TORTURE_KILLS=$(TORTURE_KILLS) TORTURE_ROWS=100000 $(GO) test -count=1 -timeout 30m -run 'TestTorture' -v ./examples/partitioned/
 	TORTURE_KILLS=$(TORTURE_KILLS) TORTURE_LINES=20000 $(GO) test -count=1 -timeout 30m -run 'TestTorture' -v ./examples/partitionfile/
 	BATCH_CRASH_SWEEP=full $(GO) test -count=1 -timeout 60m -parallel 8 -run 'Sweep' ./batch/
+	SERVE_SECONDS=30 $(GO) test -count=1 -timeout 10m -run 'TestReplicas' -v ./examples/serve/
 
 ## fuzz: run each fuzz target for FUZZTIME inputs (default 200000x).
 # A count, not a duration: with a duration, Go 1.26's fuzzing coordinator
