@@ -438,14 +438,33 @@ func TestRemotePartitionsTimeout(t *testing.T) {
 	m := w.manager(launcher.RemoteConfig{Poll: 20 * time.Millisecond, Timeout: 1500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// One worker, a partition at a time, 8 chunks of 150 ms each: 1.2 s
-	// a partition.
-	var done sync.Map
-	worker := w.launcher("worker-1", 5*time.Second, func(context.Context, string) { time.Sleep(150 * time.Millisecond) }, launcher.RemoteConfig{})
+	// One worker, a partition at a time: the first it takes runs through;
+	// the second stops in its second chunk's write until the job has
+	// failed; the other two wait.
+	var (
+		done    sync.Map
+		mu      sync.Mutex
+		order   = map[string]int{}
+		chunks  = map[string]int{}
+		release = make(chan struct{})
+	)
+	worker := w.launcher("worker-1", 5*time.Second, func(_ context.Context, part string) {
+		mu.Lock()
+		if _, ok := order[part]; !ok {
+			order[part] = len(order)
+		}
+		chunks[part]++
+		stall := order[part] == 1 && chunks[part] == 2
+		mu.Unlock()
+		if stall {
+			<-release
+		}
+	}, launcher.RemoteConfig{})
 	go w.serve(ctx, worker, "worker-1", &done)
 	job, err := m.Job("spread", nil)
 	require.NoError(t, err)
 	exec, err := m.Run(ctx, job, nil)
+	close(release)
 	require.ErrorContains(t, err, "not ended within the step's timeout of 1.5s")
 	require.Equal(t, batch.StatusFailed, exec.Status)
 	require.Contains(t, exec.ExitStatus.Description, "not ended within the step's timeout of 1.5s")
