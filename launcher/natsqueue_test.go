@@ -3,7 +3,6 @@ package launcher_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/pgtest"
 	"github.com/chunkwise/chunkwise/launcher"
-	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/repository/postgres"
 )
 
@@ -28,50 +26,6 @@ func startNATS(t *testing.T) string {
 	require.True(t, s.ReadyForConnections(10*time.Second), "nats-server did not start")
 	t.Cleanup(s.Shutdown)
 	return s.ClientURL()
-}
-
-// registerQueued registers "spread": 4 partitions of 30 numbers, each written
-// into spread with the name of the process that wrote it, in the chunk's
-// transaction.
-func registerQueued(reg *launcher.Registry, who string) {
-	reg.MustRegister("spread", func(env launcher.Env) (batch.JobConfig, error) {
-		step, err := batch.NewPartitionStep("load", batch.PartitionConfig{
-			Partitioner: batch.PartitionerFunc(func(context.Context) ([]batch.Partition, error) {
-				var parts []batch.Partition
-				for i := range 4 {
-					p := batch.Partition{Name: fmt.Sprintf("p%d", i), Context: batch.ExecutionContext{}}
-					if err := p.Context.Put("from", i*30+1); err != nil {
-						return nil, err
-					}
-					parts = append(parts, p)
-				}
-				return parts, nil
-			}),
-			Step: func(name string, p batch.Partition) (batch.Step, error) {
-				from, _ := p.Context.Int64("from")
-				items := make([]int64, 30)
-				for i := range items {
-					items[i] = from + int64(i)
-				}
-				return batch.NewChunkStep(name, batch.ChunkConfig[int64, int64]{
-					Reader: reader.FromSlice(items), ChunkSize: 5,
-					Writer: batch.WriterFunc[int64](func(ctx context.Context, items []int64) error {
-						tx, err := batch.JoinTxx(ctx, env.DB)
-						if err != nil {
-							return err
-						}
-						for _, it := range items {
-							if _, err := tx.ExecContext(ctx, `INSERT INTO spread (item, worker) VALUES ($1, $2)`, it, who); err != nil {
-								return err
-							}
-						}
-						return nil
-					}),
-				})
-			},
-		})
-		return batch.JobConfig{Steps: []batch.Step{step}}, err
-	})
 }
 
 // TestNATSQueue: a manager hands 4 partitions to 2 workers through JetStream;
@@ -88,7 +42,7 @@ func TestNATSQueue(t *testing.T) {
 		t.Cleanup(func() { _ = repo.Close() })
 		require.NoError(t, repo.Migrate(ctx))
 		var reg launcher.Registry
-		registerQueued(&reg, who)
+		spreadJob(&reg, who, 30, nil)
 		nc, err := nats.Connect(url)
 		require.NoError(t, err)
 		t.Cleanup(nc.Close)
@@ -171,7 +125,7 @@ func TestCommandWorker(t *testing.T) {
 	require.NoError(t, err)
 	program := func(who string, stdout, stderr *bytes.Buffer) launcher.Program {
 		var reg launcher.Registry
-		registerQueued(&reg, who)
+		spreadJob(&reg, who, 30, nil)
 		return launcher.Program{Registry: &reg, Stdout: stdout, Stderr: stderr}
 	}
 

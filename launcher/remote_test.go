@@ -20,12 +20,17 @@ import (
 	"github.com/chunkwise/chunkwise/repository/postgres"
 )
 
-// remoteJob registers "spread": 4 partitions of 40 items (from 1, or from
-// base+1 with the parameter base), chunk 5, each item
-// inserted into spread (item primary key) with the worker that wrote it, in
-// the chunk's transaction. pause, when set, is called before each chunk's
-// write with the partition's name.
+// remoteJob registers "spread": 4 partitions of 40 items (see spreadJob).
 func remoteJob(reg *launcher.Registry, worker string, pause func(ctx context.Context, part string)) {
+	spreadJob(reg, worker, 40, pause)
+}
+
+// spreadJob registers "spread": 4 partitions of per items (from 1, or from
+// base+1 with the parameter base), chunk 5, each item inserted into spread
+// (item primary key) with the worker that wrote it, in the chunk's
+// transaction. pause, when set, is called before each chunk's write with
+// the partition's name.
+func spreadJob(reg *launcher.Registry, worker string, per int, pause func(ctx context.Context, part string)) {
 	reg.MustRegister("spread", func(env launcher.Env) (batch.JobConfig, error) {
 		schema, err := batch.NewTaskletStep("schema", batch.TaskletConfig{
 			Tasklet: batch.TaskletFunc(func(ctx context.Context, _ *batch.StepExecution) (batch.RepeatStatus, error) {
@@ -44,7 +49,7 @@ func remoteJob(reg *launcher.Registry, worker string, pause func(ctx context.Con
 				var parts []batch.Partition
 				for i := range 4 {
 					p := batch.Partition{Name: fmt.Sprintf("p%d", i), Context: batch.ExecutionContext{}}
-					if err := p.Context.Put("from", i*40+1); err != nil {
+					if err := p.Context.Put("from", i*per+1); err != nil {
 						return nil, err
 					}
 					parts = append(parts, p)
@@ -54,7 +59,7 @@ func remoteJob(reg *launcher.Registry, worker string, pause func(ctx context.Con
 			Step: func(name string, p batch.Partition) (batch.Step, error) {
 				from, _ := p.Context.Int64("from")
 				base, _ := env.Parameters.Int("base") // another instance's items
-				items := make([]int64, 40)
+				items := make([]int64, per)
 				for i := range items {
 					items[i] = base + from + int64(i)
 				}

@@ -59,9 +59,6 @@ func (row scheduleRow) schedule() (repository.Schedule, error) {
 		TimeZone: row.TimeZone, Misfire: row.Misfire, Overlap: row.Overlap, Paused: row.Paused,
 		NextFire: row.NextFire.UTC(), LastFire: row.LastFire.Time.UTC(), LastExecutionID: row.LastExec.Int64,
 		UpdatedAt: row.UpdatedAt.UTC()}
-	if !row.LastFire.Valid {
-		s.LastFire = time.Time{}
-	}
 	if err := json.Unmarshal([]byte(row.Parameters), &s.Parameters); err != nil {
 		return s, fmt.Errorf("schedule %s: parameters: %w", row.Name, err)
 	}

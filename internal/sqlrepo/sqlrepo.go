@@ -88,6 +88,17 @@ type Repository struct {
 	sql func(string) string // fills in the table prefix and the dialect's clauses, and rebinds
 }
 
+// Capabilities are the interfaces a Repository implements beyond
+// repository.JobRepository: the public SQL repositories embed them.
+type Capabilities interface {
+	repository.Pruner
+	repository.RejectStore
+	repository.StepLeaser
+	repository.ScheduleStore
+}
+
+var _ Capabilities = (*Repository)(nil)
+
 type queries struct {
 	insertInstance, selectInstanceLock, selectInstance, lastExecution, markExecutionCrashed,
 	markStepsCrashed, insertExecution, selectExecution, updateExecution, heartbeat,

@@ -35,7 +35,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq" // also the "postgres" database/sql driver
 
-	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/sqlrepo"
 	"github.com/chunkwise/chunkwise/repository"
 )
@@ -81,13 +80,22 @@ const (
 	DriverPQ  = "pq"
 )
 
-// Repository is the PostgreSQL job repository: a repository.JobRepository.
+// capabilities are the interfaces of the SQL implementation beyond
+// repository.JobRepository, promoted to Repository.
+type capabilities = sqlrepo.Capabilities
+
+// Repository is the PostgreSQL job repository: a repository.JobRepository,
+// and a repository.Pruner (Prune deletes old executions a batch per
+// transaction; see repository.PruneRequest for what it keeps),
+// repository.RejectStore, repository.StepLeaser and
+// repository.ScheduleStore.
 type Repository struct {
 	// JobRepository is the SQL implementation the methods come from.
 	repository.JobRepository
-	db     *sqlx.DB
-	prefix string
-	owned  bool
+	capabilities // the same implementation's other interfaces
+	db           *sqlx.DB
+	prefix       string
+	owned        bool
 }
 
 // DB returns the database the repository runs on. Writers and tasklets on
@@ -138,7 +146,7 @@ func New(db *sqlx.DB, cfg Config) (*Repository, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repository postgres: %w", err)
 	}
-	return &Repository{JobRepository: r, db: db, prefix: cfg.TablePrefix}, nil
+	return &Repository{JobRepository: r, capabilities: r, db: db, prefix: cfg.TablePrefix}, nil
 }
 
 // MaxIdleConns is how many idle connections the pool Open makes keeps
@@ -259,72 +267,9 @@ func withConnectTimeout(dsn string) string {
 	return dsn + " connect_timeout=" + secs
 }
 
-var _ repository.Pruner = (*Repository)(nil)
-
-// Prune implements repository.Pruner: it deletes old executions a batch per
-// transaction (see repository.PruneRequest for what it keeps).
-func (r *Repository) Prune(ctx context.Context, req repository.PruneRequest) (repository.PruneResult, error) {
-	return r.JobRepository.(repository.Pruner).Prune(ctx, req)
-}
-
-var _ repository.RejectStore = (*Repository)(nil)
-
-// SaveReject implements repository.RejectStore.
-func (r *Repository) SaveReject(ctx context.Context, stepExecutionID int64, rej batch.Reject) error {
-	return r.JobRepository.(repository.RejectStore).SaveReject(ctx, stepExecutionID, rej)
-}
-
-// Rejects implements repository.RejectStore.
-func (r *Repository) Rejects(ctx context.Context, jobExecutionID int64) ([]repository.StoredReject, error) {
-	return r.JobRepository.(repository.RejectStore).Rejects(ctx, jobExecutionID)
-}
-
-var _ repository.StepLeaser = (*Repository)(nil)
-
-// ClaimStep implements repository.StepLeaser.
-func (r *Repository) ClaimStep(ctx context.Context, id int64, owner string, lease time.Duration) (*batch.StepExecution, error) {
-	return r.JobRepository.(repository.StepLeaser).ClaimStep(ctx, id, owner, lease)
-}
-
-// RenewStepLease implements repository.StepLeaser.
-func (r *Repository) RenewStepLease(ctx context.Context, id int64, owner string, lease time.Duration) error {
-	return r.JobRepository.(repository.StepLeaser).RenewStepLease(ctx, id, owner, lease)
-}
-
-var _ repository.ScheduleStore = (*Repository)(nil)
-
-// SyncSchedule implements repository.ScheduleStore.
-func (r *Repository) SyncSchedule(ctx context.Context, s repository.Schedule, first func(now time.Time) time.Time) error {
-	return r.JobRepository.(repository.ScheduleStore).SyncSchedule(ctx, s, first)
-}
-
-// Schedules implements repository.ScheduleStore.
-func (r *Repository) Schedules(ctx context.Context) ([]repository.Schedule, error) {
-	return r.JobRepository.(repository.ScheduleStore).Schedules(ctx)
-}
-
-// SetSchedulePaused implements repository.ScheduleStore.
-func (r *Repository) SetSchedulePaused(ctx context.Context, name string, paused bool) error {
-	return r.JobRepository.(repository.ScheduleStore).SetSchedulePaused(ctx, name, paused)
-}
-
-// FireSchedule implements repository.ScheduleStore.
-func (r *Repository) FireSchedule(ctx context.Context, name string, due, next time.Time,
-	launch func(ctx context.Context) (int64, error)) (bool, error) {
-	return r.JobRepository.(repository.ScheduleStore).FireSchedule(ctx, name, due, next, launch)
-}
-
-// ScheduleNow implements repository.ScheduleStore.
-func (r *Repository) ScheduleNow(ctx context.Context) (time.Time, error) {
-	return r.JobRepository.(repository.ScheduleStore).ScheduleNow(ctx)
-}
-
-// ReleaseStep implements repository.StepLeaser.
-func (r *Repository) ReleaseStep(ctx context.Context, id int64, owner string) error {
-	return r.JobRepository.(repository.StepLeaser).ReleaseStep(ctx, id, owner)
-}
-
-// StepLease implements repository.StepLeaser.
-func (r *Repository) StepLease(ctx context.Context, id int64) (repository.StepLease, error) {
-	return r.JobRepository.(repository.StepLeaser).StepLease(ctx, id)
-}
+var (
+	_ repository.Pruner        = (*Repository)(nil)
+	_ repository.RejectStore   = (*Repository)(nil)
+	_ repository.StepLeaser    = (*Repository)(nil)
+	_ repository.ScheduleStore = (*Repository)(nil)
+)
