@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/dashboard"
 	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/postgres"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
@@ -79,6 +80,11 @@ type Program struct {
 	MeterProvider  metric.MeterProvider
 	TracerProvider trace.TracerProvider
 	ChunkSpans     bool
+	// Dashboard configures the dashboard that serve -http serves. Default:
+	// read-only. With AllowActions, its actions run on this program's
+	// launcher (Operator is set to it when nil): set Authorize too, for
+	// anyone who reaches the address may otherwise act.
+	Dashboard dashboard.Options
 }
 
 // Main runs the command line in os.Args and exits with its exit code.
@@ -125,10 +131,12 @@ commands:
                            those running back at their next chunk boundary, for other workers
                            to resume at once; a second exits at once (another worker resumes
                            them from their checkpoints once their lease expires)
-  serve                    fire the program's schedules (every replica may: each due time fires
-                           once), and with -nats also serve partitions as worker does, until
-                           SIGINT or SIGTERM: a signal stops the running executions at their
-                           next chunk boundary (restartable) and hands partitions back
+  serve [-http ADDR]       fire the program's schedules (every replica may: each due time fires
+                           once), with -nats also serve partitions as worker does, and with
+                           -http serve the dashboard on ADDR (:8080; read-only unless the
+                           program allows actions), until SIGINT or SIGTERM: a signal stops
+                           the running executions at their next chunk boundary (restartable)
+                           and hands partitions back
   schedules                list the schedules in the job repository: next due time, paused,
                            last fire and its execution
   schedule pause|resume|trigger NAME
@@ -175,6 +183,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	natsFlag := fs.String("nats", "", "NATS server URL (default: $BATCH_NATS): run, restart, backfill, replay and serve hand partitions to workers through it; worker and serve serve them")
 	slots := fs.Int("slots", 1, "worker, serve: how many partitions run at once")
+	httpAddr := fs.String("http", "", "serve: serve the dashboard on this address (:8080, 127.0.0.1:8080)")
 	remoteTimeout := fs.Duration("remote-timeout", 0, "with -nats: how long a partitioned step waits for its partitions before it fails those not ended; 0: no bound")
 	migrateFlag := fs.String("migrate", envOr("BATCH_MIGRATE", "auto"),
 		"auto: run and restart create or upgrade the repository's tables; off: they refuse an outdated schema, for a role that may not change it (env BATCH_MIGRATE)")
@@ -259,6 +268,9 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	}
 	if cmd != "worker" && cmd != "serve" && *slots != 1 {
 		return fail("-slots goes with worker and serve only")
+	}
+	if cmd != "serve" && *httpAddr != "" {
+		return fail("-http goes with serve only")
 	}
 	if *remoteTimeout != 0 && (*natsFlag == "" || cmd == "worker") {
 		return fail("-remote-timeout goes with -nats, and a command that runs a job")
@@ -402,8 +414,8 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		if len(rest) > 0 {
 			return fail("serve: takes no arguments")
 		}
-		if len(reg.Schedules()) == 0 && *natsFlag == "" {
-			return fail("serve: this program declares no schedules, and without -nats there are no partitions to serve")
+		if len(reg.Schedules()) == 0 && *natsFlag == "" && *httpAddr == "" {
+			return fail("serve: this program declares no schedules, and without -nats or -http there is nothing to serve")
 		}
 	case "schedules":
 		if len(rest) > 0 {
@@ -543,7 +555,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 	case "rejects":
 		return rejects(ctx, l, stdout, fail, execID, *asJSON)
 	case "serve":
-		return serve(ctx, l, queue, stderr, prog, *slots)
+		return serve(ctx, l, queue, stderr, prog, *slots, *httpAddr, p.Dashboard)
 	case "schedules":
 		list, err := l.Schedules(ctx)
 		if err != nil {
@@ -553,7 +565,7 @@ func (p Program) Run(ctx context.Context, args []string) int {
 		return ExitCompleted
 	case "schedule":
 		if rest[0] == "trigger" {
-			job, params, err := triggerParams(ctx, l, reg, rest[1])
+			job, params, err := l.triggerParams(ctx, rest[1])
 			if err != nil {
 				return fail("schedule trigger: %v", err)
 			}

@@ -2,9 +2,12 @@ package launcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/dashboard"
 	"github.com/chunkwise/chunkwise/repository"
 )
 
@@ -28,19 +32,61 @@ func runsJobs(cmd string, rest []string) bool {
 	return false
 }
 
-// serve fires the program's schedules, and with a queue serves partitions,
-// until SIGINT or SIGTERM (or ctx's end): a signal stops the executions
-// the scheduler started at their next chunk boundary and hands the
-// partitions running back; a second exits at once.
-func serve(ctx context.Context, l *Launcher, q *NATSQueue, stderr io.Writer, prog string, slots int) int {
+// serve fires the program's schedules, with a queue serves partitions,
+// and with addr serves the dashboard, until SIGINT or SIGTERM (or ctx's
+// end): a signal stops the executions the scheduler and the dashboard
+// started at their next chunk boundary and hands the partitions running
+// back; a second exits at once.
+func serve(ctx context.Context, l *Launcher, q *NATSQueue, stderr io.Writer, prog string, slots int, addr string, dash dashboard.Options) int {
 	ctx, cancel := untilSignal(ctx, stderr, prog,
 		"stopping the running executions at their next chunk boundary",
 		"the running executions can be restarted once their lease expires")
 	defer cancel()
 	owner := processOwner()
 	schedules := l.reg.Schedules()
+	// One part's failure (the dashboard's address taken away) ends the
+	// others.
+	g, ctx := errgroup.WithContext(ctx)
+	if addr != "" {
+		if dash.Operator == nil {
+			dash.Operator = l
+		}
+		if dash.Logger == nil {
+			dash.Logger = l.engine.logger
+		}
+		h, err := dashboard.New(l.Repository(), dash)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: serve: %v\n", prog, err)
+			return ExitFailed
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: serve: dashboard: %v\n", prog, err)
+			return ExitFailed
+		}
+		mode := "read-only"
+		if dash.AllowActions {
+			mode = "actions allowed"
+		}
+		fmt.Fprintf(stderr, "%s: dashboard on http://%s/ (%s)\n", prog, ln.Addr(), mode)
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("dashboard: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			// The executions its actions started: stopped at their next
+			// chunk boundary, as the scheduler's are.
+			return h.Shutdown(context.WithoutCancel(ctx))
+		})
+	}
 	fmt.Fprintf(stderr, "%s: serving %d schedules as %s\n", prog, len(schedules), owner)
-	var g errgroup.Group
 	if len(schedules) > 0 {
 		g.Go(func() error { return l.RunSchedules(ctx, SchedulerConfig{Schedules: schedules}) })
 	}
@@ -99,7 +145,8 @@ func writeSchedules(ctx context.Context, l *Launcher, w io.Writer, list []reposi
 // triggerParams returns the job and parameters of a fire of schedule name
 // now: the stored schedule's (the program's declaration if none is stored
 // yet), with the fire time now by the repository's clock, to the second.
-func triggerParams(ctx context.Context, l *Launcher, reg *Registry, name string) (string, batch.JobParameters, error) {
+func (l *Launcher) triggerParams(ctx context.Context, name string) (string, batch.JobParameters, error) {
+	reg := l.reg
 	var (
 		job    string
 		params batch.JobParameters

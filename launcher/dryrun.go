@@ -33,7 +33,7 @@ func (l *Launcher) DryRun() *Launcher {
 	return &Launcher{
 		reg: l.reg,
 		engine: &engine{repo: repo, lease: l.engine.lease, heartbeatInterval: l.engine.heartbeatInterval,
-			stopGrace: l.engine.stopGrace, logger: l.engine.logger, tel: l.engine.tel, dryRun: true},
+			stopGrace: l.engine.stopGrace, logger: l.engine.logger, tel: l.engine.tel, dryRun: true, clock: l.engine.clock},
 		env:     env,
 		history: l.history,
 		running: map[int64]chan struct{}{},

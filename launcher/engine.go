@@ -30,6 +30,11 @@ type engine struct {
 	dryRun            bool // mark the runs' contexts with batch.WithDryRun
 	tel               *telemetry
 	remote            RemoteConfig // with a Dispatcher: partitions run by workers
+	// clock is this machine's clock, which the times an execution records
+	// (start, end, rate) are read from; nothing that decides — leases,
+	// heartbeats, launches, schedules — reads it: those go by the
+	// repository's.
+	clock func() time.Time
 
 	mu   sync.Mutex
 	runs map[int64]*jobRun // the executions this engine is running
@@ -232,7 +237,7 @@ func (r *jobRun) run(ctx context.Context) (*batch.JobExecution, error) {
 		if r.stopRequested() {
 			e.Status = batch.StatusStopping
 		}
-		e.StartTime = time.Now().UTC()
+		e.StartTime = r.engine.clock().UTC()
 		e.ExitStatus = batch.ExitExecuting
 	}); err != nil {
 		return r.exec, err
@@ -275,7 +280,7 @@ func (r *jobRun) run(ctx context.Context) (*batch.JobExecution, error) {
 	status, exit = final.Status, final.ExitStatus
 	if err := r.saveJob(book, func(e *batch.JobExecution) {
 		e.Status, e.ExitStatus, e.Context = status, exit, final.Context
-		e.EndTime = time.Now().UTC()
+		e.EndTime = r.engine.clock().UTC()
 	}); err != nil {
 		r.log.Error("job end not saved", "status", status, "error", err)
 		if runErr != nil {
@@ -562,7 +567,7 @@ func (r *jobRun) newStepExecution(ctx context.Context, step batch.Step, status b
 		StepName:       step.Name(),
 		Status:         status,
 		ExitStatus:     batch.ExitExecuting,
-		StartTime:      time.Now().UTC(),
+		StartTime:      r.engine.clock().UTC(),
 		Context:        batch.ExecutionContext{},
 	}
 	policy, _ := step.(batch.StartPolicy)
@@ -656,7 +661,7 @@ func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *bat
 		r.engine.tel.endStep(book, span, r.job.Name(), step.Name(), se.Status, se.ExitStatus, time.Since(started))
 	}()
 	sc := &stepContext{run: r, job: job, se: se, log: log, stop: stop, stopping: stopping, chunkStart: started,
-		metrics: r.engine.tel.forStep(r.job.Name(), step.Name()), rate: newRater(se, started), rollbacks: se.RollbackCount}
+		metrics: r.engine.tel.forStep(r.job.Name(), step.Name()), rate: newRater(se, r.engine.clock()), rollbacks: se.RollbackCount}
 	// Step listeners find the step, and the job's context, in theirs.
 	ctx, book = batch.WithStepContext(ctx, sc), batch.WithStepContext(book, sc)
 
@@ -720,7 +725,7 @@ func (r *jobRun) runStepWith(ctx, book context.Context, step batch.Step, se *bat
 		job.Context = batch.ExecutionContext{}
 	}
 	r.join(base, job.Context)
-	se.EndTime = time.Now().UTC()
+	se.EndTime = r.engine.clock().UTC()
 	uerr := r.persist(book, "save step end", func(retry bool) error {
 		err := r.repo().UpdateStepExecution(book, se)
 		if retry && errors.Is(err, batch.ErrStaleVersion) {
@@ -987,7 +992,7 @@ func (sc *stepContext) commit(ctx context.Context, fn func(ctx context.Context, 
 			return err
 		}
 		var err error
-		if rate, err = sc.rate.next(w, time.Now()); err != nil {
+		if rate, err = sc.rate.next(w, sc.run.engine.clock()); err != nil {
 			return err
 		}
 		wrote = true

@@ -304,3 +304,42 @@ func ExampleLauncher_RunPartition() {
 	// COMPLETED <nil>
 	// written by the manager: 0 by the worker: 6
 }
+
+// StartRestart restarts a failed execution in the background, as a web
+// page's Restart button would: it returns once the new execution exists.
+func ExampleLauncher_StartRestart() {
+	var down atomic.Bool
+	down.Store(true)
+	var jobs launcher.Registry
+	jobs.MustRegister("sync", func(launcher.Env) (batch.JobConfig, error) {
+		step, err := batch.NewChunkStep("push", batch.ChunkConfig[int, int]{
+			Reader: reader.FromSlice([]int{1, 2, 3, 4}), ChunkSize: 2,
+			Writer: batch.WriterFunc[int](func(_ context.Context, items []int) error {
+				if down.Load() && items[0] == 3 {
+					return errors.New("the API is down")
+				}
+				return nil
+			}),
+		})
+		return batch.JobConfig{Steps: []batch.Step{step}}, err
+	})
+	l, err := launcher.New(launcher.Config{Registry: &jobs, Repository: memory.New()})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	job, _ := l.Job("sync", nil)
+	failed, _ := l.Run(ctx, job, batch.JobParameters{"day": batch.StringParam("2026-12-01")})
+	fmt.Println(failed.Status)
+
+	down.Store(false)
+	next, err := l.StartRestart(ctx, failed.ID)
+	if err != nil {
+		panic(err)
+	}
+	done, err := l.Wait(ctx, next.ID)
+	fmt.Println(done.Status, err, done.InstanceID == failed.InstanceID)
+	// Output:
+	// FAILED
+	// COMPLETED <nil> true
+}

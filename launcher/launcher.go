@@ -128,7 +128,7 @@ func New(cfg Config) (*Launcher, error) {
 	return &Launcher{
 		reg: cfg.Registry,
 		engine: &engine{repo: cfg.Repository, lease: cfg.Lease, heartbeatInterval: cfg.HeartbeatInterval,
-			stopGrace: cfg.StopGrace, logger: cfg.Logger, tel: tel, remote: cfg.Remote.withDefaults(cfg.Lease)},
+			stopGrace: cfg.StopGrace, logger: cfg.Logger, tel: tel, remote: cfg.Remote.withDefaults(cfg.Lease), clock: time.Now},
 		env:     Env{DB: cfg.DB, Repository: cfg.Repository, Logger: cfg.Logger, Stdout: cfg.Stdout},
 		history: cfg.Repository,
 		running: map[int64]chan struct{}{},
@@ -219,18 +219,38 @@ func (l *Launcher) Wait(ctx context.Context, executionID int64) (*batch.JobExecu
 // the same parameters, and runs it to its end as Run does. The job is built
 // from the registry (for a replay, as Replay builds it).
 func (l *Launcher) Restart(ctx context.Context, executionID int64) (*batch.JobExecution, error) {
-	prev, err := l.Repository().JobExecution(ctx, executionID)
+	job, params, err := l.restartable(ctx, executionID)
 	if err != nil {
 		return nil, err
 	}
+	return l.Run(ctx, job, params)
+}
+
+// StartRestart restarts as Restart does, in the background as Start runs:
+// it returns the new execution once it exists, and Wait waits for its end.
+func (l *Launcher) StartRestart(ctx context.Context, executionID int64) (*batch.JobExecution, error) {
+	job, params, err := l.restartable(ctx, executionID)
+	if err != nil {
+		return nil, err
+	}
+	return l.Start(ctx, job, params)
+}
+
+// restartable returns the job and parameters that restart execution
+// executionID.
+func (l *Launcher) restartable(ctx context.Context, executionID int64) (*batch.Job, batch.JobParameters, error) {
+	prev, err := l.Repository().JobExecution(ctx, executionID)
+	if err != nil {
+		return nil, nil, err
+	}
 	if prev.Status == batch.StatusCompleted {
-		return nil, &batch.LaunchError{JobName: prev.JobName, InstanceID: prev.InstanceID, ExecutionID: prev.ID, Err: batch.ErrJobComplete}
+		return nil, nil, &batch.LaunchError{JobName: prev.JobName, InstanceID: prev.InstanceID, ExecutionID: prev.ID, Err: batch.ErrJobComplete}
 	}
 	job, err := l.jobFor(ctx, prev.JobName, prev.Parameters)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return l.Run(ctx, job, prev.Parameters)
+	return job, prev.Parameters, nil
 }
 
 // Stop asks a running execution to stop. The process running it — this one
@@ -302,7 +322,7 @@ func (l *Launcher) abandon(ctx context.Context, executionID int64, force bool) e
 		e.Status = batch.StatusAbandoned
 		e.ExitStatus = batch.ExitStatus{Code: "ABANDONED", Description: "abandoned by an operator"}
 		if e.EndTime.IsZero() {
-			e.EndTime = time.Now().UTC()
+			e.EndTime = l.engine.clock().UTC()
 		}
 		return nil
 	})

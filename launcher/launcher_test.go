@@ -596,7 +596,7 @@ func TestReadOnlyCommandsNeverWrite(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "batch.db")
 	code, out, _ := command(tj, "-db", db, "migrate")
 	require.Equal(t, 0, code)
-	require.Equal(t, "job repository: applied 001_init, 002_execution_lease, 003_step_changes, 004_rejects, 005_step_lease, 006_schedule\n", out)
+	require.Equal(t, "job repository: applied 001_init, 002_execution_lease, 003_step_changes, 004_rejects, 005_step_lease, 006_schedule, 007_execution_filters\n", out)
 	code, out, _ = command(tj, "-db", db, "migrate")
 	require.Equal(t, 0, code)
 	require.Equal(t, "job repository: up to date\n", out)
@@ -610,7 +610,7 @@ func TestReadOnlyCommandsNeverWrite(t *testing.T) {
 		`ALTER TABLE batch_step_execution DROP COLUMN unchanged_count`, `ALTER TABLE batch_step_execution DROP COLUMN delete_count`,
 		`DROP TABLE batch_step_reject`, `ALTER TABLE batch_step_execution DROP COLUMN lease_owner`,
 		`ALTER TABLE batch_step_execution DROP COLUMN lease_until`, `ALTER TABLE batch_step_execution DROP COLUMN claims`,
-		`DROP TABLE batch_schedule`} {
+		`DROP TABLE batch_schedule`, `DROP INDEX batch_job_execution_status`, `DROP INDEX batch_job_execution_created`} {
 		_, err = repo.DB().Exec(stmt)
 		require.NoError(t, err)
 	}
@@ -627,7 +627,7 @@ func TestReadOnlyCommandsNeverWrite(t *testing.T) {
 	for _, args := range [][]string{{"status"}, {"status", "1"}, {"stop", "1"}, {"abandon", "1"}, {"-migrate", "off", "run", "noop"}} {
 		code, _, errOut := command(tj, append([]string{"-db", db}, args...)...)
 		require.Equal(t, launcher.ExitUsage, code, "%q", args)
-		require.Contains(t, errOut, "its tables need migrating (002_execution_lease, 003_step_changes, 004_rejects, 005_step_lease, 006_schedule): run launcher.test migrate", "%q", args)
+		require.Contains(t, errOut, "its tables need migrating (002_execution_lease, 003_step_changes, 004_rejects, 005_step_lease, 006_schedule, 007_execution_filters): run launcher.test migrate", "%q", args)
 		require.Equal(t, 1, versions(), "%q changed nothing", args)
 	}
 	t.Setenv("BATCH_MIGRATE", "off")
@@ -637,7 +637,7 @@ func TestReadOnlyCommandsNeverWrite(t *testing.T) {
 
 	code, _, errOut := command(tj, "-db", db, "-log-level", "error", "run", "noop")
 	require.Equal(t, 0, code, "run migrates by default: %s", errOut)
-	require.Equal(t, 6, versions())
+	require.Equal(t, 7, versions())
 	code, _, _ = command(tj, "-db", db, "status")
 	require.Equal(t, 0, code)
 }

@@ -103,12 +103,19 @@ func TestPlansIndependentOfHistory(t *testing.T) {
 	e := run("history", batch.JobParameters{"day": batch.StringParam("new")})
 	run("rare", batch.JobParameters{"day": batch.StringParam("2")})
 	for _, q := range []batch.ExecutionQuery{{Limit: 20}, {JobName: "history", Limit: 20}, {JobName: "rare", Limit: 20},
-		{Running: true}, {InstanceID: e.InstanceID}} {
+		{Running: true}, {InstanceID: e.InstanceID},
+		// The dashboard's filters and pages.
+		{Status: batch.StatusFailed, Limit: 26}, {JobName: "history", Status: batch.StatusFailed, Limit: 26},
+		{BeforeID: e.ID - 50_000, Limit: 26}, {JobName: "history", BeforeID: e.ID - 50_000, Limit: 26},
+		{Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour), Limit: 26}} {
 		_, err := l.Executions(ctx, q)
 		require.NoError(t, err)
 	}
 	_, err = l.Summary(ctx, e.ID)
 	require.NoError(t, err)
+	names, err := repo.JobNames(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"history", "rare"}, names)
 	pgxRecorded.mu.Lock()
 	pgxRecorded.on = false
 	stmts := pgxRecorded.stmts

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/internal/format"
 	"github.com/chunkwise/chunkwise/repository"
 )
 
@@ -120,58 +121,21 @@ func (p *previousRuns) of(ctx context.Context, job string, execID int64, step st
 func progressLine(s, prev *batch.StepExecution, now time.Time, stalled time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d read", s.StepName, s.ReadCount)
-	var rate batch.Rate
-	hasRate, _ := s.Context.Get(batch.RateKey, &rate)
-	var p batch.Progress
-	hasProgress, _ := s.Context.Get(batch.ProgressKey, &p)
-	if hasRate {
-		fmt.Fprintf(&b, ", %s items/s", formatRate(rate.Items))
+	est := s.Estimate(prev)
+	if est.HasRate {
+		fmt.Fprintf(&b, ", %s items/s", format.Rate(est.Rate.Items))
 	}
-	if hasProgress && p.Total > 0 {
-		fmt.Fprintf(&b, ", %.0f%% of %s", 100*float64(p.Done)/float64(p.Total), formatAmount(p.Total, p.Unit))
-		if hasRate && rate.Units > 0 && p.Done < p.Total {
-			// As of the last checkpoint: the time since then is not taken
-			// off, for a step that waits has not come closer to its end.
-			eta := time.Duration(float64(p.Total-p.Done) / rate.Units * float64(time.Second))
-			if eta > 0 {
-				fmt.Fprintf(&b, ", ETA %s", roughly(eta))
-			}
+	if p := est.Progress; est.HasProgress && p.Total > 0 {
+		fmt.Fprintf(&b, ", %.0f%% of %s", 100*float64(p.Done)/float64(p.Total), format.Amount(p.Total, p.Unit))
+		if est.ETA > 0 {
+			fmt.Fprintf(&b, ", ETA %s", format.Roughly(est.ETA))
 		}
-	} else if hasRate && rate.Items > 0 && prev != nil && prev.ReadCount > s.ReadCount {
-		eta := time.Duration(float64(prev.ReadCount-s.ReadCount) / rate.Items * float64(time.Second))
-		if eta > 0 {
-			fmt.Fprintf(&b, ", ETA %s (the last run read %d)", roughly(eta), prev.ReadCount)
-		}
+	} else if est.ETA > 0 {
+		fmt.Fprintf(&b, ", ETA %s (the last run read %d)", format.Roughly(est.ETA), est.Last)
 	}
 	last := s.UpdatedAt
 	if !last.IsZero() && stalled > 0 && now.Sub(last) > stalled {
-		fmt.Fprintf(&b, ", STALLED: no commit for %s", roughly(now.Sub(last)))
+		fmt.Fprintf(&b, ", STALLED: no commit for %s", format.Roughly(now.Sub(last)))
 	}
 	return b.String()
-}
-
-// roughly rounds d to the second, or under a second to the millisecond.
-func roughly(d time.Duration) time.Duration {
-	if d >= time.Second {
-		return d.Round(time.Second)
-	}
-	return d.Round(time.Millisecond)
-}
-
-func formatRate(r float64) string {
-	switch {
-	case r >= 100:
-		return fmt.Sprintf("%.0f", r)
-	case r >= 10:
-		return fmt.Sprintf("%.1f", r)
-	}
-	return fmt.Sprintf("%.2f", r)
-}
-
-// formatAmount writes n units, in MB for bytes.
-func formatAmount(n int64, unit string) string {
-	if unit == "bytes" && n >= 1<<20 {
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	}
-	return fmt.Sprintf("%d %s", n, unit)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/chunkwise/chunkwise/batch"
+	"github.com/chunkwise/chunkwise/internal/format"
 )
 
 // Progress modes of the command line's run (-progress).
@@ -69,7 +70,7 @@ func (l *Launcher) viewSteps(ctx context.Context, job string, execID int64, prev
 				word = "done"
 			}
 			v.line = fmt.Sprintf("%s: %s: %d read, %d written, took %s", s.StepName, word, s.ReadCount, s.WriteCount,
-				roughly(s.EndTime.Sub(s.StartTime)))
+				format.Roughly(s.EndTime.Sub(s.StartTime)))
 		}
 		out = append(out, v)
 	}

@@ -158,7 +158,7 @@ func (sc *stepContext) runRemote(ctx context.Context, step batch.Step, stop <-ch
 			if held {
 				desc += fmt.Sprintf(" (held by %s, claimed %d times)", l.Owner, l.Claims)
 			}
-			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusFailed, batch.ExitFailed.WithDescription(desc), time.Now().UTC()
+			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusFailed, batch.ExitFailed.WithDescription(desc), r.engine.clock().UTC()
 			if err := r.repo().UpdateStepExecution(book, cur); err != nil {
 				continue // a chunk committed meanwhile: read it again
 			}
@@ -166,7 +166,7 @@ func (sc *stepContext) runRemote(ctx context.Context, step batch.Step, stop <-ch
 			return cur, &batch.StepError{Step: step.Name(), Err: errors.New(desc)}
 		case !held && stopping:
 			// No worker took it: it ends here, restartable.
-			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusStopped, batch.ExitStopped.WithDescription("stopped before a worker took it"), time.Now().UTC()
+			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusStopped, batch.ExitStopped.WithDescription("stopped before a worker took it"), r.engine.clock().UTC()
 			if err := r.repo().UpdateStepExecution(book, cur); err != nil {
 				continue // claimed meanwhile: follow it
 			}
@@ -178,7 +178,7 @@ func (sc *stepContext) runRemote(ctx context.Context, step batch.Step, stop <-ch
 			dispatch(false)
 		case l.Expired && l.Claims >= cfg.MaxClaims:
 			desc := fmt.Sprintf("claimed %d times, and the lease of the last (%s) expired before it ended", l.Claims, l.Owner)
-			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusFailed, batch.ExitFailed.WithDescription(desc), time.Now().UTC()
+			cur.Status, cur.ExitStatus, cur.EndTime = batch.StatusFailed, batch.ExitFailed.WithDescription(desc), r.engine.clock().UTC()
 			if err := r.repo().UpdateStepExecution(book, cur); err != nil {
 				continue // claimed again meanwhile
 			}

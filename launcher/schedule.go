@@ -301,3 +301,21 @@ func (l *Launcher) Schedules(ctx context.Context) ([]repository.Schedule, error)
 	}
 	return store.Schedules(ctx)
 }
+
+// TriggerSchedule fires schedule name now, in the background as Start
+// runs, besides its due times (which it leaves as they are): the job runs
+// with the schedule's parameters and batch.FireTimeParam set to the
+// repository's time, to the second. The stored schedule is fired, paused or
+// not; a schedule not stored yet is looked up in the registry's. Wait waits
+// for the execution's end.
+func (l *Launcher) TriggerSchedule(ctx context.Context, name string) (*batch.JobExecution, error) {
+	job, params, err := l.triggerParams(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	j, err := l.Job(job, params)
+	if err != nil {
+		return nil, err
+	}
+	return l.Start(ctx, j, params)
+}

@@ -53,7 +53,8 @@ type scheduleWorld struct {
 
 func newScheduleWorld(t *testing.T) *scheduleWorld {
 	db, dsn := pgtest.DB(t)
-	_, err := db.Exec(`CREATE TABLE ticks (fire TIMESTAMPTZ NOT NULL, replica TEXT NOT NULL)`)
+	_, err := db.Exec(`CREATE TABLE ticks (fire TIMESTAMPTZ NOT NULL, replica TEXT NOT NULL,
+		at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())`)
 	require.NoError(t, err)
 	return &scheduleWorld{t: t, dsn: dsn, db: db}
 }
@@ -145,6 +146,44 @@ func TestSchedulesFireOnceAcrossReplicas(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	require.True(t, list[0].LastFire.Equal(fires[len(fires)-1]) || list[0].LastFire.After(fires[len(fires)-1]))
+}
+
+// TestSchedulesWithSkewedClocks: two replicas whose machines' clocks are 4 s
+// ahead and 4 s behind run a schedule every second: every second still
+// fires once, and none before its time by the database's clock — the
+// scheduler reads the database's clock, never its machine's (which the
+// replicas' executions show in their start times).
+func TestSchedulesWithSkewedClocks(t *testing.T) {
+	w := newScheduleWorld(t)
+	ahead, behind := w.replica("ahead"), w.replica("behind")
+	launcher.SetClock(ahead, func() time.Time { return time.Now().Add(4 * time.Second) })
+	launcher.SetClock(behind, func() time.Time { return time.Now().Add(-4 * time.Second) })
+	cfg := launcher.SchedulerConfig{Tick: 100 * time.Millisecond,
+		Schedules: []launcher.Schedule{{Name: "every-second", Job: "tick", Spec: "* * * * * *", Seconds: true}}}
+	w.run(6*time.Second, cfg, ahead, behind)
+
+	fires, counts, replicas := w.ticks()
+	require.GreaterOrEqual(t, len(fires), 4, "%v", fires)
+	for i, f := range fires {
+		require.Equal(t, 1, counts[f], "%s ran %d times", f, counts[f])
+		if i > 0 {
+			require.Equal(t, time.Second, f.Sub(fires[i-1]), "no second missed between %s and %s", fires[i-1], f)
+		}
+	}
+	require.Equal(t, len(fires), replicas["ahead"]+replicas["behind"])
+	var early int
+	require.NoError(t, w.db.Get(&early, `SELECT COUNT(*) FROM ticks WHERE at < fire`))
+	require.Zero(t, early, "a fire ran before its time by the database's clock")
+
+	// The clocks were skewed: each execution's start, read from its
+	// machine's clock, is 4 s off its creation, read from the database's.
+	execs, err := ahead.Repository().JobExecutions(context.Background(), batch.ExecutionQuery{JobName: "tick"})
+	require.NoError(t, err)
+	require.Len(t, execs, len(fires))
+	for _, e := range execs {
+		skew := e.StartTime.Sub(e.CreatedAt).Abs()
+		require.InDelta(t, 4, skew.Seconds(), 0.5, "execution %d: created %s, started %s", e.ID, e.CreatedAt, e.StartTime)
+	}
 }
 
 // TestScheduleMisfire: a schedule whose due time passed an hour ago (every

@@ -3,6 +3,7 @@
 // job repository, and each due time runs once.
 //
 //	serve serve                                SQLite batch.db, one replica; Ctrl-C stops it
+//	serve serve -http 127.0.0.1:8080           the same, with the dashboard on that address
 //	serve -db postgres://localhost/app serve   the same on every replica
 //	serve schedules                            next due times, last fires
 //	serve schedule trigger pulse               run pulse now, here
@@ -17,11 +18,20 @@
 //   - cleanup, every night at 03:15 in Europe/Berlin: deletes the pulses
 //     older than a week, in chunks of 1,000; when the schedulers were down
 //     at 03:15 it runs once when they are back (misfire run-once).
+//
+// The dashboard lets anyone who reaches it look; it takes actions (stop,
+// restart, abandon, trigger, pause) from this machine only, the rule its
+// Authorize hook sets: a program served further away would check a user
+// there instead.
 package main
 
 import (
+	"errors"
+	"net"
+	"net/http"
 	"os"
 
+	"github.com/chunkwise/chunkwise/dashboard"
 	"github.com/chunkwise/chunkwise/launcher"
 )
 
@@ -36,5 +46,19 @@ func main() {
 	jobs.MustSchedule(launcher.Schedule{Name: "pulse", Job: "pulse", Spec: spec, Seconds: true})
 	jobs.MustSchedule(launcher.Schedule{Name: "cleanup", Job: "cleanup", Spec: "15 3 * * *",
 		TimeZone: "Europe/Berlin", Misfire: "run-once"})
-	launcher.Main(&jobs)
+	launcher.Program{Registry: &jobs, Dashboard: dashboard.Options{
+		Title:        "serve",
+		AllowActions: true,
+		Authorize:    fromThisMachine,
+	}}.Main()
+}
+
+// fromThisMachine allows the dashboard's actions to a browser on this
+// machine only.
+func fromThisMachine(r *http.Request, _ dashboard.Action) error {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err == nil && ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return errors.New("actions are taken from the machine serve runs on only")
 }

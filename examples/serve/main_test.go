@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -207,4 +210,50 @@ func TestMisfireAfterDowntime(t *testing.T) {
 	var next time.Time
 	require.NoError(t, b.DB.Get(&next, `SELECT next_fire_at FROM batch_schedule WHERE name = 'cleanup'`))
 	require.True(t, next.Equal(latest.AddDate(0, 0, 1)), "next %s", next.In(berlin))
+}
+
+// TestDashboard: serve -http serves the dashboard beside the scheduler: the
+// schedules with their next fire times, the executions the scheduler
+// started, a pause from this machine; SIGTERM stops it all, exit 0.
+func TestDashboard(t *testing.T) {
+	t.Parallel()
+	b := exampletest.Backends()["sqlite"](t)
+	cmd := exampletest.Command(binary, b.DSN, []string{"PULSE_SPEC=* * * * * *"}, "serve", "-http", "127.0.0.1:0")
+	out := &exampletest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := regexp.MustCompile(`dashboard on (http://127\.0\.0\.1:\d+)/ \(actions allowed\)`)
+	require.Eventually(t, func() bool { return addr.MatchString(out.String()) }, 20*time.Second, 20*time.Millisecond, "%s", out)
+	url := addr.FindStringSubmatch(out.String())[1]
+	get := func(path string) string {
+		resp, err := http.Get(url + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+		return string(body)
+	}
+	// The scheduler fires pulse every second: its executions are listed.
+	require.Eventually(t, func() bool { return strings.Contains(get("/?job=pulse&status=COMPLETED"), `<tr data-id=`) },
+		20*time.Second, 100*time.Millisecond)
+	schedules := get("/schedules")
+	require.Contains(t, schedules, `data-schedule="cleanup"`)
+	require.Contains(t, schedules, "Europe/Berlin")
+
+	req, err := http.NewRequest(http.MethodPost, url+"/schedules/cleanup/pause", nil)
+	require.NoError(t, err)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Contains(t, get("/schedules"), "PAUSED")
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "%s", out)
 }

@@ -154,7 +154,12 @@ func New(db *sqlx.DB, d Dialect, prefix string) (*Repository, error) {
 			WHERE id = ? AND version = ?`),
 		heartbeat: q(`UPDATE {{p}}job_execution SET heartbeat = CASE WHEN status IN ` + running + ` THEN ? ELSE heartbeat END
 			WHERE id = ? RETURNING status`),
-		jobNames: q(`SELECT DISTINCT job_name FROM {{p}}job_instance ORDER BY job_name`),
+		// A skip scan: one index probe per job, however many instances.
+		jobNames: q(`WITH RECURSIVE names(n) AS (
+			SELECT MIN(job_name) FROM {{p}}job_instance
+			UNION ALL
+			SELECT (SELECT MIN(job_name) FROM {{p}}job_instance WHERE job_name > n) FROM names WHERE n IS NOT NULL)
+			SELECT n FROM names WHERE n IS NOT NULL ORDER BY n`),
 		insertStep: q(`INSERT INTO {{p}}step_execution (job_execution_id, step_name, version, status, exit_code,
 			exit_description, start_time, end_time, last_updated, read_count, write_count, filter_count,
 			commit_count, rollback_count, read_skip_count, process_skip_count, write_skip_count,
@@ -509,6 +514,18 @@ func (r *Repository) JobExecutions(ctx context.Context, q batch.ExecutionQuery) 
 	}
 	if q.Running {
 		where = append(where, "e.status IN ('STARTING','STARTED','STOPPING')")
+	}
+	if q.Status != "" {
+		where, args = append(where, "e.status = ?"), append(args, string(q.Status))
+	}
+	if !q.Since.IsZero() {
+		where, args = append(where, "e.create_time >= ?"), append(args, q.Since.UTC())
+	}
+	if !q.Until.IsZero() {
+		where, args = append(where, "e.create_time < ?"), append(args, q.Until.UTC())
+	}
+	if q.BeforeID != 0 {
+		where, args = append(where, "e.id < ?"), append(args, q.BeforeID)
 	}
 	query := `SELECT ` + execCols + ` FROM {{p}}job_execution e JOIN {{p}}job_instance i ON i.id = e.job_instance_id`
 	if len(where) > 0 {

@@ -167,8 +167,7 @@ func (r *Repository) JobExecutions(_ context.Context, q batch.ExecutionQuery) ([
 	var out []*batch.JobExecution
 	for i := len(r.executions) - 1; i >= 0; i-- {
 		e := r.executions[i]
-		if (q.JobName != "" && e.JobName != q.JobName) || (q.InstanceID != 0 && e.InstanceID != q.InstanceID) ||
-			(q.Running && !e.Status.Running()) {
+		if !q.Matches(e) {
 			continue
 		}
 		out = append(out, e.Clone())

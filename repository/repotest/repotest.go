@@ -13,6 +13,7 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,7 @@ func Run(t *testing.T, h Harness) {
 		{"JoinFailsClosed", testJoinFailsClosed},
 		{"LargeExecutionContext", testLargeContext},
 		{"Queries", testQueries},
+		{"TimeRange", testTimeRange},
 		{"NotFound", testNotFound},
 		{"EndedExecutionCannotStartOrUpdateSteps", testEndedExecutionFenced},
 		{"PreventRestart", testPreventRestart},
@@ -636,6 +638,43 @@ func testQueries(t *testing.T, h Harness) {
 	running, err := repo.JobExecutions(ctx, batch.ExecutionQuery{Running: true})
 	require.NoError(t, err)
 	require.Equal(t, []int64{b.ID}, ids(running))
+	failed, err := repo.JobExecutions(ctx, batch.ExecutionQuery{Status: batch.StatusFailed})
+	require.NoError(t, err)
+	require.Equal(t, []int64{c.ID}, ids(failed))
+	page, err := repo.JobExecutions(ctx, batch.ExecutionQuery{BeforeID: c.ID, Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, []int64{b.ID}, ids(page))
+	page, err = repo.JobExecutions(ctx, batch.ExecutionQuery{JobName: "alpha", BeforeID: b.ID})
+	require.NoError(t, err)
+	require.Equal(t, []int64{a.ID}, ids(page))
+}
+
+// testTimeRange: Since and Until bound the creation times, to the
+// nanosecond the store keeps, whatever the fractions of a second.
+func testTimeRange(t *testing.T, h Harness) {
+	repo := h.New(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 500_000_000, time.UTC)
+	var es []*batch.JobExecution
+	for i, at := range []time.Time{t0, t0.Add(500 * time.Millisecond), t0.Add(750 * time.Millisecond), t0.Add(26 * time.Hour)} {
+		e, err := repo.CreateJobExecution(ctx, repository.LaunchRequest{JobName: "timed", Parameters: params(fmt.Sprint(i)), Now: at})
+		require.NoError(t, err)
+		es = append(es, e)
+	}
+	query := func(since, until time.Time) []int64 {
+		t.Helper()
+		list, err := repo.JobExecutions(ctx, batch.ExecutionQuery{Since: since, Until: until})
+		require.NoError(t, err)
+		return ids(list)
+	}
+	require.Equal(t, []int64{es[3].ID, es[2].ID, es[1].ID}, query(t0.Add(500*time.Millisecond), time.Time{}))
+	require.Equal(t, []int64{es[2].ID, es[1].ID}, query(t0.Add(time.Millisecond), t0.Add(time.Second)))
+	require.Equal(t, []int64{es[1].ID, es[0].ID}, query(time.Time{}, t0.Add(750*time.Millisecond)))
+	require.Equal(t, []int64{es[3].ID}, query(t0.Add(24*time.Hour), t0.Add(48*time.Hour)))
+	// In another zone, the same instants.
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	require.NoError(t, err)
+	require.Equal(t, []int64{es[2].ID, es[1].ID}, query(t0.Add(time.Millisecond).In(berlin), t0.Add(time.Second).In(berlin)))
 }
 
 func ids(es []*batch.JobExecution) []int64 {

@@ -35,7 +35,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	require.NoError(t, repo.Migrate(context.Background()))
 	var n int
 	require.NoError(t, repo.DB().Get(&n, `SELECT COUNT(*) FROM batch_schema_migration`))
-	require.Equal(t, 6, n, "one row per migration")
+	require.Equal(t, 7, n, "one row per migration")
 }
 
 func TestTablePrefixValidated(t *testing.T) {
