@@ -383,3 +383,39 @@ func TestActions(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	require.Equal(t, http.StatusNotFound, f.post("/schedules/nosuch/pause", "same-origin").StatusCode)
 }
+
+// TestPartitionsUnderTheirStep: a partitioned step's partitions are listed
+// under it, each with its counts, and the step says how many it has.
+func TestPartitionsUnderTheirStep(t *testing.T) {
+	f := newFixture(t, dashboard.Options{})
+	step, err := batch.NewPartitionStep("load", batch.PartitionConfig{
+		Partitioner: batch.PartitionerFunc(func(context.Context) ([]batch.Partition, error) {
+			return []batch.Partition{{Name: "p1"}, {Name: "p2"}, {Name: "p3"}}, nil
+		}),
+		Step: func(name string, p batch.Partition) (batch.Step, error) {
+			n := map[string]int{"p1": 10, "p2": 20, "p3": 30}[p.Name]
+			return batch.NewChunkStep(name, batch.ChunkConfig[int, int]{
+				Reader: reader.FromSlice(make([]int, n)), ChunkSize: 5,
+				Writer: batch.WriterFunc[int](func(context.Context, []int) error { return nil }),
+			})
+		},
+	})
+	require.NoError(t, err)
+	job, err := batch.NewJob("split", batch.JobConfig{Steps: []batch.Step{step}})
+	require.NoError(t, err)
+	e, err := f.l.Run(context.Background(), job, nil)
+	require.NoError(t, err)
+	_, body := f.get("/executions/" + strconv.FormatInt(e.ID, 10))
+	require.Contains(t, body, "(3 partitions)")
+	rows := regexp.MustCompile(`<tr class="(partition)?" data-step="([^"]+)">\s*<td>(?:<span class="indent">([^<]+)</span>)?`).FindAllStringSubmatch(body, -1)
+	var got []string
+	for _, m := range rows {
+		if m[1] == "partition" {
+			got = append(got, "  "+m[3])
+		} else {
+			got = append(got, m[2])
+		}
+	}
+	require.Equal(t, []string{"load", "  load:p1", "  load:p2", "  load:p3"}, got)
+	require.Regexp(t, `load:p3</span></td>\s*<td><span class="status completed">COMPLETED</span></td>\s*<td class="num">30</td>`, body)
+}
