@@ -89,6 +89,7 @@ type Handler struct {
 
 	mu      sync.Mutex
 	started map[int64]bool // executions its actions started, still running
+	closed  bool           // Shutdown was called: no more actions
 }
 
 //go:embed templates static
@@ -151,9 +152,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Shutdown stops the executions the dashboard's actions started (restart,
 // trigger) at their next chunk boundary — they stay restartable — and
-// waits for them to end, or for ctx's.
+// waits for them to end, or for ctx's. The dashboard takes no action after
+// it (503 Service Unavailable); its pages still read.
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
+	h.closed = true
 	ids := make([]int64, 0, len(h.started))
 	for id := range h.started {
 		ids = append(ids, id)
@@ -199,10 +202,16 @@ func (h *Handler) allowed(r *http.Request, a Action) bool {
 // refuse checks a POST for action a: actions allowed, the request from the
 // dashboard's own origin, and authorized. It answers the refusal itself.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, a Action) bool {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
 	var err error
 	switch {
 	case !h.opts.AllowActions || h.opts.Operator == nil:
 		err = errors.New("this dashboard is read-only")
+	case closed:
+		h.fail(w, r, http.StatusServiceUnavailable, errors.New("the dashboard is shutting down: it takes no more actions"))
+		return true
 	default:
 		if err = h.csrf.Check(r); err != nil {
 			err = fmt.Errorf("refused: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -46,7 +47,7 @@ type fixture struct {
 // skipped (a reject). While fixture.fail is positive, a run fails writing
 // the chunk that holds item 25, with an error that names a connection
 // string with its password.
-func newFixture(t *testing.T, opts dashboard.Options) *fixture {
+func newFixture(t *testing.T, opts dashboard.Options, schedules ...launcher.Schedule) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	repo, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "batch.db"), sqlite.Config{})
@@ -100,6 +101,9 @@ func newFixture(t *testing.T, opts dashboard.Options) *fixture {
 	})
 	reg.MustSchedule(launcher.Schedule{Name: "nightly-import", Job: "import", Spec: "30 2 * * *", TimeZone: "Europe/Berlin",
 		Parameters: batch.JobParameters{"rows": batch.IntParam(10)}})
+	for _, s := range schedules {
+		reg.MustSchedule(s)
+	}
 	f.l, err = launcher.New(launcher.Config{Repository: repo, Registry: &reg})
 	require.NoError(t, err)
 	// The scheduler stores the schedule (its next fire, at 02:30, is not
@@ -113,7 +117,7 @@ func newFixture(t *testing.T, opts dashboard.Options) *fixture {
 	})
 	require.Eventually(t, func() bool {
 		list, err := f.l.Schedules(ctx)
-		return err == nil && len(list) == 1
+		return err == nil && len(list) == 1+len(schedules)
 	}, 5*time.Second, 10*time.Millisecond)
 	if opts.Operator == nil {
 		opts.Operator = f.l
@@ -418,4 +422,49 @@ func TestPartitionsUnderTheirStep(t *testing.T) {
 	}
 	require.Equal(t, []string{"load", "  load:p1", "  load:p2", "  load:p3"}, got)
 	require.Regexp(t, `load:p3</span></td>\s*<td><span class="status completed">COMPLETED</span></td>\s*<td class="num">30</td>`, body)
+}
+
+// TestScheduleNames: a schedule's buttons act on it, whatever its name
+// holds (a slash, an escape, a question mark).
+func TestScheduleNames(t *testing.T) {
+	var names []launcher.Schedule
+	for _, n := range []string{"team/nightly", "a/b", "a%2Fb", "why?not", "ünï cödé"} {
+		names = append(names, launcher.Schedule{Name: n, Job: "import", Spec: "30 2 * * *"})
+	}
+	f := newFixture(t, dashboard.Options{AllowActions: true}, names...)
+	_, body := f.get("/schedules")
+	paused := map[string]bool{}
+	for _, s := range names {
+		m := regexp.MustCompile(`data-schedule="` + regexp.QuoteMeta(html.EscapeString(s.Name)) + `">(?s:.*?)action="([^"]*/pause)"`).FindStringSubmatch(body)
+		require.NotNil(t, m, s.Name)
+		resp := f.post(html.UnescapeString(m[1]), "same-origin")
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode, s.Name)
+		list, err := f.l.Schedules(context.Background())
+		require.NoError(t, err)
+		paused[s.Name] = true
+		for _, got := range list {
+			require.Equal(t, paused[got.Name], got.Paused, "after pausing %q, %q", s.Name, got.Name)
+		}
+	}
+}
+
+// TestOddQueries: bounds at the ends of the calendar, and actions after
+// Shutdown.
+func TestOddQueries(t *testing.T) {
+	f := newFixture(t, dashboard.Options{AllowActions: true})
+	f.fail.Store(1)
+	e := f.run(batch.JobParameters{"day": batch.StringParam("1")})
+	_, body := f.get("/?until=9999-12-31")
+	require.Equal(t, []int64{e.ID}, listed(body))
+	_, body = f.get("/?since=0001-01-01&until=9999-12-31T23:59")
+	require.Equal(t, []int64{e.ID}, listed(body))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, f.dash.Shutdown(ctx))
+	resp := f.post("/executions/"+strconv.FormatInt(e.ID, 10)+"/restart", "same-origin")
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Len(t, f.executions(), 1)
+	code, _ := f.get("/")
+	require.Equal(t, http.StatusOK, code, "the pages still read")
 }

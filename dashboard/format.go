@@ -9,23 +9,38 @@ import (
 	"github.com/chunkwise/chunkwise/internal/format"
 )
 
+// secretKey is a name whose value is a secret.
+const secretKey = `(?:[a-z_]*password|passwd|pwd|secret|token|api[_-]?key)`
+
 var (
 	// urlPassword is the password of a URL's user information
-	// (postgres://user:secret@host): up to the last '@' of the word, for a
-	// password may hold one.
-	urlPassword = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*):\S*@`)
+	// (postgres://user:secret@host, also with JSON's escaped slashes): up
+	// to the last '@' of the word, for a password may hold one.
+	urlPassword = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*:(?:\\?/){2}[^\s:/@\\]*):\S*@`)
+	// driverPassword is the password of a Go MySQL DSN: user:secret@tcp(…).
+	driverPassword = regexp.MustCompile(`(?i)([\w.-]+):[^\s:@/]+@((?:tcp|unix)\()`)
 	// keyedSecret is a value given under a name that says it is secret:
-	// password=…, "token": "…", api_key: ….
-	keyedSecret = regexp.MustCompile(`(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|sslpassword)["']?\s*[=:]\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s&;,"'}]+)`)
+	// password=…, "token": "…", PGPASSWORD=…, api_key => …, also quoted
+	// inside a quoted string (\"password\":\"…\"), or URL-encoded.
+	keyedSecret = regexp.MustCompile(`(?i)(` + secretKey + `\\?["']?\s*(?:=>|[=:]|%3d)\s*)` +
+		`(\\"(?:[^"\\]|\\[^"])*(?:\\"|$)|"(?:[^"\\]|\\.)*(?:"|$)|'(?:[^'\\]|\\.)*(?:'|$)|[^\s&;,"'}\\]+)`)
+	// flagSecret is a secret flag's value: --password secret.
+	flagSecret = regexp.MustCompile(`(?i)(--?` + secretKey + `\s+)\S+`)
+	// bearer is an HTTP Authorization header's token.
+	bearer = regexp.MustCompile(`(?i)\b((?:authorization:\s*)?bearer\s+|authorization:\s*basic\s+)[^\s"',;]+`)
 	// secretName is a parameter name that says its value is secret.
 	secretName = regexp.MustCompile(`(?i)password|passwd|secret|token|api[_-]?key|credential|private`)
 )
 
-// redact hides the passwords and secrets written in s: a URL's password,
-// and any value given as password=, token: and the like.
+// redact hides the passwords and secrets written in s: a URL's or a DSN's
+// password, any value given as password=, token: and the like, a secret
+// flag's value, an Authorization header's credentials.
 func redact(s string) string {
 	s = urlPassword.ReplaceAllString(s, "$1:xxxxx@")
-	return keyedSecret.ReplaceAllString(s, "${1}xxxxx")
+	s = driverPassword.ReplaceAllString(s, "$1:xxxxx@$2")
+	s = keyedSecret.ReplaceAllString(s, "${1}xxxxx")
+	s = flagSecret.ReplaceAllString(s, "${1}xxxxx")
+	return bearer.ReplaceAllString(s, "${1}xxxxx")
 }
 
 // paramValue is a parameter's value as shown: hidden whole when its name

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -130,7 +131,7 @@ type execRow struct {
 
 func (h *Handler) row(e *batch.JobExecution) execRow {
 	return execRow{ID: e.ID, Job: e.JobName, Status: string(e.Status), Created: h.when(e.CreatedAt),
-		Duration: duration(e.StartTime, e.EndTime, e.Status.Running()), Exit: redact(firstLine(e.ExitStatus.Description)),
+		Duration: duration(e.StartTime, e.EndTime, e.Status.Running()), Exit: firstLine(redact(e.ExitStatus.Description)),
 		Parameters: strings.Join(formatParams(e.Parameters), " "), Running: e.Status.Running()}
 }
 
@@ -202,6 +203,9 @@ func (h *Handler) parseDate(s string, upper bool) (time.Time, error) {
 	}
 	if upper {
 		t = t.AddDate(0, 0, 1)
+	}
+	if t.Year() > 9999 {
+		return time.Time{}, nil // no bound: stores that keep times as text have no year 10000
 	}
 	return t, nil
 }
@@ -358,7 +362,47 @@ func (h *Handler) stepRows(ctx context.Context, steps []*batch.StepExecution, la
 		}
 		rows = append(rows, row)
 	}
+	// A step's partitions, created at once, in the order of their names
+	// (p2 before p10).
+	for i := 0; i < len(rows); {
+		j := i + 1
+		for j < len(rows) && rows[j].Partition {
+			j++
+		}
+		slices.SortStableFunc(rows[i+1:j], func(a, b stepRow) int { return naturalCompare(a.Name, b.Name) })
+		i = j
+	}
 	return rows
+}
+
+// naturalCompare orders names with their runs of digits read as numbers:
+// load:p2 before load:p10.
+func naturalCompare(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digits(a), digits(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if c := cmp.Or(cmp.Compare(len(na), len(nb)), strings.Compare(na, nb)); c != 0 {
+				return c
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// digits is the length of the run of digits s starts with.
+func digits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // lastRuns finds a step's last completed run in an earlier completed
@@ -511,7 +555,8 @@ type schedulesView struct {
 }
 
 type scheduleRow struct {
-	Name, Job, Spec, Zone string
+	Name, Path, Job, Spec string
+	Zone                  string
 	Next, In, Policies    string
 	Parameters            string
 	Paused                bool
@@ -545,7 +590,7 @@ func (h *Handler) schedules(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			loc = time.UTC
 		}
-		row := scheduleRow{Name: s.Name, Job: s.JobName, Spec: s.Spec, Zone: loc.String(), Paused: s.Paused,
+		row := scheduleRow{Name: s.Name, Path: url.PathEscape(s.Name), Job: s.JobName, Spec: s.Spec, Zone: loc.String(), Paused: s.Paused,
 			Next: s.NextFire.In(loc).Format("2006-01-02 15:04:05 MST"), Policies: "misfire " + s.Misfire + ", overlap " + s.Overlap,
 			Parameters: strings.Join(formatParams(s.Parameters), " "), LastExecution: s.LastExecutionID}
 		if s.Seconds {

@@ -54,11 +54,25 @@ func main() {
 }
 
 // fromThisMachine allows the dashboard's actions to a browser on this
-// machine only.
+// machine only: from a loopback address, to a loopback host name (a page
+// elsewhere whose name an attacker rebinds to 127.0.0.1 reaches the
+// dashboard from this machine, but under its own name).
 func fromThisMachine(r *http.Request, _ dashboard.Action) error {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if ip := net.ParseIP(host); err == nil && ip != nil && ip.IsLoopback() {
+	if loopback(r.RemoteAddr) && (loopback(r.Host) || hostname(r.Host) == "localhost") {
 		return nil
 	}
-	return errors.New("actions are taken from the machine serve runs on only")
+	return errors.New("actions are taken from the machine serve runs on only, at localhost or 127.0.0.1")
+}
+
+// loopback reports whether addr (host or host:port) is a loopback address.
+func loopback(addr string) bool {
+	ip := net.ParseIP(hostname(addr))
+	return ip != nil && ip.IsLoopback()
+}
+
+func hostname(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }

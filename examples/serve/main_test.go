@@ -245,13 +245,23 @@ func TestDashboard(t *testing.T) {
 	require.Contains(t, schedules, `data-schedule="cleanup"`)
 	require.Contains(t, schedules, "Europe/Berlin")
 
-	req, err := http.NewRequest(http.MethodPost, url+"/schedules/cleanup/pause", nil)
-	require.NoError(t, err)
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	require.NoError(t, err)
-	_ = resp.Body.Close()
-	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	pause := func(host string) int {
+		req, err := http.NewRequest(http.MethodPost, url+"/schedules/cleanup/pause", nil)
+		require.NoError(t, err)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	// A page of another site whose name resolves to this machine (DNS
+	// rebinding) is same-origin to itself: refused by the host it names.
+	require.Equal(t, http.StatusForbidden, pause("attacker.example:80"))
+	require.NotContains(t, get("/schedules"), "PAUSED")
+	require.Equal(t, http.StatusSeeOther, pause(""))
 	require.Contains(t, get("/schedules"), "PAUSED")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
