@@ -105,33 +105,39 @@ func BenchmarkCSV(b *testing.B) {
 		}
 		b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
-	b.Run("chunkwise", func(b *testing.B) {
-		b.SetBytes(size)
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			r, err := reader.NewCSV(reader.CSVConfig[benchPerson]{Path: path, Header: true, Map: mapPerson})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := r.Open(context.Background(), batch.ExecutionContext{}); err != nil {
-				b.Fatal(err)
-			}
-			n := 0
-			for {
-				_, err := r.Read(context.Background())
-				if err == io.EOF {
-					break
-				}
+	for _, reuse := range []bool{false, true} {
+		name := "chunkwise"
+		if reuse {
+			name += "/ReuseRecord"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				r, err := reader.NewCSV(reader.CSVConfig[benchPerson]{Path: path, Header: true, Map: mapPerson, ReuseRecord: reuse})
 				if err != nil {
 					b.Fatal(err)
 				}
-				n++
+				if err := r.Open(context.Background(), batch.ExecutionContext{}); err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for {
+					_, err := r.Read(context.Background())
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+				_ = r.Close(context.Background())
+				if n != rows {
+					b.Fatalf("read %d rows, want %d", n, rows)
+				}
 			}
-			_ = r.Close(context.Background())
-			if n != rows {
-				b.Fatalf("read %d rows, want %d", n, rows)
-			}
-		}
-		b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
-	})
+			b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
 }

@@ -127,6 +127,14 @@ type CSVConfig[T any] struct {
 	// wrapped in a [*ParseError] naming the file and line unless it already
 	// is or wraps one (as the errors of the [Record] helpers do). Required.
 	Map func(rec Record) (T, error)
+
+	// ReuseRecord, as encoding/csv's, hands Map a Record whose Fields slice
+	// the reader reuses for the next record: valid until Map returns (the
+	// strings in it stay valid). A Map that keeps only the values it
+	// parses, or strings of the record, saves a copy and 16 bytes per field
+	// of garbage per record. Without effect with FooterRecords, which
+	// reads ahead. Default false: Fields is Map's to keep.
+	ReuseRecord bool
 }
 
 // ParseError is the error of a Read that found bad input: a malformed line,
@@ -661,7 +669,10 @@ func (c *CSV[T]) next() (rawRecord, error) {
 	// A record ends on the line its last field starts on, plus one line for
 	// every line break quoted inside that field.
 	c.line = c.baseLine + int64(last) + int64(strings.Count(fields[len(fields)-1], "\n"))
-	rec := rawRecord{fields: c.own(fields), line: c.baseLine + int64(first)}
+	rec := rawRecord{fields: fields, line: c.baseLine + int64(first)}
+	if !c.cfg.ReuseRecord || c.cfg.FooterRecords > 0 || c.cfg.Header && c.header == nil {
+		rec.fields = c.own(fields) // the header, and records kept past the next read
+	}
 	if c.fields == 0 {
 		c.fields = len(fields)
 	} else if len(fields) != c.fields {

@@ -167,6 +167,38 @@ func TestCSVLazyQuotes(t *testing.T) {
 	require.Equal(t, []row{{[]string{`a"b`, `c"d`}, 1}}, readAll(t, r))
 }
 
+// TestCSVReuseRecord: with ReuseRecord, Map gets the same Fields slice
+// record after record (the strings in it stay valid), and the items are
+// those of a reader without it; the header, and records read ahead for a
+// footer, are still copies of their own.
+func TestCSVReuseRecord(t *testing.T) {
+	t.Parallel()
+	content := "id,note\n1,a\n2,\"multi\nline\"\n3,c\ntotal,3\n"
+	for _, footer := range []int{0, 1} {
+		var slices []*string
+		var kept []string
+		cfg := reader.CSVConfig[string]{Header: true, FooterRecords: footer, ReuseRecord: true,
+			Map: func(rec reader.Record) (string, error) {
+				slices = append(slices, &rec.Fields[0])
+				note, err := rec.Get("note")
+				kept = append(kept, note)
+				return rec.Fields[0] + ":" + note, err
+			}}
+		r := openCSV(t, content, cfg)
+		items := readAll(t, r)
+		want := []string{"1:a", "2:multi\nline", "3:c", "total:3"}
+		require.Equal(t, want[:4-footer], items, "footer %d", footer)
+		require.Equal(t, []string{"a", "multi\nline", "c", "3"}[:4-footer], kept, "the strings stay valid")
+		if footer == 0 {
+			for _, p := range slices[1:] {
+				require.Same(t, slices[0], p, "one Fields slice, reused")
+			}
+		} else {
+			require.NotSame(t, slices[0], slices[1], "read ahead: copies")
+		}
+	}
+}
+
 func TestCSVRestart(t *testing.T) {
 	t.Parallel()
 	content := "id,note\n1,a\n2,\"multi\nline\"\n3,c\n4,d\n5,\"e\n\n\"\n6,f\n"

@@ -18,7 +18,8 @@ import (
 //
 //	reader: csv people.csv line 42: column "amount": strconv.ParseFloat: parsing "1,5": invalid syntax
 type Record struct {
-	// Fields are the record's fields, unquoted. The slice is the caller's.
+	// Fields are the record's fields, unquoted. The slice is the caller's,
+	// unless the reader reuses it (CSVConfig.ReuseRecord).
 	Fields []string
 	// Line is the 1-based line of the file where the record starts.
 	Line int64

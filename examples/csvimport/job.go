@@ -83,7 +83,9 @@ func newJob(env launcher.Env) (batch.JobConfig, error) {
 	// A bad record may be fixed in the file before a restart: a change after
 	// the checkpoint is accepted, one before it (another file, lines added
 	// or removed) refuses the restart.
-	cfg := reader.CSVConfig[person]{Header: true, Map: mapPerson, InputCheck: reader.ChangedAfterCheckpoint}
+	// mapPerson keeps the values it parses, not the record's Fields: the
+	// reader may reuse them (ReuseRecord), a copy less per row.
+	cfg := reader.CSVConfig[person]{Header: true, Map: mapPerson, InputCheck: reader.ChangedAfterCheckpoint, ReuseRecord: true}
 	if path, ok := env.Parameters.String("input"); ok {
 		cfg.Path = path
 	} else {
