@@ -615,13 +615,20 @@ func (h *Handler) schedules(w http.ResponseWriter, r *http.Request) {
 
 // The actions.
 
-func (h *Handler) executionAction(w http.ResponseWriter, r *http.Request) {
+// action returns the action a POST asks for, when it is one of valid (on
+// what they act on) and may be taken; else it answers the request itself.
+func (h *Handler) action(w http.ResponseWriter, r *http.Request, on string, valid ...Action) (Action, bool) {
 	a := Action(r.PathValue("action"))
-	if a != ActionStop && a != ActionRestart && a != ActionAbandon {
-		h.fail(w, r, http.StatusNotFound, fmt.Errorf("no action %q on an execution", a))
-		return
+	if !slices.Contains(valid, a) {
+		h.fail(w, r, http.StatusNotFound, fmt.Errorf("no action %q on %s", a, on))
+		return a, false
 	}
-	if h.refuse(w, r, a) {
+	return a, !h.refuse(w, r, a)
+}
+
+func (h *Handler) executionAction(w http.ResponseWriter, r *http.Request) {
+	a, ok := h.action(w, r, "an execution", ActionStop, ActionRestart, ActionAbandon)
+	if !ok {
 		return
 	}
 	e, ok := h.lookup(w, r)
@@ -648,12 +655,8 @@ func (h *Handler) executionAction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) scheduleAction(w http.ResponseWriter, r *http.Request) {
-	a := Action(r.PathValue("action"))
-	if a != ActionTrigger && a != ActionPause && a != ActionResume {
-		h.fail(w, r, http.StatusNotFound, fmt.Errorf("no action %q on a schedule", a))
-		return
-	}
-	if h.refuse(w, r, a) {
+	a, ok := h.action(w, r, "a schedule", ActionTrigger, ActionPause, ActionResume)
+	if !ok {
 		return
 	}
 	name, op, ctx := r.PathValue("name"), h.opts.Operator, r.Context()
