@@ -15,6 +15,7 @@ import (
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/format"
+	"github.com/chunkwise/chunkwise/internal/lastrun"
 	"github.com/chunkwise/chunkwise/repository"
 )
 
@@ -273,8 +274,7 @@ func (h *Handler) execution(w http.ResponseWriter, r *http.Request) {
 		p := e.Parameters[name]
 		v.Params = append(v.Params, paramRow{Name: name, Type: string(p.Type), Value: paramValue(name, p), Identifying: p.Identifying})
 	}
-	last := &lastRuns{h: h, job: e.JobName, exec: e.ID, found: map[string]*batch.StepExecution{}}
-	v.Steps = h.stepRows(ctx, steps, last)
+	v.Steps = h.stepRows(ctx, e, steps)
 	if rs, ok := h.repo.(repository.RejectStore); ok {
 		v.KeepsRejects = true
 		rejects, err := rs.Rejects(ctx, e.ID)
@@ -320,7 +320,8 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (*batch.JobExec
 
 // stepRows describes steps, a partitioned step's partitions (named
 // step:partition) under it.
-func (h *Handler) stepRows(ctx context.Context, steps []*batch.StepExecution, last *lastRuns) []stepRow {
+func (h *Handler) stepRows(ctx context.Context, e *batch.JobExecution, steps []*batch.StepExecution) []stepRow {
+	last := lastrun.New(h.repo)
 	var rows []stepRow
 	parent := map[string]int{} // step name → its row
 	for _, s := range steps {
@@ -339,9 +340,9 @@ func (h *Handler) stepRows(ctx context.Context, steps []*batch.StepExecution, la
 				name = name[:i]
 			}
 		}
-		row.Link = "jobs/" + url.PathEscape(last.job) + "/steps/" + url.PathEscape(name)
+		row.Link = "jobs/" + url.PathEscape(e.JobName) + "/steps/" + url.PathEscape(name)
 		if row.Running {
-			est := s.Estimate(last.of(ctx, s.StepName))
+			est := s.Estimate(last.Of(ctx, e.JobName, e.ID, s.StepName))
 			if est.HasRate {
 				row.Rate = format.Rate(est.Rate.Items) + " items/s"
 			}
@@ -403,40 +404,6 @@ func digits(s string) int {
 		n++
 	}
 	return n
-}
-
-// lastRuns finds a step's last completed run in an earlier completed
-// execution of the job, for the progress of a step whose reader knows no
-// total.
-type lastRuns struct {
-	h     *Handler
-	job   string
-	exec  int64
-	found map[string]*batch.StepExecution
-}
-
-func (l *lastRuns) of(ctx context.Context, step string) *batch.StepExecution {
-	if s, ok := l.found[step]; ok {
-		return s
-	}
-	l.found[step] = nil
-	es, err := l.h.repo.JobExecutions(ctx, batch.ExecutionQuery{JobName: l.job, Status: batch.StatusCompleted, BeforeID: l.exec, Limit: 5})
-	if err != nil {
-		return nil
-	}
-	for _, e := range es {
-		steps, err := l.h.repo.StepExecutions(ctx, e.ID)
-		if err != nil {
-			return nil
-		}
-		for _, s := range steps {
-			if s.StepName == step && s.Status == batch.StatusCompleted && s.ReadCount > 0 {
-				l.found[step] = s
-				return s
-			}
-		}
-	}
-	return nil
 }
 
 // The step history page.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/dashboard"
+	"github.com/chunkwise/chunkwise/internal/lastrun"
 	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/postgres"
 	"github.com/chunkwise/chunkwise/repository/sqlite"
@@ -845,7 +846,7 @@ func status(ctx context.Context, l *Launcher, rest []string, stdout io.Writer, f
 	if len(rest) == 1 {
 		q.JobName = rest[0]
 	}
-	prev := l.previousRuns()
+	prev := lastrun.New(l.monitor())
 	for {
 		es, err := l.Executions(ctx, q)
 		if err != nil {
@@ -868,7 +869,7 @@ func status(ctx context.Context, l *Launcher, rest []string, stdout io.Writer, f
 			}
 			for _, s := range steps {
 				if s.Status.Running() {
-					fmt.Fprintf(stdout, "  %d %s\n", e.ID, progressLine(s, prev.of(ctx, e.JobName, e.ID, s.StepName), time.Now(), stalled))
+					fmt.Fprintf(stdout, "  %d %s\n", e.ID, progressLine(s, prev.Of(ctx, e.JobName, e.ID, s.StepName), time.Now(), stalled))
 				}
 			}
 		}

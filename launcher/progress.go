@@ -1,7 +1,6 @@
 package launcher
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -58,15 +57,6 @@ func (r rater) next(w *batch.StepExecution, now time.Time) (rater, error) {
 	return r, w.Context.Put(batch.RateKey, r.rate)
 }
 
-// previousRuns finds, for a running step, the same step's last completed
-// execution in an earlier completed execution of the job: what an ETA
-// falls back on when the step's reader does not know its total. It keeps
-// what it found.
-type previousRuns struct {
-	l     *Launcher
-	found map[string]*batch.StepExecution // by job and step; nil: none
-}
-
 // monitor returns the repository a progress display polls: the one for
 // monitoring its repository offers (SQLite's, on a connection of its own),
 // else the repository.
@@ -77,40 +67,6 @@ func (l *Launcher) monitor() repository.JobRepository {
 		return m.Monitor()
 	}
 	return l.Repository()
-}
-
-func (l *Launcher) previousRuns() *previousRuns {
-	return &previousRuns{l: l, found: map[string]*batch.StepExecution{}}
-}
-
-// of returns the last completed execution of step in a completed execution
-// of job other than execID, looking back over 20 executions; nil if none.
-func (p *previousRuns) of(ctx context.Context, job string, execID int64, step string) *batch.StepExecution {
-	key := job + "\x00" + step
-	if s, ok := p.found[key]; ok {
-		return s
-	}
-	p.found[key] = nil
-	es, err := p.l.monitor().JobExecutions(ctx, batch.ExecutionQuery{JobName: job, Limit: 20})
-	if err != nil {
-		return nil
-	}
-	for _, e := range es {
-		if e.ID == execID || e.Status != batch.StatusCompleted {
-			continue
-		}
-		steps, err := p.l.monitor().StepExecutions(ctx, e.ID)
-		if err != nil {
-			return nil
-		}
-		for _, s := range steps {
-			if s.StepName == step && s.Status == batch.StatusCompleted && s.ReadCount > 0 {
-				p.found[key] = s
-				return s
-			}
-		}
-	}
-	return nil
 }
 
 // progressLine describes how a running step goes, from what its last

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/format"
+	"github.com/chunkwise/chunkwise/internal/lastrun"
 )
 
 // Progress modes of the command line's run (-progress).
@@ -47,7 +48,7 @@ type stepView struct {
 
 // viewSteps reads the steps of an execution from the repository: what a
 // display shows, in the order the steps started.
-func (l *Launcher) viewSteps(ctx context.Context, job string, execID int64, prev *previousRuns) ([]stepView, error) {
+func (l *Launcher) viewSteps(ctx context.Context, job string, execID int64, prev *lastrun.Finder) ([]stepView, error) {
 	steps, err := l.monitor().StepExecutions(ctx, execID)
 	if err != nil {
 		return nil, err
@@ -57,7 +58,7 @@ func (l *Launcher) viewSteps(ctx context.Context, job string, execID int64, prev
 	for _, s := range steps {
 		v := stepView{name: s.StepName, done: s.ReadCount}
 		if s.Status.Running() {
-			v.line = progressLine(s, prev.of(ctx, job, execID, s.StepName), now, 0)
+			v.line = progressLine(s, prev.Of(ctx, job, execID, s.StepName), now, 0)
 		}
 		var p batch.Progress
 		if ok, _ := s.Context.Get(batch.ProgressKey, &p); ok && p.Total > 0 {
@@ -98,7 +99,7 @@ func (l *Launcher) showProgress(ctx context.Context, execID int64, mode string, 
 			l.bars(ctx, job, execID, w, done)
 		}()
 	case progressLog:
-		prev := l.previousRuns()
+		prev := lastrun.New(l.monitor())
 		go func() {
 			defer wg.Done()
 			t := time.NewTicker(interval)
@@ -141,7 +142,7 @@ func (l *Launcher) bars(ctx context.Context, job string, execID int64, w *switch
 		line atomic.Pointer[string]
 	}
 	bars := map[int]*shown{}
-	prev := l.previousRuns()
+	prev := lastrun.New(l.monitor())
 	update := func(final bool) {
 		steps, err := l.viewSteps(ctx, job, execID, prev)
 		if err != nil {
