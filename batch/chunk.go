@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -130,6 +131,21 @@ type ChunkConfig[T, U any] struct {
 	// skippable write error is processed again one item at a time. Default
 	// 1: one item after another.
 	ProcessWorkers int
+	// ReadAhead reads the next chunk while this one is written and
+	// committed, so that the reading (parsing a file, waiting for the next
+	// page of an API) overlaps the writer and the commit instead of waiting
+	// for them. The reader — with the interceptors' and the item listeners'
+	// read calls — then runs on a goroutine of its own, concurrently with
+	// the writer, the chunk listeners and the checkpoint of the chunk
+	// before, and must share no unsynchronised state with them; it is never
+	// called by two goroutines at once, and never inside a chunk's
+	// transaction. Each checkpoint still saves the reader's position at
+	// the end of the chunk it commits, taken before the reading ahead
+	// began: a restart reads the next chunk again, and nothing read ahead
+	// is lost or counted. A read error ahead is handled (retried, skipped
+	// or failing the step) once the chunk before has committed, as without
+	// read-ahead. Default false: the reader is called between commits only.
+	ReadAhead bool
 	// Interceptors wrap every call to the reader, the processor and the
 	// writer, the first outermost: where timing, tracing and metrics plug
 	// in. Default none.
@@ -323,7 +339,22 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 	var (
 		commitSeq uint64
 		bufs      chunkBuffers[T, U]
+		start     ExecutionContext // with ReadAhead, the reader's state where the next chunk starts
+		next      *chunk[T, U]     // the chunk being read ahead
+		waitAhead func() *workerPanic
 	)
+	// The reading ahead ends before the streams close (deferred before).
+	aheadCtx, stopAhead := context.WithCancel(ctx)
+	defer func() {
+		stopAhead()
+		if waitAhead == nil {
+			return
+		}
+		if p := waitAhead(); p != nil {
+			// The step fails for another reason already.
+			sc.Logger().Error("the reader panicked reading ahead", "panic", p.String())
+		}
+	}()
 	for n := int64(1); ; n++ {
 		if sc.StopRequested() {
 			return ErrStopped
@@ -331,12 +362,30 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c := &chunk[T, U]{s: s, sc: sc, n: n, base: base, commitSeq: &commitSeq, bufs: &bufs,
-			done: int(done), replayReadErrors: readErrors}
-		if s.reader != nil {
+		c := next
+		if c != nil {
+			next = nil
+			p := waitAhead()
+			waitAhead = nil
+			if p != nil {
+				panic(*p)
+			}
+		} else {
+			c = &chunk[T, U]{s: s, sc: sc, n: n, base: base, commitSeq: &commitSeq, bufs: &bufs,
+				done: int(done), replayReadErrors: readErrors}
+		}
+		c.readerStart = start
+		if s.reader != nil && c.readerStart == nil {
 			c.readerStart = ExecutionContext{}
 			if err := s.reader.Update(ctx, c.readerStart); err != nil {
 				return &StepError{Step: s.name, Chunk: n, Phase: "update", Err: err}
+			}
+		}
+		if s.cfg.ReadAhead {
+			c.readAhead = func() {
+				next = &chunk[T, U]{s: s, sc: sc, n: n + 1, base: c.base + int64(len(c.slots)), commitSeq: &commitSeq,
+					bufs: &bufs, buf: 1 - c.buf, replayReadErrors: c.replayReadErrors, ahead: true}
+				waitAhead = next.fill(aheadCtx)
 			}
 		}
 		eof, err := c.run(ctx)
@@ -345,6 +394,7 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 		}
 		base += int64(len(c.slots))
 		done, readErrors = 0, c.replayReadErrors // errors counted before, still ahead
+		start = c.readerEnd
 		if eof {
 			return nil
 		}
@@ -376,9 +426,10 @@ type readSkip struct {
 }
 
 // chunkBuffers are the slices a step's chunks reuse, one chunk after the
-// other: the slots, and the items handed to the writer.
+// other: the slots (two sets with ReadAhead: the chunk committed and the
+// one read ahead), and the items handed to the writer.
 type chunkBuffers[T, U any] struct {
-	slots []slot[T, U]
+	slots [2][]slot[T, U]
 	out   []U
 }
 
@@ -391,8 +442,22 @@ type chunk[T, U any] struct {
 	// readerStart is the reader's state at the chunk's start: a partial
 	// commit saves it, so that a restart reads the chunk again.
 	readerStart ExecutionContext
-	commitSeq   *uint64 // numbers the commit attempts of the step
-	bufs        *chunkBuffers[T, U]
+	// readerEnd and progress, with ReadAhead, are what the reader's Update
+	// changed in the last committed context, and its progress, when the
+	// chunk's last item was read: what its final commit saves, and where
+	// the next chunk starts.
+	readerEnd ExecutionContext
+	progress  *Progress
+	commitSeq *uint64 // numbers the commit attempts of the step
+	bufs      *chunkBuffers[T, U]
+	buf       int // which of bufs.slots the chunk's slots are
+	// ahead: the chunk's first items were read ahead, up to and without
+	// aheadErr, the error (or io.EOF) that stopped that reading, which the
+	// chunk's read handles first. readAhead, when set, starts reading the
+	// next chunk ahead; run calls it once the chunk is processed.
+	ahead     bool
+	aheadErr  error
+	readAhead func()
 
 	slots     []slot[T, U]
 	readSkips []readSkip
@@ -466,6 +531,9 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 			return false, err
 		}
 	}
+	if c.readAhead != nil && !eof {
+		c.readAhead()
+	}
 	for _, l := range c.cfg().Listeners {
 		if bl, ok := l.(BeforeChunkListener); ok {
 			bl.BeforeChunk(ctx, c.event(nil))
@@ -505,13 +573,16 @@ func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
 	// A replayed chunk is read at least up to its handled items, whatever
 	// the chunk size now.
 	size := max(c.cfg().ChunkSize, c.done)
-	if cap(c.bufs.slots) < size {
-		c.bufs.slots = make([]slot[T, U], 0, size)
+	if !c.ahead {
+		c.slots = c.slotBuffer(size)
 	}
-	// The last chunk's items are overwritten as this one's are read; what
-	// is left of them past its end is cleared.
-	defer func() { clear(c.bufs.slots[len(c.slots):cap(c.bufs.slots)]) }()
-	c.slots = c.bufs.slots[:0]
+	// The items of the chunk before that used the buffer are overwritten
+	// as this one's are read; what is left of them past its end is
+	// cleared.
+	defer func() {
+		buf := c.bufs.slots[c.buf]
+		clear(buf[len(c.slots):cap(buf)])
+	}()
 	// Without item listeners and interceptors the reader is called
 	// directly: one call less per item.
 	plain := len(c.s.items) == 0 && len(c.cfg().Interceptors) == 0
@@ -521,9 +592,12 @@ func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
 		c.slots = append(c.slots, slot[T, U]{})
 		sl := &c.slots[len(c.slots)-1]
 		var err error
-		if plain {
+		switch {
+		case c.aheadErr != nil: // what stopped the reading ahead
+			err, c.aheadErr = c.aheadErr, nil
+		case plain:
 			sl.in, err = c.cfg().Reader.Read(ctx)
-		} else {
+		default:
 			sl.in, err = c.readItem(ctx, index)
 		}
 		for attempt := 1; err != nil && err != io.EOF && attempt <= c.cfg().RetryLimit &&
@@ -538,7 +612,7 @@ func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
 			c.slots = c.slots[:len(c.slots)-1]
 		}
 		if err == io.EOF {
-			return true, nil
+			return true, c.snapshot(ctx)
 		}
 		if err != nil {
 			if c.replayReadErrors > 0 {
@@ -556,7 +630,100 @@ func (c *chunk[T, U]) read(ctx context.Context) (bool, error) {
 			return false, c.stepErr("read", index, err)
 		}
 	}
-	return false, nil
+	return false, c.snapshot(ctx)
+}
+
+// setAll sets the keys of src in dst, and removes those whose value in src
+// is nil.
+func setAll(dst, src ExecutionContext) {
+	for k, v := range src {
+		if v == nil {
+			delete(dst, k)
+		} else {
+			dst[k] = v
+		}
+	}
+}
+
+// slotBuffer returns the chunk's buffer of slots, empty, with room for
+// size.
+func (c *chunk[T, U]) slotBuffer(size int) []slot[T, U] {
+	if cap(c.bufs.slots[c.buf]) < size {
+		c.bufs.slots[c.buf] = make([]slot[T, U], 0, size)
+	}
+	return c.bufs.slots[c.buf][:0]
+}
+
+// fill reads the chunk's items ahead, on a goroutine of its own, while the
+// chunk before commits; an error (or io.EOF) stops it, and is left for
+// read, which goes on from there once the chunk before has committed. The
+// returned function waits for the goroutine, and returns a panic of the
+// reader, to be raised again on the step's goroutine.
+func (c *chunk[T, U]) fill(ctx context.Context) func() *workerPanic {
+	done := make(chan *workerPanic, 1)
+	go func() {
+		var p *workerPanic
+		defer func() {
+			if v := recover(); v != nil {
+				p = &workerPanic{value: v, stack: debug.Stack(), where: "reading ahead"}
+			}
+			done <- p
+		}()
+		size := c.cfg().ChunkSize
+		c.slots = c.slotBuffer(size)
+		plain := len(c.s.items) == 0 && len(c.cfg().Interceptors) == 0
+		for len(c.slots) < size {
+			c.slots = append(c.slots, slot[T, U]{})
+			sl := &c.slots[len(c.slots)-1]
+			var err error
+			if plain {
+				sl.in, err = c.cfg().Reader.Read(ctx)
+			} else {
+				sl.in, err = c.readItem(ctx, c.base+int64(len(c.slots)))
+			}
+			if err != nil {
+				c.slots = c.slots[:len(c.slots)-1]
+				c.aheadErr = err
+				return
+			}
+		}
+	}()
+	return func() *workerPanic { return <-done }
+}
+
+// snapshot takes the reader's state and progress at the end of the chunk,
+// for its checkpoint, when the step reads ahead: once the next chunk is
+// read, the reader is past it. Without ReadAhead the commit asks the
+// reader. As in a commit, the reader's Update gets a copy of the last
+// committed context; what it changed there is what the chunk's final
+// commit sets, and where the next chunk starts.
+func (c *chunk[T, U]) snapshot(ctx context.Context) error {
+	if !c.cfg().ReadAhead {
+		return nil
+	}
+	if c.s.reader != nil {
+		last := c.sc.StepExecution().Context
+		ec := last.Clone()
+		if err := c.s.reader.Update(ctx, ec); err != nil {
+			return &StepError{Step: c.s.name, Chunk: c.n, Phase: "update", Err: err}
+		}
+		c.readerEnd = ExecutionContext{}
+		for k, v := range ec {
+			if old, ok := last[k]; !ok || !bytes.Equal(old, v) {
+				c.readerEnd[k] = v
+			}
+		}
+		for k := range last {
+			if _, ok := ec[k]; !ok {
+				c.readerEnd[k] = nil // removed
+			}
+		}
+	}
+	if pr, ok := c.cfg().Reader.(ProgressReader); ok {
+		p := pr.Progress()
+		c.progress = &p
+	}
+	return nil
 }
 
 // readItem calls the reader, with the item listeners and interceptors.
@@ -812,10 +979,15 @@ func (c *chunk[T, U]) processAll(ctx context.Context, from, workers int) []outco
 type workerPanic struct {
 	value any
 	stack []byte
+	where string // what the goroutine did; default processing
 }
 
 func (p workerPanic) String() string {
-	return fmt.Sprintf("%v\n\nin a processing goroutine:\n%s", p.value, p.stack)
+	where := "a processing goroutine"
+	if p.where != "" {
+		where = "the goroutine " + p.where
+	}
+	return fmt.Sprintf("%v\n\nin %s:\n%s", p.value, where, p.stack)
 }
 
 // retryWait tells the retry listeners and waits before retry attempt.
@@ -936,20 +1108,28 @@ func (c *chunk[T, U]) commit(ctx context.Context, to int, final bool) error {
 				return err
 			}
 			for _, st := range c.s.streams {
-				if err := st.Update(ctx, w.Context); err != nil {
-					return c.stepErr("update", 0, err)
+				if st != c.s.reader || !c.cfg().ReadAhead {
+					if err := st.Update(ctx, w.Context); err != nil {
+						return c.stepErr("update", 0, err)
+					}
+					continue
 				}
+				// The reader read ahead: its Update ran when the chunk's
+				// last item was read (see snapshot).
+				setAll(w.Context, c.readerEnd)
 			}
-			if pr, ok := c.cfg().Reader.(ProgressReader); ok {
+			if c.progress != nil {
+				if err := w.Context.Put(ProgressKey, *c.progress); err != nil {
+					return err
+				}
+			} else if pr, ok := c.cfg().Reader.(ProgressReader); ok {
 				if err := w.Context.Put(ProgressKey, pr.Progress()); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
-		for k, v := range c.readerStart {
-			w.Context[k] = v
-		}
+		setAll(w.Context, c.readerStart)
 		if err := errors.Join(w.Context.Put(doneKey, to), w.Context.Put(readErrorsKey, c.replayedReadErrors+c.replayReadErrors+int64(len(c.readSkips)))); err != nil {
 			return err
 		}

@@ -147,6 +147,7 @@ type crashWorld struct {
 	procFail   func(v int) error
 	noRollback batch.ErrorMatcher
 	csvPath    string // read from a CSV file instead of badReader
+	readAhead  bool   // the step reads the next chunk while one commits
 }
 
 func newCrashWorld(t *testing.T, chunkSize int) *crashWorld {
@@ -206,7 +207,7 @@ func (w *crashWorld) job(t *testing.T) *batch.Job {
 			}
 			return v, nil
 		}),
-		Writer: sw, ChunkSize: w.chunkSize, SkipLimit: -1, Backoff: fast,
+		Writer: sw, ChunkSize: w.chunkSize, SkipLimit: -1, Backoff: fast, ReadAhead: w.readAhead,
 		Skip:       batch.MatchErrors(errBad, errProc).Or(checkFailed).Or(batch.MatchType[*reader.ParseError]()),
 		NoRollback: w.noRollback,
 		Listeners:  []batch.Listener{file, table},
@@ -359,15 +360,18 @@ func TestCrashSweep(t *testing.T) {
 		total := counter.n.Load()
 		for _, after := range []bool{false, true} {
 			for at := int64(1); at <= total; at++ {
-				cases = append(cases, sweepCase{fmt.Sprintf("size=%d/after=%v/at=%d", size, after, at), func(t *testing.T) {
-					w := newCrashWorld(t, size)
-					w.run(t, &crashRepo{Repository: w.base, at: at, after: after})
-					w.check(t)
-				}})
+				for _, ra := range []bool{false, true} {
+					cases = append(cases, sweepCase{fmt.Sprintf("size=%d/after=%v/at=%d/readahead=%v", size, after, at, ra), func(t *testing.T) {
+						w := newCrashWorld(t, size)
+						w.readAhead = ra
+						w.run(t, &crashRepo{Repository: w.base, at: at, after: after})
+						w.check(t)
+					}})
+				}
 			}
 		}
 	}
-	runSweep(t, 6, cases)
+	runSweep(t, 8, cases)
 }
 
 func TestCrashPairSweep(t *testing.T) {
@@ -380,8 +384,10 @@ func TestCrashPairSweep(t *testing.T) {
 		for at := int64(1); at <= total; at++ {
 			for at2 := int64(1); at2 <= 12; at2++ {
 				for _, after := range []bool{false, true} {
-					cases = append(cases, sweepCase{fmt.Sprintf("size=%d/at=%d/at2=%d/after=%v", size, at, at2, after), func(t *testing.T) {
+					ra := (at+at2)%2 == 0 // half the pairs read ahead
+					cases = append(cases, sweepCase{fmt.Sprintf("size=%d/at=%d/at2=%d/after=%v/readahead=%v", size, at, at2, after, ra), func(t *testing.T) {
 						w := newCrashWorld(t, size)
+						w.readAhead = ra
 						w.run(t, &crashRepo{Repository: w.base, at: at, after: after},
 							&crashRepo{Repository: w.base, at: at2, after: !after})
 						w.check(t)
@@ -402,8 +408,10 @@ func TestProcessorFailureSweep(t *testing.T) {
 	for _, size := range []int{1, 4, 10} {
 		for _, nr := range []bool{false, true} {
 			for k := int64(1); k <= 90; k++ {
-				cases = append(cases, sweepCase{fmt.Sprintf("size=%d/nr=%v/k=%d", size, nr, k), func(t *testing.T) {
+				ra := k%2 == 0 // half the cases read ahead
+				cases = append(cases, sweepCase{fmt.Sprintf("size=%d/nr=%v/k=%d/readahead=%v", size, nr, k, ra), func(t *testing.T) {
 					w := newCrashWorld(t, size)
+					w.readAhead = ra
 					var calls atomic.Int64
 					var armed atomic.Bool
 					armed.Store(true)
@@ -442,8 +450,10 @@ func TestCSVCrashSweep(t *testing.T) {
 		total := counter.n.Load()
 		for _, after := range []bool{false, true} {
 			for at := int64(1); at <= total; at++ {
-				cases = append(cases, sweepCase{fmt.Sprintf("commit/size=%d/after=%v/at=%d", size, after, at), func(t *testing.T) {
+				ra := at%2 == 0 // half the cases read ahead
+				cases = append(cases, sweepCase{fmt.Sprintf("commit/size=%d/after=%v/at=%d/readahead=%v", size, after, at, ra), func(t *testing.T) {
 					w := newCrashWorld(t, size)
+					w.readAhead = ra
 					w.csvPath = filepath.Join(t.TempDir(), "in.csv")
 					w.run(t, &crashRepo{Repository: w.base, at: at, after: after}, &crashRepo{Repository: w.base, at: 3, after: !after})
 					w.check(t)
@@ -451,8 +461,10 @@ func TestCSVCrashSweep(t *testing.T) {
 			}
 		}
 		for k := int64(1); k <= 90; k++ {
-			cases = append(cases, sweepCase{fmt.Sprintf("proc/size=%d/k=%d", size, k), func(t *testing.T) {
+			ra := k%2 == 1 // half the cases read ahead
+			cases = append(cases, sweepCase{fmt.Sprintf("proc/size=%d/k=%d/readahead=%v", size, k, ra), func(t *testing.T) {
 				w := newCrashWorld(t, size)
+				w.readAhead = ra
 				w.csvPath = filepath.Join(t.TempDir(), "in.csv")
 				var calls atomic.Int64
 				w.procFail = func(v int) error {

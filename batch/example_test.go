@@ -7,9 +7,11 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/reader"
 	"github.com/chunkwise/chunkwise/repository"
 	"github.com/chunkwise/chunkwise/repository/memory"
 )
@@ -286,6 +288,39 @@ func ExampleChunkConfig_processWorkers() {
 	// Output:
 	// [1 4 9 16]
 	// [25 36 49 64]
+}
+
+// The next chunk is read while the one before is written: the writer of a
+// slow sink no longer waits for the reader, and each checkpoint still holds
+// the reader's position at the end of the chunk it commits.
+func ExampleChunkConfig_readAhead() {
+	lines := reader.FromSlice([]string{"a", "b", "c", "d", "e"})
+	write := batch.WriterFunc[string](func(ctx context.Context, items []string) error {
+		time.Sleep(10 * time.Millisecond) // a slow sink: the next chunk is read meanwhile
+		fmt.Println(items)
+		return nil
+	})
+	step, err := batch.NewChunkStep("copy", batch.ChunkConfig[string, string]{
+		Reader: lines, Writer: write, ChunkSize: 2, ReadAhead: true,
+	})
+	if err != nil {
+		panic(err)
+	}
+	job, err := batch.NewJob("copy", batch.JobConfig{Steps: []batch.Step{step}})
+	if err != nil {
+		panic(err)
+	}
+	l, err := launcher.New(launcher.Config{Repository: memory.New()})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := l.Run(context.Background(), job, nil); err != nil {
+		panic(err)
+	}
+	// Output:
+	// [a b]
+	// [c d]
+	// [e]
 }
 
 // Three partitions of a range of numbers, each summed by a step of its own.

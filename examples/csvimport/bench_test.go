@@ -138,17 +138,16 @@ func BenchmarkImportPostgres(b *testing.B) {
 	rows, rounds := benchEnv(b, "BENCH_ROWS", 1_000_000), benchEnv(b, "BENCH_ROUNDS", 5)
 	input := benchCSV(b, rows)
 	for _, c := range []struct {
-		driver            string
-		chunk, partitions int
+		driver string
+		importOptions
 	}{
-		{postgres.DriverPgx, 100, 1}, {postgres.DriverPgx, 1000, 1}, {postgres.DriverPgx, 10_000, 1},
-		{postgres.DriverPQ, 1000, 1},
-		{postgres.DriverPgx, 1000, 2}, // against the same loader by hand, sequential
+		{postgres.DriverPgx, importOptions{chunk: 100}}, {postgres.DriverPgx, importOptions{chunk: 1000}},
+		{postgres.DriverPgx, importOptions{chunk: 10_000}},
+		{postgres.DriverPgx, importOptions{chunk: 1000, noReadAhead: true}},
+		{postgres.DriverPQ, importOptions{chunk: 1000}},
+		{postgres.DriverPgx, importOptions{chunk: 1000, partitions: 2}}, // against the same loader by hand, sequential
 	} {
-		name := fmt.Sprintf("driver=%s/chunk=%d", c.driver, c.chunk)
-		if c.partitions > 1 {
-			name += fmt.Sprintf("/partitions=%d", c.partitions)
-		}
+		name := "driver=" + c.driver + "/" + c.name()
 		b.Run(name, func(b *testing.B) {
 			dsn := pgtest.DSN(b)
 			db := sqlx.MustOpen("postgres", dsn)
@@ -160,7 +159,7 @@ func BenchmarkImportPostgres(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				sideBySide(b, rows, rounds, "hand", byHand,
 					func() (time.Duration, error) {
-						return importWithChunkwise(dsn, db, c.driver, input, c.chunk, c.partitions)
+						return importWithChunkwise(dsn, db, c.driver, input, c.importOptions)
 					})
 			}
 		})
@@ -172,15 +171,15 @@ func BenchmarkImportPostgres(b *testing.B) {
 func BenchmarkImportSQLite(b *testing.B) {
 	rows, rounds := benchEnv(b, "BENCH_ROWS", 1_000_000), benchEnv(b, "BENCH_ROUNDS", 5)
 	input := benchCSV(b, rows)
-	for _, chunk := range []int{1000} {
-		b.Run(fmt.Sprintf("chunk=%d", chunk), func(b *testing.B) {
+	for _, o := range []importOptions{{chunk: 1000}, {chunk: 1000, noReadAhead: true}} {
+		b.Run(o.name(), func(b *testing.B) {
 			dir := b.TempDir()
 			n := 0
 			for i := 0; i < b.N; i++ {
 				sideBySide(b, rows, rounds, "hand",
 					func() (time.Duration, error) {
 						n++
-						return insertByHand(filepath.Join(dir, fmt.Sprintf("hand%d.db", n)), input, chunk)
+						return insertByHand(filepath.Join(dir, fmt.Sprintf("hand%d.db", n)), input, o.chunk)
 					},
 					func() (time.Duration, error) {
 						n++
@@ -193,7 +192,7 @@ func BenchmarkImportSQLite(b *testing.B) {
 						if err := repo.Migrate(context.Background()); err != nil {
 							return 0, err
 						}
-						return timed(func() error { return runImport(repo, repo.DB(), input, chunk, 1) })
+						return timed(func() error { return runImport(repo, repo.DB(), input, o) })
 					})
 			}
 		})
@@ -209,7 +208,7 @@ func timed(fn func() error) (time.Duration, error) {
 
 // importWithChunkwise runs the csvimport job on a fresh schema of the
 // database holding the migrated repository.
-func importWithChunkwise(dsn string, db *sqlx.DB, driver, input string, chunk, partitions int) (time.Duration, error) {
+func importWithChunkwise(dsn string, db *sqlx.DB, driver, input string, o importOptions) (time.Duration, error) {
 	schema := fmt.Sprintf("cw_%d", time.Now().UnixNano())
 	if _, err := db.Exec(`CREATE SCHEMA ` + schema); err != nil {
 		return 0, err
@@ -223,13 +222,32 @@ func importWithChunkwise(dsn string, db *sqlx.DB, driver, input string, chunk, p
 	if err := repo.Migrate(context.Background()); err != nil {
 		return 0, err
 	}
-	return timed(func() error { return runImport(repo, repo.DB(), input, chunk, partitions) })
+	return timed(func() error { return runImport(repo, repo.DB(), input, o) })
+}
+
+// importOptions are the job parameters a benchmark varies.
+type importOptions struct {
+	chunk, partitions int // partitions 0 is 1
+	noReadAhead       bool
+}
+
+// name names a sub-benchmark after o: "chunk=1000", then what is not the
+// program's default ("/partitions=2", "/readahead=off").
+func (o importOptions) name() string {
+	name := fmt.Sprintf("chunk=%d", o.chunk)
+	if o.partitions > 1 {
+		name += fmt.Sprintf("/partitions=%d", o.partitions)
+	}
+	if o.noReadAhead {
+		name += "/readahead=off"
+	}
+	return name
 }
 
 // runImport builds the job as the program does and runs it.
-func runImport(repo repository.JobRepository, db *sqlx.DB, input string, chunk, partitions int) error {
-	params := batch.JobParameters{"input": batch.StringParam(input), "chunk": batch.IntParam(int64(chunk)),
-		"partitions": batch.IntParam(int64(partitions))}
+func runImport(repo repository.JobRepository, db *sqlx.DB, input string, o importOptions) error {
+	params := batch.JobParameters{"input": batch.StringParam(input), "chunk": batch.IntParam(int64(o.chunk)),
+		"partitions": batch.IntParam(int64(max(o.partitions, 1))), "readahead": batch.BoolParam(!o.noReadAhead)}
 	params, err := batch.ParamSpecs(parameters).Apply(params)
 	if err != nil {
 		return err

@@ -51,6 +51,8 @@ var parameters = []batch.ParamSpec{
 		Description: "rows per transaction, 1 to 100000"},
 	{Name: "partitions", Type: batch.ParamInt, Default: "1", NonIdentifying: true,
 		Description: "byte ranges of the file loaded at once, each on a connection of its own, 1 to 16 (fixed at the first run: a restart reuses them)"},
+	{Name: "readahead", Type: batch.ParamBool, Default: "true", NonIdentifying: true,
+		Description: "parse the next chunk of the file while this one is written and committed"},
 }
 
 func newJob(env launcher.Env) (batch.JobConfig, error) {
@@ -96,6 +98,7 @@ func newJob(env launcher.Env) (batch.JobConfig, error) {
 	if partitions < 1 || partitions > 16 {
 		return batch.JobConfig{}, fmt.Errorf("parameter partitions=%d: want 1 to 16", partitions)
 	}
+	readAhead, _ := env.Parameters.Bool("readahead")
 	// importStep loads the rows of cfg's input (of its range, in a
 	// partition) in chunks.
 	importStep := func(name string, cfg reader.CSVConfig[person]) (batch.Step, error) {
@@ -112,6 +115,9 @@ func newJob(env launcher.Env) (batch.JobConfig, error) {
 			Processor: failAtProcessor(failRow),
 			Writer:    w,
 			ChunkSize: int(chunk),
+			// The file is parsed on while the chunk before commits: the
+			// reader shares nothing with the writer.
+			ReadAhead: readAhead,
 		})
 	}
 	var imp batch.Step

@@ -5,6 +5,7 @@
 //	csvimport run input=people.csv         import a file
 //	csvimport run input=people.csv chunk=500
 //	csvimport run input=people.csv partitions=2   two parts of the file at once
+//	csvimport run input=people.csv readahead=false   parse only between commits
 //	csvimport status                       list executions
 //	csvimport -db postgres://localhost/app run input=people.csv
 //
