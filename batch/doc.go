@@ -123,7 +123,8 @@
 // processor, writer and listeners, and those a wrapper hides:
 // ChunkConfig.ReaderStream (a wrapped reader's) and ChunkConfig.Streams.
 // Update runs in the chunk's transaction, after the writer, with a copy of
-// the last committed context;
+// the last committed context (a reader that reads ahead, once the chunk's
+// last item is read);
 // [CommitAttempt] tells one attempt of a commit from the next. Writers and
 // streams report what they did to their target with [ReportChanges]: the
 // [Changes] are stored on the step execution with its other counts. A

@@ -55,6 +55,11 @@ type ItemWriter[U any] interface {
 // transaction (a file) can therefore find there where its committed output
 // ends. A stream that a wrapper hides from the step is named in
 // ChunkConfig.ReaderStream (a reader's) or ChunkConfig.Streams (any other).
+//
+// A step with ChunkConfig.ReadAhead calls its reader's Update once the
+// chunk's last item is read, before it reads on: outside the transaction,
+// with the same copy; what the reader stores there is committed with the
+// chunk.
 type ItemStream interface {
 	Open(ctx context.Context, ec ExecutionContext) error
 	Update(ctx context.Context, ec ExecutionContext) error
