@@ -289,6 +289,9 @@ func (l *Launcher) RunPartition(ctx context.Context, w PartitionWork, owner stri
 	// partition may be another's by now.
 	renewed := make(chan struct{})
 	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
+	// The step's goroutine rewrites se at every commit: the renewals keep
+	// their own copy of what they need.
+	id, name := se.ID, se.StepName
 	go func() {
 		defer close(renewed)
 		t := time.NewTicker(l.engine.heartbeatInterval)
@@ -300,20 +303,20 @@ func (l *Launcher) RunPartition(ctx context.Context, w PartitionWork, owner stri
 				return
 			case <-t.C:
 			}
-			err := sl.RenewStepLease(renewCtx, se.ID, owner, lease)
+			err := sl.RenewStepLease(renewCtx, id, owner, lease)
 			switch {
 			case errors.Is(err, repository.ErrLeaseLost):
-				r.fenceOff(fmt.Errorf("%w: partition %s: %w", batch.ErrFenced, se.StepName, err))
+				r.fenceOff(fmt.Errorf("%w: partition %s: %w", batch.ErrFenced, name, err))
 				return
 			case err == nil:
 				renewedAt = time.Now()
 				r.touch()
 			case time.Since(renewedAt) > lease:
 				r.fenceOff(fmt.Errorf("%w: partition %s: its lease could not be renewed for %s: %w",
-					batch.ErrFenced, se.StepName, time.Since(renewedAt).Round(time.Millisecond), err))
+					batch.ErrFenced, name, time.Since(renewedAt).Round(time.Millisecond), err))
 				return
 			default:
-				r.log.Warn("partition lease not renewed", "step", se.StepName, "error", err)
+				r.log.Warn("partition lease not renewed", "step", name, "error", err)
 			}
 		}
 	}()

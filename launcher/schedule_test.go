@@ -179,8 +179,14 @@ func TestSchedulesWithSkewedClocks(t *testing.T) {
 	// machine's clock, is 4 s off its creation, read from the database's.
 	execs, err := ahead.Repository().JobExecutions(context.Background(), batch.ExecutionQuery{JobName: "tick"})
 	require.NoError(t, err)
-	require.Len(t, execs, len(fires))
+	// The end of the run may cut off the last fire's execution before its
+	// tick.
+	require.GreaterOrEqual(t, len(execs), len(fires))
+	require.LessOrEqual(t, len(execs), len(fires)+1, "one execution per fire")
 	for _, e := range execs {
+		if e.StartTime.IsZero() {
+			continue // the one cut off before it started
+		}
 		skew := e.StartTime.Sub(e.CreatedAt).Abs()
 		require.InDelta(t, 4, skew.Seconds(), 0.5, "execution %d: created %s, started %s", e.ID, e.CreatedAt, e.StartTime)
 	}
