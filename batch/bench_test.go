@@ -56,9 +56,9 @@ func BenchmarkEngineOverhead(b *testing.B) {
 
 // BenchmarkCPUBound: a step whose processor burns CPU (SHA-256 applied 100
 // times to each item), run as one partition and as two, and with one
-// processing goroutine and two (ProcessWorkers), alternated round after
-// round; it reports the median of the per-round speed-ups. On two cores
-// the goal is 1.8× for each.
+// processing goroutine and two (ProcessWorkers), without and with
+// ReadAhead, alternated round after round; it reports the median of the
+// per-round speed-ups. On two cores the goal is 1.8× for each.
 func BenchmarkCPUBound(b *testing.B) {
 	const (
 		items  = 10_000
@@ -73,10 +73,10 @@ func BenchmarkCPUBound(b *testing.B) {
 		return sum, nil
 	})
 	discard := batch.WriterFunc[[32]byte](func(context.Context, [][32]byte) error { return nil })
-	chunkStep := func(name string, from, to, workers int) (batch.Step, error) {
+	chunkStep := func(name string, from, to, workers int, readAhead bool) (batch.Step, error) {
 		return batch.NewChunkStep(name, batch.ChunkConfig[int, [32]byte]{
 			Reader: reader.FromSlice(seq(from, to)), Processor: hash, Writer: discard,
-			ChunkSize: 100, ProcessWorkers: workers,
+			ChunkSize: 100, ProcessWorkers: workers, ReadAhead: readAhead,
 		})
 	}
 	run := func(step batch.Step) time.Duration {
@@ -107,7 +107,7 @@ func BenchmarkCPUBound(b *testing.B) {
 			Step: func(name string, p batch.Partition) (batch.Step, error) {
 				from, _ := p.Context.Int64("from")
 				to, _ := p.Context.Int64("to")
-				return chunkStep(name, int(from), int(to), 0)
+				return chunkStep(name, int(from), int(to), 0, false)
 			},
 		})
 		if err != nil {
@@ -115,8 +115,8 @@ func BenchmarkCPUBound(b *testing.B) {
 		}
 		return step
 	}
-	workers := func(w int) batch.Step {
-		step, err := chunkStep("cpu", 1, items, w)
+	workers := func(w int, readAhead bool) batch.Step {
+		step, err := chunkStep("cpu", 1, items, w, readAhead)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -127,7 +127,8 @@ func BenchmarkCPUBound(b *testing.B) {
 		one, two func() batch.Step
 	}{
 		{"partitions", func() batch.Step { return partitioned(1) }, func() batch.Step { return partitioned(2) }},
-		{"workers", func() batch.Step { return workers(1) }, func() batch.Step { return workers(2) }},
+		{"workers", func() batch.Step { return workers(1, false) }, func() batch.Step { return workers(2, false) }},
+		{"workers-readahead", func() batch.Step { return workers(1, true) }, func() batch.Step { return workers(2, true) }},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sync/errgroup"
+	"time"
 )
 
 // DefaultChunkSize is the chunk size used when none is configured.
@@ -122,28 +123,34 @@ type ChunkConfig[T, U any] struct {
 	// nil.
 	NoRollback ErrorMatcher
 	// ProcessWorkers processes the items of each chunk on that many
-	// goroutines, for a processor that is CPU-bound: the items are written
-	// in their order, and filter, skip and retry behave and count exactly as
-	// with one goroutine. The processor, the interceptors and the item and
-	// retry listeners are then called from several goroutines at once and
-	// must be safe for that; the items after one that fails the step may
-	// have been processed too. A chunk written item by item after a
-	// skippable write error is processed again one item at a time. Default
-	// 1: one item after another.
+	// goroutines (the step's own and ProcessWorkers-1 more), for a
+	// processor that is CPU-bound: the items are written in their order,
+	// and filter, skip and retry behave and count exactly as with one
+	// goroutine. The processor, the interceptors and the item and retry
+	// listeners are then called from several goroutines at once and must
+	// be safe for that; the items after one that fails the step may have
+	// been processed too. With ReadAhead the next chunk's items are
+	// processed while this one is written and committed. A chunk written
+	// item by item after a skippable write error is processed again one
+	// item at a time. Between chunks the goroutines poll for work for
+	// some 50µs before they sleep: waking a sleeping goroutine can cost
+	// more than a short commit. Default 1: one item after another, on the
+	// step's goroutine.
 	ProcessWorkers int
-	// ReadAhead reads the next chunk while this one is written and
-	// committed, so that the reading (parsing a file, waiting for the next
-	// page of an API) overlaps the writer and the commit instead of waiting
-	// for them. The reader — with the interceptors' and the item listeners'
-	// read calls — then runs on a goroutine of its own, concurrently with
-	// the writer, the chunk listeners and the checkpoint of the chunk
-	// before, and must share no unsynchronised state with them; it is never
-	// called by two goroutines at once, and never inside a chunk's
-	// transaction. Each checkpoint still saves the reader's position at
-	// the end of the chunk it commits, taken before the reading ahead
-	// began: a restart reads the next chunk again, and nothing read ahead
-	// is lost or counted. A read error ahead is handled (retried, skipped
-	// or failing the step) once the chunk before has committed, as without
+	// ReadAhead reads the next chunk while this one is processed, written
+	// and committed, so that the reading (parsing a file, waiting for the
+	// next page of an API) overlaps the processor, the writer and the
+	// commit instead of waiting for them. The reader — with the
+	// interceptors' and the item listeners' read calls — then runs on a
+	// goroutine of its own, concurrently with the processor, the writer,
+	// the chunk listeners and the checkpoint of the chunk before, and must
+	// share no unsynchronised state with them; it is never called by two
+	// goroutines at once, and never inside a chunk's transaction. Each
+	// checkpoint still saves the reader's position at the end of the chunk
+	// it commits, taken before the reading ahead began: a restart reads the
+	// next chunk again, and nothing read (or processed) ahead is lost or
+	// counted. A read error ahead is handled (retried, skipped or failing
+	// the step) once the chunk before has committed, as without
 	// read-ahead. Default false: the reader is called between commits only.
 	ReadAhead bool
 	// Interceptors wrap every call to the reader, the processor and the
@@ -343,16 +350,28 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 		next      *chunk[T, U]     // the chunk being read ahead
 		waitAhead func() *workerPanic
 	)
-	// The reading ahead ends before the streams close (deferred before).
+	var pool *processPool[T, U]
+	if s.cfg.ProcessWorkers > 1 && s.cfg.Processor != nil {
+		pool = startProcessPool[T, U](s.cfg.ProcessWorkers - 1)
+	}
+	// The reading and processing ahead end before the streams close
+	// (deferred before).
 	aheadCtx, stopAhead := context.WithCancel(ctx)
 	defer func() {
 		stopAhead()
-		if waitAhead == nil {
-			return
+		if waitAhead != nil {
+			if p := waitAhead(); p != nil {
+				// The step fails for another reason already.
+				sc.Logger().Error("the reader panicked reading ahead", "panic", p.String())
+			}
 		}
-		if p := waitAhead(); p != nil {
-			// The step fails for another reason already.
-			sc.Logger().Error("the reader panicked reading ahead", "panic", p.String())
+		if pool != nil {
+			pool.stop()
+		}
+		if next != nil {
+			if p := next.panicked.Load(); p != nil {
+				sc.Logger().Error("the processor panicked processing ahead", "panic", p.String())
+			}
 		}
 	}()
 	for n := int64(1); ; n++ {
@@ -371,7 +390,7 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 				panic(*p)
 			}
 		} else {
-			c = &chunk[T, U]{s: s, sc: sc, n: n, base: base, commitSeq: &commitSeq, bufs: &bufs,
+			c = &chunk[T, U]{s: s, sc: sc, n: n, base: base, commitSeq: &commitSeq, bufs: &bufs, pool: pool,
 				done: int(done), replayReadErrors: readErrors}
 		}
 		c.readerStart = start
@@ -384,7 +403,7 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 		if s.cfg.ReadAhead {
 			c.readAhead = func() {
 				next = &chunk[T, U]{s: s, sc: sc, n: n + 1, base: c.base + int64(len(c.slots)), commitSeq: &commitSeq,
-					bufs: &bufs, buf: 1 - c.buf, replayReadErrors: c.replayReadErrors, ahead: true}
+					bufs: &bufs, buf: 1 - c.buf, pool: pool, replayReadErrors: c.replayReadErrors, ahead: true}
 				waitAhead = next.fill(aheadCtx)
 			}
 		}
@@ -429,8 +448,9 @@ type readSkip struct {
 // other: the slots (two sets with ReadAhead: the chunk committed and the
 // one read ahead), and the items handed to the writer.
 type chunkBuffers[T, U any] struct {
-	slots [2][]slot[T, U]
-	out   []U
+	slots    [2][]slot[T, U]
+	outcomes [2][]outcome[U] // with ProcessWorkers, one per slot
+	out      []U
 }
 
 // chunk is one chunk of a step: its items and how far its commit got.
@@ -458,6 +478,19 @@ type chunk[T, U any] struct {
 	ahead     bool
 	aheadErr  error
 	readAhead func()
+	// With ProcessWorkers, pool processes the chunk's items (with
+	// workCtx): their results land in outcomes, pending counts those not
+	// done yet, and panicked holds the first panic of the processor.
+	pool     *processPool[T, U]
+	work     []slot[T, U] // the slots, as the pool sees them
+	workCtx  context.Context
+	outcomes []outcome[U]
+	taken    atomic.Int64 // the items taken to process
+	limit    atomic.Int64 // the items submitted (from 0)
+	queued   bool         // in the pool's queue (under its lock)
+	pending  sync.WaitGroup
+	left     atomic.Int64 // pending, to poll
+	panicked atomic.Pointer[workerPanic]
 
 	slots     []slot[T, U]
 	readSkips []readSkip
@@ -490,6 +523,15 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 		c.chunkError(ctx, err)
 		return false, err
 	}
+	if c.pool != nil {
+		c.submit(ctx)
+	}
+	if c.readAhead != nil && !eof {
+		// The next chunk is read (and its items processed, with
+		// ProcessWorkers, after this one's) while this one is processed
+		// and committed.
+		c.readAhead()
+	}
 	for i := 0; i < c.done && i < len(c.slots); i++ {
 		c.slots[i].state = slotDone
 	}
@@ -505,13 +547,14 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 		return eof, nil
 	}
 	var parallel []outcome[U]
-	if w := c.cfg().ProcessWorkers; w > 1 && c.cfg().Processor != nil && len(c.slots)-c.committed > 1 {
-		parallel = c.processAll(ctx, c.committed, w)
+	if c.pool != nil {
+		parallel = c.processed()
+		defer clear(parallel[:len(c.slots)])
 	}
 	for i := c.committed; i < len(c.slots); i++ {
 		var err error
 		if parallel != nil {
-			o := parallel[i-c.committed]
+			o := parallel[i]
 			err = c.apply(ctx, i, o.out, o.err)
 		} else {
 			err = c.process(ctx, i)
@@ -530,9 +573,6 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 			c.chunkError(ctx, err)
 			return false, err
 		}
-	}
-	if c.readAhead != nil && !eof {
-		c.readAhead()
 	}
 	for _, l := range c.cfg().Listeners {
 		if bl, ok := l.(BeforeChunkListener); ok {
@@ -655,8 +695,10 @@ func (c *chunk[T, U]) slotBuffer(size int) []slot[T, U] {
 }
 
 // fill reads the chunk's items ahead, on a goroutine of its own, while the
-// chunk before commits; an error (or io.EOF) stops it, and is left for
-// read, which goes on from there once the chunk before has committed. The
+// chunk before is processed and committed, and hands them to the
+// processing goroutines, if any; an error (or io.EOF) stops it, and is
+// left for read, which goes on from there once the chunk before has
+// committed. The
 // returned function waits for the goroutine, and returns a panic of the
 // reader, to be raised again on the step's goroutine.
 func (c *chunk[T, U]) fill(ctx context.Context) func() *workerPanic {
@@ -684,8 +726,11 @@ func (c *chunk[T, U]) fill(ctx context.Context) func() *workerPanic {
 			if err != nil {
 				c.slots = c.slots[:len(c.slots)-1]
 				c.aheadErr = err
-				return
+				break
 			}
+		}
+		if c.pool != nil {
+			c.submit(ctx)
 		}
 	}()
 	return func() *workerPanic { return <-done }
@@ -890,13 +935,12 @@ type waitError struct{ err error }
 
 func (e waitError) Error() string { return e.err.Error() }
 
-// attempts runs the processor on the item of slot i, retrying as
-// configured, and returns the result or the final error. It changes no
-// slot: the items of a chunk may be processed concurrently.
-func (c *chunk[T, U]) attempts(ctx context.Context, i int) (U, error) {
-	index := c.base + int64(i) + 1
+// attempts runs the processor on item index, retrying as configured, and
+// returns the result or the final error. It changes no slot: the items of
+// a chunk may be processed concurrently.
+func (c *chunk[T, U]) attempts(ctx context.Context, index int64, in T) (U, error) {
 	for attempt := 0; ; attempt++ {
-		out, err := c.processItem(ctx, index, c.slots[i].in)
+		out, err := c.processItem(ctx, index, in)
 		if err == nil || errors.Is(err, ErrFilter) || ctx.Err() != nil ||
 			attempt >= c.cfg().RetryLimit || !c.cfg().Retry.Matches(err) {
 			return out, err
@@ -935,43 +979,181 @@ func (c *chunk[T, U]) apply(ctx context.Context, i int, out U, err error) error 
 	return c.stepErr("process", index, err)
 }
 
-// processAll processes the items of slots [from, len) on workers
-// goroutines. A panic in one is raised again on the calling goroutine, once
-// all are done, with the stack of the goroutine it happened on.
-func (c *chunk[T, U]) processAll(ctx context.Context, from, workers int) []outcome[U] {
-	res := make([]outcome[U], len(c.slots)-from)
-	var (
-		g        errgroup.Group
-		panicked atomic.Pointer[workerPanic]
-		next     atomic.Int64 // the next item to take, from from
-	)
-	process := func(i int) {
-		defer func() {
-			if v := recover(); v != nil {
-				panicked.CompareAndSwap(nil, &workerPanic{value: v, stack: debug.Stack()})
+// processPool is the step execution's processing goroutines, with
+// ProcessWorkers: ProcessWorkers-1 of them, and the step's goroutine helps
+// with its chunk's items. They take the items of the chunks submitted, the
+// oldest chunk first, until the pool stops. With ReadAhead the next
+// chunk's items are submitted while the current one's are processed, so
+// that the pool goes on working while the chunk before is applied, written
+// and committed.
+type processPool[T, U any] struct {
+	mu     sync.Mutex
+	more   sync.Cond      // broadcast when a chunk is queued or the pool stops
+	queue  []*chunk[T, U] // the chunks with items to take, oldest first
+	closed bool
+	wg     sync.WaitGroup
+	queued atomic.Int64 // how many times a chunk was queued, or the pool stopped
+}
+
+// spinFor is how long a processing goroutine, or the step's goroutine
+// waiting for them, polls before it sleeps: waking a sleeping goroutine
+// takes tens to hundreds of microseconds on some machines, more than the
+// step's goroutine takes between two chunks of a step bound by its
+// processor.
+const spinFor = 50 * time.Microsecond
+
+// spin polls done, letting other goroutines run, for up to spinFor.
+func spin(done func() bool) bool {
+	var start time.Time
+	for i := 0; ; i++ {
+		if done() {
+			return true
+		}
+		if i%16 == 0 {
+			if i == 0 {
+				start = time.Now()
+			} else if time.Since(start) > spinFor {
+				return false
 			}
-		}()
-		out, err := c.attempts(ctx, i)
-		res[i-from] = outcome[U]{out: out, err: err}
+		}
+		runtime.Gosched()
 	}
-	// Each goroutine takes the next item until none is left: no goroutine
-	// per item.
-	for range min(workers, len(res)) {
-		g.Go(func() error {
-			for {
-				i := from + int(next.Add(1)-1)
-				if i >= len(c.slots) {
-					return nil
-				}
-				process(i)
+}
+
+func startProcessPool[T, U any](goroutines int) *processPool[T, U] {
+	p := &processPool[T, U]{}
+	p.more.L = &p.mu
+	for range goroutines {
+		p.wg.Go(func() {
+			for c := p.take(); c != nil; c = p.take() {
+				c.processTaken()
 			}
 		})
 	}
-	_ = g.Wait()
-	if p := panicked.Load(); p != nil {
+	return p
+}
+
+// take returns the oldest chunk with items left to take, waiting for one;
+// nil once the pool stops.
+func (p *processPool[T, U]) take() *chunk[T, U] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		for len(p.queue) > 0 && p.queue[0].exhausted() {
+			p.queue[0].queued = false
+			p.queue = p.queue[1:]
+		}
+		if len(p.queue) > 0 {
+			return p.queue[0]
+		}
+		if p.closed {
+			return nil
+		}
+		seen := p.queued.Load()
+		p.mu.Unlock()
+		more := spin(func() bool { return p.queued.Load() != seen })
+		p.mu.Lock()
+		if !more && p.queued.Load() == seen {
+			p.more.Wait()
+		}
+	}
+}
+
+func (p *processPool[T, U]) enqueue(c *chunk[T, U]) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !c.queued {
+		c.queued = true
+		p.queue = append(p.queue, c)
+	}
+	p.queued.Add(1)
+	p.more.Broadcast() // a chunk has work for all of them
+}
+
+// stop ends the goroutines once they have taken all that was submitted.
+func (p *processPool[T, U]) stop() {
+	p.mu.Lock()
+	p.closed = true
+	p.queued.Add(1)
+	p.more.Broadcast()
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// submit hands the slots read since the last submit to the pool, but for
+// those handled before a restart. The items are processed with ctx.
+func (c *chunk[T, U]) submit(ctx context.Context) {
+	if c.work == nil {
+		c.work = c.slots[:cap(c.slots)] // appending to c.slots does not move it
+		buf := &c.bufs.outcomes[c.buf]
+		if len(*buf) < len(c.work) {
+			*buf = make([]outcome[U], len(c.work))
+		}
+		c.outcomes = *buf
+		c.workCtx = ctx
+		c.taken.Store(int64(c.done))
+		c.limit.Store(int64(c.done))
+	}
+	from, to := c.limit.Load(), int64(len(c.slots))
+	if to <= from {
+		return
+	}
+	c.pending.Add(int(to - from))
+	c.left.Add(to - from)
+	c.limit.Store(to)
+	c.pool.enqueue(c)
+}
+
+// claim takes the next item to process, if any is left.
+func (c *chunk[T, U]) claim() (int, bool) {
+	for {
+		i := c.taken.Load()
+		if i >= c.limit.Load() {
+			return 0, false
+		}
+		if c.taken.CompareAndSwap(i, i+1) {
+			return int(i), true
+		}
+	}
+}
+
+func (c *chunk[T, U]) exhausted() bool { return c.taken.Load() >= c.limit.Load() }
+
+// processTaken processes the chunk's items until none is left to take.
+func (c *chunk[T, U]) processTaken() {
+	for i, ok := c.claim(); ok; i, ok = c.claim() {
+		c.processWork(i)
+	}
+}
+
+// processed processes the chunk's items left to take on the calling
+// goroutine, waits for those the pool took, and returns the outcomes. A
+// panic of the processor is raised again, with the stack of the goroutine
+// it happened on.
+func (c *chunk[T, U]) processed() []outcome[U] {
+	c.processTaken()
+	spin(func() bool { return c.left.Load() == 0 })
+	c.pending.Wait()
+	if p := c.panicked.Load(); p != nil {
 		panic(*p)
 	}
-	return res
+	return c.outcomes
+}
+
+func (c *chunk[T, U]) processWork(i int) {
+	defer c.pending.Done()
+	defer c.left.Add(-1)
+	defer func() {
+		if v := recover(); v != nil {
+			c.panicked.CompareAndSwap(nil, &workerPanic{value: v, stack: debug.Stack()})
+		}
+	}()
+	if err := c.workCtx.Err(); err != nil {
+		c.outcomes[i] = outcome[U]{err: err} // the step ended
+		return
+	}
+	out, err := c.attempts(c.workCtx, c.base+int64(i)+1, c.work[i].in)
+	c.outcomes[i] = outcome[U]{out: out, err: err}
 }
 
 // workerPanic is the value of a panic raised again from a processing

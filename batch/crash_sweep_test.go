@@ -148,6 +148,7 @@ type crashWorld struct {
 	noRollback batch.ErrorMatcher
 	csvPath    string // read from a CSV file instead of badReader
 	readAhead  bool   // the step reads the next chunk while one commits
+	workers    int    // ProcessWorkers
 }
 
 func newCrashWorld(t *testing.T, chunkSize int) *crashWorld {
@@ -207,7 +208,7 @@ func (w *crashWorld) job(t *testing.T) *batch.Job {
 			}
 			return v, nil
 		}),
-		Writer: sw, ChunkSize: w.chunkSize, SkipLimit: -1, Backoff: fast, ReadAhead: w.readAhead,
+		Writer: sw, ChunkSize: w.chunkSize, SkipLimit: -1, Backoff: fast, ReadAhead: w.readAhead, ProcessWorkers: w.workers,
 		Skip:       batch.MatchErrors(errBad, errProc).Or(checkFailed).Or(batch.MatchType[*reader.ParseError]()),
 		NoRollback: w.noRollback,
 		Listeners:  []batch.Listener{file, table},
@@ -349,6 +350,15 @@ func (w *crashWorld) check(t *testing.T) {
 	require.Equal(t, want.skips, file, "reject file")
 }
 
+// sweepWorkers processes the items of every other case on two goroutines.
+func sweepWorkers(name string) int {
+	h := 0
+	for _, c := range name {
+		h += int(c)
+	}
+	return 1 + h%2
+}
+
 func TestCrashSweep(t *testing.T) {
 	var cases []sweepCase
 	for _, size := range []int{1, 3, 4, 10} {
@@ -364,6 +374,7 @@ func TestCrashSweep(t *testing.T) {
 					cases = append(cases, sweepCase{fmt.Sprintf("size=%d/after=%v/at=%d/readahead=%v", size, after, at, ra), func(t *testing.T) {
 						w := newCrashWorld(t, size)
 						w.readAhead = ra
+						w.workers = sweepWorkers(t.Name())
 						w.run(t, &crashRepo{Repository: w.base, at: at, after: after})
 						w.check(t)
 					}})
@@ -388,6 +399,7 @@ func TestCrashPairSweep(t *testing.T) {
 					cases = append(cases, sweepCase{fmt.Sprintf("size=%d/at=%d/at2=%d/after=%v/readahead=%v", size, at, at2, after, ra), func(t *testing.T) {
 						w := newCrashWorld(t, size)
 						w.readAhead = ra
+						w.workers = sweepWorkers(t.Name())
 						w.run(t, &crashRepo{Repository: w.base, at: at, after: after},
 							&crashRepo{Repository: w.base, at: at2, after: !after})
 						w.check(t)
@@ -412,6 +424,7 @@ func TestProcessorFailureSweep(t *testing.T) {
 				cases = append(cases, sweepCase{fmt.Sprintf("size=%d/nr=%v/k=%d/readahead=%v", size, nr, k, ra), func(t *testing.T) {
 					w := newCrashWorld(t, size)
 					w.readAhead = ra
+					w.workers = sweepWorkers(t.Name())
 					var calls atomic.Int64
 					var armed atomic.Bool
 					armed.Store(true)
@@ -454,6 +467,7 @@ func TestCSVCrashSweep(t *testing.T) {
 				cases = append(cases, sweepCase{fmt.Sprintf("commit/size=%d/after=%v/at=%d/readahead=%v", size, after, at, ra), func(t *testing.T) {
 					w := newCrashWorld(t, size)
 					w.readAhead = ra
+					w.workers = sweepWorkers(t.Name())
 					w.csvPath = filepath.Join(t.TempDir(), "in.csv")
 					w.run(t, &crashRepo{Repository: w.base, at: at, after: after}, &crashRepo{Repository: w.base, at: 3, after: !after})
 					w.check(t)
@@ -465,6 +479,7 @@ func TestCSVCrashSweep(t *testing.T) {
 			cases = append(cases, sweepCase{fmt.Sprintf("proc/size=%d/k=%d/readahead=%v", size, k, ra), func(t *testing.T) {
 				w := newCrashWorld(t, size)
 				w.readAhead = ra
+				w.workers = sweepWorkers(t.Name())
 				w.csvPath = filepath.Join(t.TempDir(), "in.csv")
 				var calls atomic.Int64
 				w.procFail = func(v int) error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/launcher"
+	"github.com/chunkwise/chunkwise/reader"
 )
 
 var (
@@ -99,66 +100,146 @@ func TestProcessWorkersSameAsSequential(t *testing.T) {
 }
 
 // TestProcessWorkersRunConcurrently: the processor is called by several
-// goroutines at once.
+// goroutines at once, in every chunk — all of them, also when they slept
+// between chunks.
 func TestProcessWorkersRunConcurrently(t *testing.T) {
 	t.Parallel()
-	var inFlight, most atomic.Int64
-	all := make(chan struct{})
-	var once sync.Once
+	const workers, chunks, size = 4, 3, 20
+	var inFlight, most [chunks]atomic.Int64
+	var all [chunks]chan struct{}
+	var once [chunks]sync.Once
+	for c := range all {
+		all[c] = make(chan struct{})
+	}
+	// Long enough to tell, for all the waits together.
+	tell, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	items := reader.FromSlice(seq(1, chunks*size))
 	step, err := batch.NewChunkStep("work", batch.ChunkConfig[int, int]{
-		Reader: sliceReader(seq(1, 40)...),
+		// A pause before each chunk, long enough for the processing
+		// goroutines to fall asleep waiting for one.
+		Reader: batch.ReaderFunc[int](func(ctx context.Context) (int, error) {
+			v, err := items.Read(ctx)
+			if v%size == 1 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			return v, err
+		}),
 		Processor: batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
-			n := inFlight.Add(1)
-			defer inFlight.Add(-1)
-			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			c := (i - 1) / size
+			n := inFlight[c].Add(1)
+			defer inFlight[c].Add(-1)
+			for m := most[c].Load(); n > m && !most[c].CompareAndSwap(m, n); m = most[c].Load() {
 			}
-			if n == 4 {
-				once.Do(func() { close(all) })
+			if n == workers {
+				once[c].Do(func() { close(all[c]) })
 			}
-			select { // until four are in flight together, or long enough to tell
-			case <-all:
-			case <-time.After(10 * time.Second):
+			select { // until all are in flight together
+			case <-all[c]:
+			case <-tell.Done():
 			}
 			return i, nil
 		}),
 		Writer:         &recordingWriter[int]{},
-		ChunkSize:      20,
-		ProcessWorkers: 4,
+		ChunkSize:      size,
+		ProcessWorkers: workers,
 	})
 	require.NoError(t, err)
 	job, err := batch.NewJob("work", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
 	_, err = launchRun(t, mustLauncher(t, launcher.Config{Repository: openSQLite(t, filepath.Join(t.TempDir(), "b.db"))}), job, nil)
 	require.NoError(t, err)
-	require.Equal(t, int64(4), most.Load(), "four goroutines, no more")
+	for c := range most {
+		require.Equal(t, int64(workers), most[c].Load(), "chunk %d: four goroutines, no more", c+1)
+	}
 }
 
 // TestProcessWorkersPanic: a panic on a processing goroutine fails the step
-// with the panic and its stack, and leaves the process running.
+// with the panic and its stack, and leaves the process running — also when
+// the item was processed ahead, while the chunk before committed.
 func TestProcessWorkersPanic(t *testing.T) {
 	t.Parallel()
+	for _, readAhead := range []bool{false, true} {
+		repo := openSQLite(t, filepath.Join(t.TempDir(), "batch.db"))
+		w := &recordingWriter[int]{}
+		step, err := batch.NewChunkStep("work", batch.ChunkConfig[int, int]{
+			Reader: sliceReader(seq(1, 30)...),
+			Processor: batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
+				if i == 17 {
+					panic(fmt.Sprintf("boom at item %d", i))
+				}
+				return i, nil
+			}),
+			Writer: w, ChunkSize: 10, ProcessWorkers: 3, ReadAhead: readAhead,
+		})
+		require.NoError(t, err)
+		job, err := batch.NewJob("work", batch.JobConfig{Steps: []batch.Step{step}})
+		require.NoError(t, err)
+		exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
+		require.Error(t, err)
+		require.Equal(t, batch.StatusFailed, exec.Status)
+		require.Contains(t, exec.ExitStatus.Description, "boom at item 17")
+		require.Contains(t, exec.ExitStatus.Description, "in a processing goroutine")
+		require.Equal(t, seq(1, 10), w.all(), "the chunks before the panic committed")
+	}
+
+	_, err := batch.NewChunkStep("bad", batch.ChunkConfig[int, int]{Reader: sliceReader(1), Writer: &recordingWriter[int]{}, ProcessWorkers: -1})
+	require.ErrorIs(t, err, batch.ErrInvalidConfig)
+}
+
+// TestProcessWorkersProcessAhead: with ReadAhead, the next chunk's items
+// are processed while the chunk before is written — the writer of the
+// first chunk waits until the processor has reached the second — and a
+// failure writing the first chunk leaves nothing of the second written:
+// the restart processes and writes it once.
+func TestProcessWorkersProcessAhead(t *testing.T) {
+	t.Parallel()
 	repo := openSQLite(t, filepath.Join(t.TempDir(), "batch.db"))
-	w := &recordingWriter[int]{}
-	step, err := batch.NewChunkStep("work", batch.ChunkConfig[int, int]{
-		Reader: sliceReader(seq(1, 30)...),
-		Processor: batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
-			if i == 17 {
-				panic(fmt.Sprintf("boom at item %d", i))
+	ahead := make(chan struct{})
+	var once sync.Once
+	var fail atomic.Bool
+	fail.Store(true)
+	var processed sync.Map // item → times processed
+	w := &recordingWriter[int]{fail: func(_ context.Context, call int, items []int) error {
+		if fail.Load() && items[0] == 10 {
+			select {
+			case <-ahead:
+			case <-time.After(10 * time.Second):
+				return errors.New("the second chunk was not processed while the first was written")
 			}
-			return i, nil
+			return errors.New("disk full")
+		}
+		return nil
+	}}
+	step, err := batch.NewChunkStep("work", batch.ChunkConfig[int, int]{
+		Reader: newStreamReader(30),
+		Processor: batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
+			n, _ := processed.LoadOrStore(i, new(atomic.Int32))
+			n.(*atomic.Int32).Add(1)
+			if i == 15 {
+				once.Do(func() { close(ahead) })
+			}
+			return i * 10, nil
 		}),
-		Writer: w, ChunkSize: 10, ProcessWorkers: 3,
+		Writer: w, ChunkSize: 10, ProcessWorkers: 2, ReadAhead: true,
 	})
 	require.NoError(t, err)
 	job, err := batch.NewJob("work", batch.JobConfig{Steps: []batch.Step{step}})
 	require.NoError(t, err)
-	exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
-	require.Error(t, err)
-	require.Equal(t, batch.StatusFailed, exec.Status)
-	require.Contains(t, exec.ExitStatus.Description, "boom at item 17")
-	require.Contains(t, exec.ExitStatus.Description, "in a processing goroutine")
-	require.Equal(t, seq(1, 10), w.all(), "the chunks before the panic committed")
+	l := mustLauncher(t, launcher.Config{Repository: repo})
+	exec, err := launchRun(t, l, job, nil)
+	require.ErrorContains(t, err, "disk full")
+	require.Empty(t, w.all())
+	require.Equal(t, int64(0), onlyStep(t, repo, exec.ID).WriteCount)
 
-	_, err = batch.NewChunkStep("bad", batch.ChunkConfig[int, int]{Reader: sliceReader(1), Writer: w, ProcessWorkers: -1})
-	require.ErrorIs(t, err, batch.ErrInvalidConfig)
+	fail.Store(false)
+	_, err = launchRun(t, l, job, nil) // the restart
+	require.NoError(t, err)
+	var want []int
+	for i := 1; i <= 30; i++ {
+		want = append(want, i*10)
+	}
+	require.Equal(t, want, w.all(), "every item written once, in order")
+	n, _ := processed.Load(15)
+	require.Equal(t, int32(2), n.(*atomic.Int32).Load(), "processed ahead, then again after the restart")
 }

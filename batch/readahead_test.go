@@ -66,8 +66,9 @@ type readAheadOutcome struct {
 // every 17th number (a skippable read error), whose processor filters every
 // 7th, skips every 11th and fails every 13th once with a retryable error,
 // and whose writer fails on every 19th (a skippable write error: the chunk
-// is written again item by item), with or without reading ahead.
-func runReadAheadStep(t *testing.T, readAhead bool, n, chunk, skipLimit int) readAheadOutcome {
+// is written again item by item), with or without reading ahead, and with
+// workers processing goroutines.
+func runReadAheadStep(t *testing.T, readAhead bool, workers, n, chunk, skipLimit int) readAheadOutcome {
 	t.Helper()
 	repo := openSQLite(t, filepath.Join(t.TempDir(), "batch.db"))
 	var mu sync.Mutex
@@ -100,14 +101,15 @@ func runReadAheadStep(t *testing.T, readAhead bool, n, chunk, skipLimit int) rea
 			}
 			return i, nil
 		}),
-		Writer:    w,
-		ChunkSize: chunk,
-		ReadAhead: readAhead,
-		Skip:      batch.MatchErrors(errSkipMe, errBad),
-		SkipLimit: skipLimit,
-		Retry:     batch.MatchErrors(errFlaky),
-		Backoff:   batch.Backoff{Initial: time.Microsecond},
-		Listeners: []batch.Listener{skips},
+		Writer:         w,
+		ChunkSize:      chunk,
+		ReadAhead:      readAhead,
+		ProcessWorkers: workers,
+		Skip:           batch.MatchErrors(errSkipMe, errBad),
+		SkipLimit:      skipLimit,
+		Retry:          batch.MatchErrors(errFlaky),
+		Backoff:        batch.Backoff{Initial: time.Microsecond},
+		Listeners:      []batch.Listener{skips},
 	})
 	require.NoError(t, err)
 	job, err := batch.NewJob("work", batch.JobConfig{Steps: []batch.Step{step}})
@@ -125,16 +127,23 @@ func runReadAheadStep(t *testing.T, readAhead bool, n, chunk, skipLimit int) rea
 
 // TestReadAheadSameAsWithout: reading ahead writes the same items in the
 // same chunks, skips, filters and retries the same, counts the same — and
-// a skip limit is exceeded at the same item, with read errors met ahead.
+// a skip limit is exceeded at the same item, with read errors met ahead;
+// and so does processing on three goroutines, with and without reading
+// (and processing) ahead.
 func TestReadAheadSameAsWithout(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct{ n, chunk, limit int }{
 		{130, 10, -1}, {130, 17, -1}, {130, 1, -1}, {120, 10, -1}, {0, 10, -1},
 		{130, 10, 12}, {130, 10, 20},
 	} {
-		want := runReadAheadStep(t, false, c.n, c.chunk, c.limit)
-		got := runReadAheadStep(t, true, c.n, c.chunk, c.limit)
-		require.Equal(t, want, got, "%+v", c)
+		want := runReadAheadStep(t, false, 1, c.n, c.chunk, c.limit)
+		for _, v := range []struct {
+			readAhead bool
+			workers   int
+		}{{true, 1}, {false, 3}, {true, 3}} {
+			got := runReadAheadStep(t, v.readAhead, v.workers, c.n, c.chunk, c.limit)
+			require.Equal(t, want, got, "%+v %+v", c, v)
+		}
 		if c.limit > 0 {
 			require.Contains(t, want.Err, "skip limit", "%+v", c)
 		} else {

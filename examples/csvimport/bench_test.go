@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jmoiron/sqlx"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/chunkwise/chunkwise/batch"
 	"github.com/chunkwise/chunkwise/internal/exampletest"
@@ -93,6 +94,11 @@ func errorsJoin(errs ...error) error {
 // name. Each side returns the time its load took, without the setting up of
 // its tables.
 func sideBySide(b *testing.B, rows, rounds int, other string, byHand, chunkwise func() (time.Duration, error)) {
+	sidesBySide(b, rows, rounds, [2]string{other, "chunkwise"}, byHand, chunkwise)
+}
+
+// sidesBySide is sideBySide with both sides named: first and second.
+func sidesBySide(b *testing.B, rows, rounds int, names [2]string, byHand, chunkwise func() (time.Duration, error)) {
 	var hand, cw, ratio []float64
 	for r := 0; r < rounds; r++ {
 		sides := []func() (time.Duration, error){byHand, chunkwise}
@@ -114,8 +120,8 @@ func sideBySide(b *testing.B, rows, rounds int, other string, byHand, chunkwise 
 		cw = append(cw, float64(rows)/secs[1])
 		ratio = append(ratio, secs[0]/secs[1])
 	}
-	b.ReportMetric(median(hand), other+"-rows/s")
-	b.ReportMetric(median(cw), "chunkwise-rows/s")
+	b.ReportMetric(median(hand), names[0]+"-rows/s")
+	b.ReportMetric(median(cw), names[1]+"-rows/s")
 	b.ReportMetric(median(ratio), "ratio")
 }
 
@@ -163,6 +169,24 @@ func BenchmarkImportPostgres(b *testing.B) {
 					})
 			}
 		})
+	}
+}
+
+// BenchmarkImportPostgresByHandInParts: the loader by hand split in two
+// parts on two connections at once, against the same loader sequential:
+// how much faster two connections can load the file on this machine at
+// all — the ceiling of chunkwise's partitions=2 against the sequential
+// loader.
+func BenchmarkImportPostgresByHandInParts(b *testing.B) {
+	rows, rounds := benchEnv(b, "BENCH_ROWS", 1_000_000), benchEnv(b, "BENCH_ROUNDS", 5)
+	input := benchCSV(b, rows)
+	dsn := pgtest.DSN(b)
+	db := sqlx.MustOpen("postgres", dsn)
+	b.Cleanup(func() { _ = db.Close() })
+	for i := 0; i < b.N; i++ {
+		sidesBySide(b, rows, rounds, [2]string{"sequential", "parts"},
+			func() (time.Duration, error) { return copyFromByHand(db, dsn, input, 1000) },
+			func() (time.Duration, error) { return copyFromInParts(db, dsn, input, 1000, 2) })
 	}
 }
 
@@ -285,10 +309,17 @@ func readByHand(input string, chunk int, load func(rows []handPerson, done int64
 		return err
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
+	return parseByHand(f, true, chunk, load)
+}
+
+// parseByHand is readByHand on r, whose first line is a header if header.
+func parseByHand(in io.Reader, header bool, chunk int, load func(rows []handPerson, done int64) error) error {
+	r := csv.NewReader(in)
 	r.ReuseRecord = true
-	if _, err := r.Read(); err != nil {
-		return err
+	if header {
+		if _, err := r.Read(); err != nil {
+			return err
+		}
 	}
 	buf := make([]handPerson, 0, chunk)
 	var done int64
@@ -416,6 +447,100 @@ func copyFromByHand(db *sqlx.DB, dsn, input string, chunk int) (time.Duration, e
 			return tx.Commit(ctx)
 		})
 	})
+}
+
+// copyFromInParts is copyFromByHand split in parts written at once: the
+// file cut into parts at line ends, each parsed on its goroutine and
+// COPYed on its own pgx connection, with its own progress row — the
+// partitioned load written by hand, for what two connections can reach on
+// the machine at all.
+func copyFromInParts(db *sqlx.DB, dsn, input string, chunk, parts int) (time.Duration, error) {
+	for _, q := range []string{`DROP TABLE IF EXISTS hand_people`, `DROP TABLE IF EXISTS hand_progress`,
+		`CREATE TABLE hand_progress (job TEXT PRIMARY KEY, done BIGINT NOT NULL)`} {
+		if _, err := db.Exec(q); err != nil {
+			return 0, err
+		}
+	}
+	cuts, err := cutLines(input, parts)
+	if err != nil {
+		return 0, err
+	}
+	ctx := context.Background()
+	conns := make([]*pgx.Conn, parts)
+	for i := range conns {
+		if conns[i], err = pgx.Connect(ctx, dsn); err != nil {
+			return 0, err
+		}
+		defer conns[i].Close(ctx)
+		if _, err := db.Exec(`INSERT INTO hand_progress VALUES ($1, 0)`, fmt.Sprintf("import-%d", i)); err != nil {
+			return 0, err
+		}
+	}
+	return timed(func() error {
+		if _, err := db.Exec(strings.Replace(createTable, "IF NOT EXISTS people", "hand_people", 1)); err != nil {
+			return err
+		}
+		var g errgroup.Group
+		for i, conn := range conns {
+			g.Go(func() error {
+				f, err := os.Open(input)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				part := io.NewSectionReader(f, cuts[i], cuts[i+1]-cuts[i])
+				table, columns := pgx.Identifier{"hand_people"}, []string{"id", "name", "email", "amount", "created_at"}
+				return parseByHand(part, i == 0, chunk, func(rows []handPerson, done int64) error {
+					tx, err := conn.Begin(ctx)
+					if err != nil {
+						return err
+					}
+					defer tx.Rollback(ctx) //nolint:errcheck
+					_, err = tx.CopyFrom(ctx, table, columns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+						p := &rows[i]
+						return []any{p.id, p.name, p.email, p.amount, p.created}, nil
+					}))
+					if err != nil {
+						return err
+					}
+					if _, err := tx.Exec(ctx, `UPDATE hand_progress SET done = $1 WHERE job = $2`, done, fmt.Sprintf("import-%d", i)); err != nil {
+						return err
+					}
+					return tx.Commit(ctx)
+				})
+			})
+		}
+		return g.Wait()
+	})
+}
+
+// cutLines returns parts+1 offsets into the file: 0, the line ends nearest
+// after each parts-th of its size, and its size.
+func cutLines(input string, parts int) ([]int64, error) {
+	f, err := os.Open(input)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	cuts := []int64{0}
+	buf := make([]byte, 4096)
+	for i := 1; i < parts; i++ {
+		at := st.Size() * int64(i) / int64(parts)
+		n, err := f.ReadAt(buf, at)
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		nl := strings.IndexByte(string(buf[:n]), '\n')
+		if nl < 0 {
+			return nil, fmt.Errorf("%s: no line end after byte %d", input, at)
+		}
+		cuts = append(cuts, at+int64(nl)+1)
+	}
+	return append(cuts, st.Size()), nil
 }
 
 // insertByHand loads the file into a fresh SQLite file with a prepared
