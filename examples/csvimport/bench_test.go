@@ -427,26 +427,32 @@ func copyFromByHand(db *sqlx.DB, dsn, input string, chunk int) (time.Duration, e
 		if _, err := conn.Exec(ctx, strings.Replace(createTable, "IF NOT EXISTS people", "hand_people", 1)); err != nil {
 			return err
 		}
-		table, columns := pgx.Identifier{"hand_people"}, []string{"id", "name", "email", "amount", "created_at"}
 		return readByHand(input, chunk, func(rows []handPerson, done int64) error {
-			tx, err := conn.Begin(ctx)
-			if err != nil {
-				return err
-			}
-			defer tx.Rollback(ctx) //nolint:errcheck
-			_, err = tx.CopyFrom(ctx, table, columns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-				p := &rows[i]
-				return []any{p.id, p.name, p.email, p.amount, p.created}, nil
-			}))
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE hand_progress SET done = $1 WHERE job = 'import'`, done); err != nil {
-				return err
-			}
-			return tx.Commit(ctx)
+			return copyFromChunk(ctx, conn, rows, "import", done)
 		})
 	})
+}
+
+// copyFromChunk COPYs rows into hand_people and sets job's progress row to
+// done, in one transaction.
+func copyFromChunk(ctx context.Context, conn *pgx.Conn, rows []handPerson, job string, done int64) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"hand_people"}, []string{"id", "name", "email", "amount", "created_at"},
+		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			p := &rows[i]
+			return []any{p.id, p.name, p.email, p.amount, p.created}, nil
+		}))
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE hand_progress SET done = $1 WHERE job = $2`, done, job); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // copyFromInParts is copyFromByHand split in parts written at once: the
@@ -489,24 +495,8 @@ func copyFromInParts(db *sqlx.DB, dsn, input string, chunk, parts int) (time.Dur
 				}
 				defer f.Close()
 				part := io.NewSectionReader(f, cuts[i], cuts[i+1]-cuts[i])
-				table, columns := pgx.Identifier{"hand_people"}, []string{"id", "name", "email", "amount", "created_at"}
 				return parseByHand(part, i == 0, chunk, func(rows []handPerson, done int64) error {
-					tx, err := conn.Begin(ctx)
-					if err != nil {
-						return err
-					}
-					defer tx.Rollback(ctx) //nolint:errcheck
-					_, err = tx.CopyFrom(ctx, table, columns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-						p := &rows[i]
-						return []any{p.id, p.name, p.email, p.amount, p.created}, nil
-					}))
-					if err != nil {
-						return err
-					}
-					if _, err := tx.Exec(ctx, `UPDATE hand_progress SET done = $1 WHERE job = $2`, done, fmt.Sprintf("import-%d", i)); err != nil {
-						return err
-					}
-					return tx.Commit(ctx)
+					return copyFromChunk(ctx, conn, rows, fmt.Sprintf("import-%d", i), done)
 				})
 			})
 		}
