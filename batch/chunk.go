@@ -347,6 +347,7 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 		commitSeq uint64
 		bufs      chunkBuffers[T, U]
 		start     ExecutionContext // with ReadAhead, the reader's state where the next chunk starts
+		cur       *chunk[T, U]     // the chunk being run
 		next      *chunk[T, U]     // the chunk being read ahead
 		waitAhead func() *workerPanic
 	)
@@ -367,10 +368,11 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 		}
 		if pool != nil {
 			pool.stop()
-		}
-		if next != nil {
-			if p := next.panicked.Load(); p != nil {
-				sc.Logger().Error("the processor panicked processing ahead", "panic", p.String())
+			// The step fails for another reason already, at an item before.
+			for _, x := range []*chunk[T, U]{cur, next} {
+				if p := x.unraised(); p != nil {
+					sc.Logger().Error("the processor panicked on an item the step did not get to", "chunk", x.n, "panic", p.String())
+				}
 			}
 		}
 	}()
@@ -407,6 +409,7 @@ func (s *ChunkStep[T, U]) Execute(ctx context.Context, sc StepContext) (err erro
 				waitAhead = next.fill(aheadCtx)
 			}
 		}
+		cur = c
 		eof, err := c.run(ctx)
 		if err != nil {
 			return err
@@ -480,7 +483,8 @@ type chunk[T, U any] struct {
 	readAhead func()
 	// With ProcessWorkers, pool processes the chunk's items (with
 	// workCtx): their results land in outcomes, pending counts those not
-	// done yet, and panicked holds the first panic of the processor.
+	// done yet, and panicked holds the first panic of the processor;
+	// raised tells that the step's goroutine raised one again.
 	pool     *processPool[T, U]
 	work     []slot[T, U] // the slots, as the pool sees them
 	workCtx  context.Context
@@ -491,6 +495,7 @@ type chunk[T, U any] struct {
 	pending  sync.WaitGroup
 	left     atomic.Int64 // pending, to poll
 	panicked atomic.Pointer[workerPanic]
+	raised   bool
 
 	slots     []slot[T, U]
 	readSkips []readSkip
@@ -555,6 +560,12 @@ func (c *chunk[T, U]) run(ctx context.Context) (bool, error) {
 		var err error
 		if parallel != nil {
 			o := parallel[i]
+			if o.panic != nil {
+				// Raised in the order of the chunk, as on one goroutine:
+				// an item before it may have ended the chunk first.
+				c.raised = true
+				panic(*o.panic)
+			}
 			err = c.apply(ctx, i, o.out, o.err)
 		} else {
 			err = c.process(ctx, i)
@@ -926,8 +937,9 @@ func (c *chunk[T, U]) process(ctx context.Context, i int) error {
 
 // outcome is what the processing of one item came to.
 type outcome[U any] struct {
-	out U
-	err error
+	out   U
+	err   error
+	panic *workerPanic // the processor panicked
 }
 
 // waitError is the error of a retry whose backoff wait was interrupted.
@@ -1127,17 +1139,21 @@ func (c *chunk[T, U]) processTaken() {
 }
 
 // processed processes the chunk's items left to take on the calling
-// goroutine, waits for those the pool took, and returns the outcomes. A
-// panic of the processor is raised again, with the stack of the goroutine
-// it happened on.
+// goroutine, waits for those the pool took, and returns the outcomes.
 func (c *chunk[T, U]) processed() []outcome[U] {
 	c.processTaken()
 	spin(func() bool { return c.left.Load() == 0 })
 	c.pending.Wait()
-	if p := c.panicked.Load(); p != nil {
-		panic(*p)
-	}
 	return c.outcomes
+}
+
+// unraised returns a panic of the processor on the chunk's items that was
+// not raised again, if any.
+func (c *chunk[T, U]) unraised() *workerPanic {
+	if c == nil || c.raised {
+		return nil
+	}
+	return c.panicked.Load()
 }
 
 func (c *chunk[T, U]) processWork(i int) {
@@ -1145,7 +1161,9 @@ func (c *chunk[T, U]) processWork(i int) {
 	defer c.left.Add(-1)
 	defer func() {
 		if v := recover(); v != nil {
-			c.panicked.CompareAndSwap(nil, &workerPanic{value: v, stack: debug.Stack()})
+			p := &workerPanic{value: v, stack: debug.Stack()}
+			c.outcomes[i] = outcome[U]{panic: p}
+			c.panicked.CompareAndSwap(nil, p)
 		}
 	}()
 	if err := c.workCtx.Err(); err != nil {

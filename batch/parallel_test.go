@@ -1,9 +1,11 @@
 package batch_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
@@ -242,4 +244,105 @@ func TestProcessWorkersProcessAhead(t *testing.T) {
 	require.Equal(t, want, w.all(), "every item written once, in order")
 	n, _ := processed.Load(15)
 	require.Equal(t, int32(2), n.(*atomic.Int32).Load(), "processed ahead, then again after the restart")
+}
+
+// TestProcessWorkersPanicInOrder: a panic on an item is raised when the
+// step gets to that item, as on one goroutine — an item before it that
+// fails the step with a no-rollback error still commits the items before
+// it, and the step fails at that item.
+func TestProcessWorkersPanicInOrder(t *testing.T) {
+	t.Parallel()
+	errNoRB := errors.New("no rollback")
+	for _, workers := range []int{1, 3} {
+		repo := openSQLite(t, filepath.Join(t.TempDir(), "batch.db"))
+		w := &recordingWriter[int]{}
+		step, err := batch.NewChunkStep("work", batch.ChunkConfig[int, int]{
+			Reader: newStreamReader(30),
+			Processor: batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
+				switch i {
+				case 13:
+					return 0, errNoRB
+				case 17:
+					panic(fmt.Sprintf("boom at item %d", i))
+				}
+				return i, nil
+			}),
+			Writer: w, ChunkSize: 10, ProcessWorkers: workers, NoRollback: batch.MatchErrors(errNoRB),
+		})
+		require.NoError(t, err)
+		job, err := batch.NewJob("work", batch.JobConfig{Steps: []batch.Step{step}})
+		require.NoError(t, err)
+		exec, err := launchRun(t, mustLauncher(t, launcher.Config{Repository: repo}), job, nil)
+		require.Error(t, err)
+		require.Equal(t, seq(1, 12), w.all(), "workers %d: items 11-12 committed before the no-rollback item", workers)
+		require.Contains(t, exec.ExitStatus.Description, "item 13", "workers %d", workers)
+		require.NotContains(t, exec.ExitStatus.Description, "boom", "workers %d", workers)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes: a log
+// destination.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestProcessWorkersPanicAheadLogged: a panic on an item processed ahead is
+// logged when the step fails before it gets to the item — here at a fatal
+// read error met ahead in the same chunk.
+func TestProcessWorkersPanicAheadLogged(t *testing.T) {
+	t.Parallel()
+	repo := openSQLite(t, filepath.Join(t.TempDir(), "batch.db"))
+	logs := &lockedBuffer{}
+	panicked := make(chan struct{})
+	var once sync.Once
+	w := &recordingWriter[int]{fail: func(_ context.Context, _ int, items []int) error {
+		if items[0] == 1 { // the first chunk commits once item 12 was processed ahead
+			select {
+			case <-panicked:
+			case <-time.After(10 * time.Second):
+				return errors.New("item 12 was not processed ahead")
+			}
+		}
+		return nil
+	}}
+	r := newStreamReader(30)
+	r.block = func(_ context.Context, i int) error {
+		if i == 14 { // item 15
+			return errors.New("fatal read error")
+		}
+		return nil
+	}
+	step, err := batch.NewChunkStep("work", batch.ChunkConfig[int, int]{
+		Reader: r,
+		Processor: batch.ProcessorFunc[int, int](func(_ context.Context, i int) (int, error) {
+			if i == 12 {
+				defer once.Do(func() { close(panicked) })
+				panic(fmt.Sprintf("boom at item %d", i))
+			}
+			return i, nil
+		}),
+		Writer: w, ChunkSize: 10, ProcessWorkers: 2, ReadAhead: true, ReadRetry: batch.NoErrors,
+	})
+	require.NoError(t, err)
+	job, err := batch.NewJob("work", batch.JobConfig{Steps: []batch.Step{step}})
+	require.NoError(t, err)
+	l := mustLauncher(t, launcher.Config{Repository: repo, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	_, err = launchRun(t, l, job, nil)
+	require.ErrorContains(t, err, "fatal read error")
+	require.Equal(t, seq(1, 10), w.all())
+	require.Contains(t, logs.String(), "boom at item 12")
+	require.Contains(t, logs.String(), "the processor panicked on an item the step did not get to")
 }
