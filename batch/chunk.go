@@ -999,12 +999,12 @@ func (c *chunk[T, U]) apply(ctx context.Context, i int, out U, err error) error 
 // that the pool goes on working while the chunk before is applied, written
 // and committed.
 type processPool[T, U any] struct {
-	mu     sync.Mutex
-	more   sync.Cond      // broadcast when a chunk is queued or the pool stops
-	queue  []*chunk[T, U] // the chunks with items to take, oldest first
-	closed bool
-	wg     sync.WaitGroup
-	queued atomic.Int64 // how many times a chunk was queued, or the pool stopped
+	mu      sync.Mutex
+	more    sync.Cond      // broadcast when a chunk is queued or the pool stops
+	queue   []*chunk[T, U] // the chunks with items to take, oldest first
+	closed  bool
+	wg      sync.WaitGroup
+	changes atomic.Int64 // how many times a chunk was queued, or the pool stopped
 }
 
 // spinFor is how long a processing goroutine, or the step's goroutine
@@ -1061,11 +1061,11 @@ func (p *processPool[T, U]) take() *chunk[T, U] {
 		if p.closed {
 			return nil
 		}
-		seen := p.queued.Load()
+		seen := p.changes.Load()
 		p.mu.Unlock()
-		more := spin(func() bool { return p.queued.Load() != seen })
+		more := spin(func() bool { return p.changes.Load() != seen })
 		p.mu.Lock()
-		if !more && p.queued.Load() == seen {
+		if !more && p.changes.Load() == seen {
 			p.more.Wait()
 		}
 	}
@@ -1078,7 +1078,7 @@ func (p *processPool[T, U]) enqueue(c *chunk[T, U]) {
 		c.queued = true
 		p.queue = append(p.queue, c)
 	}
-	p.queued.Add(1)
+	p.changes.Add(1)
 	p.more.Broadcast() // a chunk has work for all of them
 }
 
@@ -1086,7 +1086,7 @@ func (p *processPool[T, U]) enqueue(c *chunk[T, U]) {
 func (p *processPool[T, U]) stop() {
 	p.mu.Lock()
 	p.closed = true
-	p.queued.Add(1)
+	p.changes.Add(1)
 	p.more.Broadcast()
 	p.mu.Unlock()
 	p.wg.Wait()

@@ -360,19 +360,35 @@ func parseByHand(in io.Reader, header bool, chunk int, load func(rows []handPers
 	return nil
 }
 
+// handTable creates the loader's table: the example's, named hand_people.
+var handTable = strings.Replace(createTable, "IF NOT EXISTS people", "hand_people", 1)
+
+// freshHandTables drops the loader's table, made by each load, and makes
+// its progress table anew with a row at 0 for each job.
+func freshHandTables(db *sqlx.DB, jobs ...string) error {
+	for _, q := range []string{`DROP TABLE IF EXISTS hand_people`, `DROP TABLE IF EXISTS hand_progress`,
+		`CREATE TABLE hand_progress (job TEXT PRIMARY KEY, done BIGINT NOT NULL)`} {
+		if _, err := db.Exec(q); err != nil {
+			return err
+		}
+	}
+	for _, job := range jobs {
+		if _, err := db.Exec(`INSERT INTO hand_progress VALUES ($1, 0)`, job); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // copyByHand loads the file into a fresh table with a COPY per chunk and
 // the progress row updated in the same transaction.
 func copyByHand(db *sqlx.DB, input string, chunk int) (time.Duration, error) {
-	for _, q := range []string{`DROP TABLE IF EXISTS hand_people`, `DROP TABLE IF EXISTS hand_progress`,
-		`CREATE TABLE hand_progress (job TEXT PRIMARY KEY, done BIGINT NOT NULL)`,
-		`INSERT INTO hand_progress VALUES ('import', 0)`} {
-		if _, err := db.Exec(q); err != nil {
-			return 0, err
-		}
+	if err := freshHandTables(db, "import"); err != nil {
+		return 0, err
 	}
 	return timed(func() error {
 		// The table is made by the load, as the job's first step does.
-		if _, err := db.Exec(strings.Replace(createTable, "IF NOT EXISTS people", "hand_people", 1)); err != nil {
+		if _, err := db.Exec(handTable); err != nil {
 			return err
 		}
 		return copyChunks(db, input, chunk)
@@ -410,12 +426,8 @@ func copyChunks(db *sqlx.DB, input string, chunk int) error {
 
 // copyFromByHand is copyByHand on a pgx connection, with pgx's CopyFrom.
 func copyFromByHand(db *sqlx.DB, dsn, input string, chunk int) (time.Duration, error) {
-	for _, q := range []string{`DROP TABLE IF EXISTS hand_people`, `DROP TABLE IF EXISTS hand_progress`,
-		`CREATE TABLE hand_progress (job TEXT PRIMARY KEY, done BIGINT NOT NULL)`,
-		`INSERT INTO hand_progress VALUES ('import', 0)`} {
-		if _, err := db.Exec(q); err != nil {
-			return 0, err
-		}
+	if err := freshHandTables(db, "import"); err != nil {
+		return 0, err
 	}
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -424,7 +436,7 @@ func copyFromByHand(db *sqlx.DB, dsn, input string, chunk int) (time.Duration, e
 	}
 	defer conn.Close(ctx)
 	return timed(func() error {
-		if _, err := conn.Exec(ctx, strings.Replace(createTable, "IF NOT EXISTS people", "hand_people", 1)); err != nil {
+		if _, err := conn.Exec(ctx, handTable); err != nil {
 			return err
 		}
 		return readByHand(input, chunk, func(rows []handPerson, done int64) error {
@@ -461,11 +473,12 @@ func copyFromChunk(ctx context.Context, conn *pgx.Conn, rows []handPerson, job s
 // partitioned load written by hand, for what two connections can reach on
 // the machine at all.
 func copyFromInParts(db *sqlx.DB, dsn, input string, chunk, parts int) (time.Duration, error) {
-	for _, q := range []string{`DROP TABLE IF EXISTS hand_people`, `DROP TABLE IF EXISTS hand_progress`,
-		`CREATE TABLE hand_progress (job TEXT PRIMARY KEY, done BIGINT NOT NULL)`} {
-		if _, err := db.Exec(q); err != nil {
-			return 0, err
-		}
+	jobs := make([]string, parts)
+	for i := range jobs {
+		jobs[i] = fmt.Sprintf("import-%d", i)
+	}
+	if err := freshHandTables(db, jobs...); err != nil {
+		return 0, err
 	}
 	cuts, err := cutLines(input, parts)
 	if err != nil {
@@ -478,12 +491,9 @@ func copyFromInParts(db *sqlx.DB, dsn, input string, chunk, parts int) (time.Dur
 			return 0, err
 		}
 		defer conns[i].Close(ctx)
-		if _, err := db.Exec(`INSERT INTO hand_progress VALUES ($1, 0)`, fmt.Sprintf("import-%d", i)); err != nil {
-			return 0, err
-		}
 	}
 	return timed(func() error {
-		if _, err := db.Exec(strings.Replace(createTable, "IF NOT EXISTS people", "hand_people", 1)); err != nil {
+		if _, err := db.Exec(handTable); err != nil {
 			return err
 		}
 		var g errgroup.Group
@@ -496,7 +506,7 @@ func copyFromInParts(db *sqlx.DB, dsn, input string, chunk, parts int) (time.Dur
 				defer f.Close()
 				part := io.NewSectionReader(f, cuts[i], cuts[i+1]-cuts[i])
 				return parseByHand(part, i == 0, chunk, func(rows []handPerson, done int64) error {
-					return copyFromChunk(ctx, conn, rows, fmt.Sprintf("import-%d", i), done)
+					return copyFromChunk(ctx, conn, rows, jobs[i], done)
 				})
 			})
 		}
